@@ -1,0 +1,205 @@
+"""Name registries for pipeline steps, source readers, sample writers and rewards.
+
+A *step* is a pure function ``fn(df, ctx, *, param: T = default, ...) -> pl.DataFrame``.
+Its keyword-only, annotated parameters become a pydantic model, so a spec that passes an
+unknown key or a value of the wrong type fails on load with a message naming the key.
+
+A *source* is ``fn(ctx, *, root: Path, param: T = default, ...) -> pl.DataFrame``; it is
+located by the environment variable ``<NAME>_ROOT`` (``env``) and may ship a ``sample``
+writer so that the demo needs no download.
+
+A *reward* is ``fn(completions: Sequence[str], solutions: Sequence[str], **params) -> np.ndarray``
+returning one float per completion; the gold completion of a row scores ``max_score``.
+"""
+
+from __future__ import annotations
+
+import inspect
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+from pydantic import BaseModel, ConfigDict, ValidationError, create_model
+
+from .errors import SpecError
+
+__all__ = [
+    "StepInfo",
+    "SourceInfo",
+    "RewardInfo",
+    "step",
+    "source",
+    "reward",
+    "get_step",
+    "get_source",
+    "get_reward",
+    "STEPS",
+    "SOURCES",
+    "REWARDS",
+    "params_model",
+    "validate_params",
+]
+
+
+def params_model(fn: Callable[..., Any], name: str, skip: int) -> type[BaseModel]:
+    """Build a strict pydantic model from the keyword-only parameters of ``fn``."""
+    fields: dict[str, Any] = {}
+    sig = inspect.signature(fn)
+    hints = inspect.get_annotations(fn, eval_str=True)
+    for i, (pname, p) in enumerate(sig.parameters.items()):
+        if i < skip or p.kind is not inspect.Parameter.KEYWORD_ONLY:
+            continue
+        ann = hints.get(pname, Any)
+        default = ... if p.default is inspect.Parameter.empty else p.default
+        fields[pname] = (ann, default)
+    model = create_model(  # type: ignore[call-overload]
+        f"{name}_params",
+        __config__=ConfigDict(extra="forbid", arbitrary_types_allowed=True),
+        **fields,
+    )
+    return model
+
+
+def validate_params(model: type[BaseModel], params: dict[str, Any], where: str) -> dict[str, Any]:
+    """Validate ``params`` against ``model``; raise SpecError naming ``where`` and the key."""
+    try:
+        obj = model.model_validate(params)
+    except ValidationError as exc:
+        allowed = ", ".join(sorted(model.model_fields)) or "(none)"
+        msgs = []
+        for err in exc.errors():
+            key = ".".join(str(p) for p in err["loc"]) or "?"
+            if err["type"] == "extra_forbidden":
+                msgs.append(f"unknown key '{key}' (allowed: {allowed})")
+            elif err["type"] == "missing":
+                msgs.append(f"missing required key '{key}'")
+            else:
+                msgs.append(f"bad value for '{key}': {err['msg'].lower()} (got {err.get('input')!r})")
+        raise SpecError(f"{where}: " + "; ".join(msgs)) from None
+    return {k: getattr(obj, k) for k in model.model_fields}
+
+
+@dataclass(frozen=True)
+class StepInfo:
+    name: str
+    fn: Callable[..., Any]
+    params: type[BaseModel]
+    doc: str
+
+
+@dataclass(frozen=True)
+class SourceInfo:
+    name: str
+    fn: Callable[..., Any]
+    params: type[BaseModel]
+    env: str
+    doc: str
+    sample: Callable[[Path], None] | None = None
+    fingerprint: Callable[..., list[Path]] | None = None
+
+
+@dataclass(frozen=True)
+class RewardInfo:
+    name: str
+    fn: Callable[..., Any]
+    params: type[BaseModel]
+    doc: str
+    max_score: float = 1.0
+    tasks: tuple[str, ...] = field(default_factory=tuple)
+
+
+STEPS: dict[str, StepInfo] = {}
+SOURCES: dict[str, SourceInfo] = {}
+REWARDS: dict[str, RewardInfo] = {}
+
+
+def _doc(fn: Callable[..., Any]) -> str:
+    return (inspect.getdoc(fn) or "").split("\n\n")[0].replace("\n", " ")
+
+
+def step(name: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """Register ``fn(df, ctx, *, ...)`` as the pipeline step ``name``."""
+
+    def deco(fn: Callable[..., Any]) -> Callable[..., Any]:
+        if name in STEPS and STEPS[name].fn is not fn:
+            raise ValueError(f"step '{name}' is registered twice")
+        STEPS[name] = StepInfo(name, fn, params_model(fn, name, skip=2), _doc(fn))
+        return fn
+
+    return deco
+
+
+def source(
+    name: str,
+    *,
+    env: str,
+    sample: Callable[[Path], None] | None = None,
+    fingerprint: Callable[..., list[Path]] | None = None,
+) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """Register ``fn(ctx, *, root, ...)`` as the source reader ``name``.
+
+    ``env`` is the environment variable that locates the source (``MP16_ROOT``);
+    ``sample(dir)`` writes a small copy in the real layout; ``fingerprint(root, **params)``
+    lists the input files whose size and mtime decide whether a build is up to date
+    (default: every file under ``root``).
+    """
+
+    def deco(fn: Callable[..., Any]) -> Callable[..., Any]:
+        SOURCES[name] = SourceInfo(
+            name, fn, params_model(fn, name, skip=1), env, _doc(fn), sample, fingerprint
+        )
+        return fn
+
+    return deco
+
+
+def reward(
+    name: str, *, max_score: float = 1.0, tasks: tuple[str, ...] = ()
+) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """Register a batch reward ``fn(completions, solutions, **params) -> np.ndarray``.
+
+    ``tasks`` lists the dataset ``task`` values this reward scores by default.
+    """
+
+    def deco(fn: Callable[..., Any]) -> Callable[..., Any]:
+        REWARDS[name] = RewardInfo(
+            name, fn, params_model(fn, name, skip=2), _doc(fn), max_score, tuple(tasks)
+        )
+        return fn
+
+    return deco
+
+
+def _load_all() -> None:
+    # Importing the packages registers their members.
+    from . import rewards, sources, steps  # noqa: F401
+
+
+def _get(table: dict[str, Any], kind: str, name: str) -> Any:
+    _load_all()
+    if name not in table:
+        allowed = ", ".join(sorted(table))
+        raise SpecError(f"unknown {kind} '{name}' (allowed: {allowed})")
+    return table[name]
+
+
+def get_step(name: str) -> StepInfo:
+    return _get(STEPS, "step", name)
+
+
+def get_source(name: str) -> SourceInfo:
+    return _get(SOURCES, "source", name)
+
+
+def get_reward(name: str) -> RewardInfo:
+    return _get(REWARDS, "reward", name)
+
+
+def reward_for_task(task: str) -> RewardInfo:
+    """The reward registered for dataset rows whose ``task`` column is ``task``."""
+    _load_all()
+    for info in REWARDS.values():
+        if task in info.tasks:
+            return info
+    known = sorted({t for r in REWARDS.values() for t in r.tasks})
+    raise SpecError(f"no reward for task '{task}' (tasks with a reward: {', '.join(known)})")

@@ -1,0 +1,271 @@
+"""Pipeline specs: one YAML file per dataset.
+
+A spec names its sources, an ordered list of steps and the output layout::
+
+    name: mp16-rand-500k
+    seed: 42
+    sources:
+      mp16: {reader: mp16}            # located by MP16_ROOT, else the embedded sample
+    steps:
+      - step: validate_coords
+      - step: sample                  # --set sample.n=1000 overrides n
+        n: ${SAMPLE_N:-500000}
+    output: {shard_max_mb: 500}
+
+Strings may use ``${VAR}`` and ``${VAR:-default}``; a value that is only an interpolation is
+re-read as YAML, so ``n: ${N:-5}`` is the integer 5. ``--set a.b=value`` overrides any value:
+the first component is a top-level key (``seed``, ``output``, ``sources`` ...) or a step id.
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import json
+import os
+import re
+from pathlib import Path
+from typing import Any, Iterable
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from .errors import SpecError
+from .registry import get_source, get_step, validate_params
+
+__all__ = ["Spec", "StepSpec", "SourceSpec", "OutputSpec", "CardSpec", "load_spec", "find_spec", "interpolate"]
+
+_VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
+
+
+def interpolate(value: Any, env: dict[str, str] | None = None, where: str = "") -> Any:
+    """Replace ``${VAR}`` / ``${VAR:-default}`` in every string of ``value``."""
+    env = os.environ if env is None else env
+    if isinstance(value, dict):
+        return {k: interpolate(v, env, f"{where}.{k}" if where else str(k)) for k, v in value.items()}
+    if isinstance(value, list):
+        return [interpolate(v, env, f"{where}[{i}]") for i, v in enumerate(value)]
+    if not isinstance(value, str) or "${" not in value:
+        return value
+
+    def sub(m: re.Match[str]) -> str:
+        var, default = m.group(1), m.group(2)
+        if var in env and env[var] != "":
+            return env[var]
+        if default is not None:
+            return default
+        raise SpecError(f"{where}: environment variable {var} is not set and has no default")
+
+    whole = _VAR.fullmatch(value)
+    out = _VAR.sub(sub, value)
+    if whole:
+        return yaml.safe_load(out) if out != "" else None
+    return out
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class SourceSpec(BaseModel):
+    """One source: ``reader`` (registered name), optional ``root``, reader params."""
+
+    model_config = ConfigDict(extra="allow")
+    reader: str
+    root: str | None = None
+
+    @property
+    def params(self) -> dict[str, Any]:
+        return dict(self.model_extra or {})
+
+
+class StepSpec(BaseModel):
+    """One step: ``step`` (registered name), optional ``id`` (default: the name), params."""
+
+    model_config = ConfigDict(extra="allow")
+    step: str
+    id: str | None = None
+
+    @property
+    def params(self) -> dict[str, Any]:
+        return dict(self.model_extra or {})
+
+    @property
+    def key(self) -> str:
+        return self.id or self.step
+
+
+class OutputSpec(_Strict):
+    """Layout of the written dataset."""
+
+    shard_max_mb: float = Field(500, gt=0, description="largest Parquet shard, MB")
+    row_group_rows: int = Field(256, gt=0, description="rows per Parquet row group")
+    config_by: str | None = Field(None, description="column whose values become configs")
+    split_by: str | None = Field(None, description="column whose values become splits")
+    split: str = Field("train", description="split name when split_by is unset")
+    default_config: str = "default"
+    check_images: bool = Field(True, description="decode every image; drop undecodable ones")
+    metadata_columns: list[str] | None = Field(
+        None, description="columns kept besides the schema columns (default: all)"
+    )
+
+
+class CardSpec(_Strict):
+    """Dataset-card facts."""
+
+    pretty_name: str | None = None
+    description: str = ""
+    license: str = "other"
+    source_datasets: list[str] = Field(default_factory=list)
+    task_categories: list[str] = Field(default_factory=lambda: ["image-text-to-text"])
+    citations: list[str] = Field(default_factory=list)
+    tags: list[str] = Field(default_factory=lambda: ["geospatial", "geolocation"])
+
+
+class Spec(_Strict):
+    name: str = Field(pattern=r"^[a-z0-9][a-z0-9._-]*$")
+    description: str = ""
+    seed: int = 0
+    sources: dict[str, SourceSpec]
+    input: str | None = None
+    steps: list[StepSpec] = Field(default_factory=list)
+    output: OutputSpec = Field(default_factory=OutputSpec)
+    card: CardSpec = Field(default_factory=CardSpec)
+
+    #: the YAML file the spec came from
+    path: Path | None = Field(default=None, exclude=True)
+
+    @property
+    def input_name(self) -> str:
+        return self.input or next(iter(self.sources))
+
+    def step_keys(self) -> list[str]:
+        return [s.key for s in self.steps]
+
+    def canonical(self) -> dict[str, Any]:
+        return self.model_dump(mode="json", exclude={"path"})
+
+    def fingerprint(self) -> str:
+        """sha256 of the resolved spec (after interpolation and overrides)."""
+        blob = json.dumps(self.canonical(), sort_keys=True, separators=(",", ":"))
+        return hashlib.sha256(blob.encode()).hexdigest()
+
+
+def _parse_value(text: str) -> Any:
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError:
+        return text
+
+
+def apply_overrides(raw: dict[str, Any], sets: Iterable[str], where: str) -> dict[str, Any]:
+    """Apply ``key.path=value`` overrides to the raw spec mapping."""
+    raw = copy.deepcopy(raw)
+    top = set(Spec.model_fields) - {"path"}
+    for item in sets:
+        if "=" not in item:
+            raise SpecError(f"{where}: --set '{item}' is not of the form key=value")
+        key, _, text = item.partition("=")
+        parts = key.strip().split(".")
+        value = _parse_value(text)
+        if parts[0] in top:
+            target: Any = raw
+            for p in parts[:-1]:
+                if not isinstance(target, dict):
+                    raise SpecError(f"{where}: --set '{key}': '{p}' is not a mapping")
+                target = target.setdefault(p, {})
+            if not isinstance(target, dict):
+                raise SpecError(f"{where}: --set '{key}' does not address a mapping")
+            target[parts[-1]] = value
+            continue
+        steps = raw.get("steps") or []
+        ids = [s.get("id") or s.get("step") for s in steps if isinstance(s, dict)]
+        if parts[0] not in ids:
+            raise SpecError(
+                f"{where}: --set '{key}': '{parts[0]}' is neither a top-level key "
+                f"({', '.join(sorted(top))}) nor a step id ({', '.join(map(str, ids))})"
+            )
+        if len(parts) < 2:
+            raise SpecError(f"{where}: --set '{key}' must name a step parameter, e.g. {parts[0]}.n")
+        target = steps[ids.index(parts[0])]
+        for p in parts[1:-1]:
+            target = target.setdefault(p, {})
+        target[parts[-1]] = value
+    return raw
+
+
+def find_spec(name_or_path: str | Path, search: Iterable[Path] | None = None) -> Path:
+    """Locate ``pipelines/<name>.yaml`` (or accept a path to a YAML file)."""
+    p = Path(name_or_path)
+    if p.suffix in (".yaml", ".yml"):
+        if not p.exists():
+            raise SpecError(f"spec file {p} does not exist")
+        return p
+    dirs = list(search) if search is not None else pipeline_dirs()
+    for d in dirs:
+        cand = d / f"{name_or_path}.yaml"
+        if cand.exists():
+            return cand
+    known = sorted({f.stem for d in dirs if d.is_dir() for f in d.glob("*.yaml")})
+    raise SpecError(f"unknown pipeline '{name_or_path}' (known: {', '.join(known) or 'none'})")
+
+
+def pipeline_dirs() -> list[Path]:
+    """Where pipelines are looked up: $GEODATA_PIPELINES, ./pipelines, the repo's pipelines/."""
+    dirs = []
+    if os.environ.get("GEODATA_PIPELINES"):
+        dirs.append(Path(os.environ["GEODATA_PIPELINES"]))
+    dirs.append(Path.cwd() / "pipelines")
+    repo = Path(__file__).resolve().parent.parent / "pipelines"
+    if repo not in dirs:
+        dirs.append(repo)
+    return dirs
+
+
+def load_spec(
+    name_or_path: str | Path, sets: Iterable[str] = (), env: dict[str, str] | None = None
+) -> Spec:
+    """Read, interpolate, override and validate a spec; every error names the file and key."""
+    path = find_spec(name_or_path)
+    where = str(path)
+    try:
+        raw = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as exc:
+        raise SpecError(f"{where}: invalid YAML: {str(exc).splitlines()[0]}") from None
+    if not isinstance(raw, dict):
+        raise SpecError(f"{where}: a spec must be a mapping with name, sources and steps")
+    raw = apply_overrides(raw, sets, where)
+    raw = interpolate(raw, env, "")
+    try:
+        spec = Spec.model_validate(raw)
+    except ValidationError as exc:
+        msgs = []
+        for err in exc.errors():
+            key = ".".join(str(p) for p in err["loc"])
+            if err["type"] == "extra_forbidden":
+                msgs.append(f"unknown key '{key}'")
+            else:
+                msgs.append(f"'{key}': {err['msg'].lower()}")
+        raise SpecError(f"{where}: " + "; ".join(msgs)) from None
+    spec.path = path
+    # validate readers and steps against the registry (unknown names, unknown params, types)
+    for sname, src in spec.sources.items():
+        info = get_source(src.reader)
+        try:
+            params = validate_params(info.params, src.params, f"{where}: sources.{sname}")
+        except SpecError:
+            raise
+        src.__pydantic_extra__ = params  # normalized values
+    seen: set[str] = set()
+    for i, st in enumerate(spec.steps):
+        try:
+            info = get_step(st.step)
+        except SpecError as exc:
+            raise SpecError(f"{where}: steps[{i}]: {exc}") from None
+        if st.key in seen:
+            raise SpecError(f"{where}: steps[{i}]: duplicate step id '{st.key}' (give it an 'id')")
+        seen.add(st.key)
+        st.__pydantic_extra__ = validate_params(info.params, st.params, f"{where}: steps[{i}] ({st.key})")
+    if spec.input_name not in spec.sources:
+        raise SpecError(f"{where}: input '{spec.input_name}' is not a source ({sorted(spec.sources)})")
+    return spec
