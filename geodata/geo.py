@@ -6,6 +6,7 @@ All angles are degrees; distances are kilometres on a sphere of radius ``r``
 
 from __future__ import annotations
 
+import numexpr as ne
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
@@ -39,12 +40,13 @@ def haversine(
     >>> round(float(haversine(48.8566, 2.3522, 51.5074, -0.1278)), 1)
     343.6
     """
-    p1 = np.radians(_f64(lat1))
-    p2 = np.radians(_f64(lat2))
-    dphi = p2 - p1
-    dlmb = np.radians(_f64(lon2) - _f64(lon1))
-    a = np.sin(dphi * 0.5) ** 2 + np.cos(p1) * np.cos(p2) * np.sin(dlmb * 0.5) ** 2
-    return 2.0 * r * np.arcsin(np.sqrt(np.clip(a, 0.0, 1.0)))
+    # numexpr evaluates the whole expression in one multi-threaded, cache-blocked pass.
+    a1, o1, a2, o2 = _f64(lat1), _f64(lon1), _f64(lat2), _f64(lon2)
+    k = np.pi / 360.0  # half a degree in radians
+    h = ne.evaluate(
+        "sin((a2 - a1) * k) ** 2 + cos(a1 * 2 * k) * cos(a2 * 2 * k) * sin((o2 - o1) * k) ** 2"
+    )
+    return ne.evaluate("2.0 * r * arcsin(sqrt(where(h > 1.0, 1.0, h)))")
 
 
 def haversine_matrix(
@@ -77,8 +79,11 @@ def to_unit(lat: ArrayLike, lon: ArrayLike) -> NDArray[np.float64]:
     """Unit vectors (n, 3) on the sphere for degree coordinates."""
     la = np.radians(_f64(lat))
     lo = np.radians(_f64(lon))
-    c = np.cos(la)
-    return np.stack([c * np.cos(lo), c * np.sin(lo), np.sin(la)], axis=-1)
+    out = np.empty(la.shape + (3,), dtype=np.float64)
+    ne.evaluate("cos(la) * cos(lo)", out=out[..., 0])
+    ne.evaluate("cos(la) * sin(lo)", out=out[..., 1])
+    ne.evaluate("sin(la)", out=out[..., 2])
+    return out
 
 
 def from_unit(xyz: ArrayLike) -> tuple[NDArray[np.float64], NDArray[np.float64]]:

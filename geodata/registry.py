@@ -41,13 +41,15 @@ __all__ = [
 ]
 
 
-def params_model(fn: Callable[..., Any], name: str, skip: int) -> type[BaseModel]:
+def params_model(
+    fn: Callable[..., Any], name: str, skip: int, exclude: tuple[str, ...] = ()
+) -> type[BaseModel]:
     """Build a strict pydantic model from the keyword-only parameters of ``fn``."""
     fields: dict[str, Any] = {}
     sig = inspect.signature(fn)
     hints = inspect.get_annotations(fn, eval_str=True)
     for i, (pname, p) in enumerate(sig.parameters.items()):
-        if i < skip or p.kind is not inspect.Parameter.KEYWORD_ONLY:
+        if i < skip or p.kind is not inspect.Parameter.KEYWORD_ONLY or pname in exclude:
             continue
         ann = hints.get(pname, Any)
         default = ... if p.default is inspect.Parameter.empty else p.default
@@ -146,7 +148,7 @@ def source(
 
     def deco(fn: Callable[..., Any]) -> Callable[..., Any]:
         SOURCES[name] = SourceInfo(
-            name, fn, params_model(fn, name, skip=1), env, _doc(fn), sample, fingerprint
+            name, fn, params_model(fn, name, skip=1, exclude=("root",)), env, _doc(fn), sample, fingerprint
         )
         return fn
 

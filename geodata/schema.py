@@ -139,3 +139,21 @@ def check_core_columns(columns: Sequence[str], where: str) -> None:
             f"{where}: rows lack the schema columns {missing} (expected {list(CORE_COLUMNS)}, "
             f"found {list(columns)})"
         )
+
+
+def decimal_expr(col: pl.Expr | str, decimals: int = 6) -> pl.Expr:
+    """Fixed-point text of a float column, e.g. ``-0.127800`` (vectorized, no Python loop).
+
+    Examples
+    --------
+    >>> import polars as pl
+    >>> pl.DataFrame({"x": [48.8566, -0.1278, -0.0000001]}).select(decimal_expr("x"))["x"].to_list()
+    ['48.856600', '-0.127800', '0.000000']
+    """
+    c = pl.col(col) if isinstance(col, str) else col
+    scale = 10**decimals
+    micro = (c.abs() * scale).round(0).cast(pl.Int64)
+    sign = pl.when((c < 0) & (micro > 0)).then(pl.lit("-")).otherwise(pl.lit(""))
+    whole = (micro // scale).cast(pl.String)
+    frac = (micro % scale).cast(pl.String).str.zfill(decimals)
+    return pl.concat_str([sign, whole, pl.lit("."), frac])

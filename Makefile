@@ -1,0 +1,55 @@
+# geodata — every target installs what it needs into .venv first.
+SHELL := /bin/bash
+PY ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+export OMP_NUM_THREADS ?= 1
+export HF_HUB_OFFLINE ?= 1
+export PYTHONHASHSEED := 0
+
+SET ?=
+SET_ARGS := $(foreach s,$(SET),--set $(s))
+
+.PHONY: help install install-dev install-train demo test bench sample-data catalog clean \
+        mp16-rand-500k
+
+help:
+	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | column -t -s $$'\t'
+
+$(BIN)/python:
+	$(PY) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+
+$(VENV)/.installed: pyproject.toml | $(BIN)/python
+	$(BIN)/pip install -q -e .
+	touch $@
+
+$(VENV)/.installed-dev: pyproject.toml | $(BIN)/python
+	# torch is pinned to the CPU wheel first so nothing pulls CUDA builds.
+	$(BIN)/pip install -q "torch==2.13.0"
+	$(BIN)/pip install -q -e '.[dev,train]'
+	touch $(VENV)/.installed $@
+
+install: $(VENV)/.installed ## install geodata into .venv
+install-dev: $(VENV)/.installed-dev ## install geodata with the dev and train extras (CPU torch)
+
+sample-data: install ## write the embedded sample sources under data/samples
+	$(BIN)/geodata sample-data
+
+demo: install ## build every dataset at sample scale and print a summary
+	$(BIN)/geodata demo
+
+test: install-dev ## run the test suite (offline, CPU)
+	$(BIN)/python -m pytest tests
+
+bench: install ## benchmarks (not tests); results go to docs/benchmarks.md
+	$(BIN)/python -m geodata.bench
+
+catalog: install ## list the source datasets geodata knows
+	$(BIN)/geodata catalog
+
+mp16-rand-500k: install ## MP16-Rand-500K (MP16_ROOT=/data/mp16, SET="sample.n=1000")
+	$(BIN)/geodata build mp16-rand-500k $(SET_ARGS)
+
+clean: ## remove built datasets and samples (keeps .venv)
+	rm -rf datasets data/samples

@@ -1,0 +1,43 @@
+"""Live progress for builds (rich), quiet when disabled or not a terminal."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+
+
+class BuildProgress:
+    def __init__(self, name: str, enabled: bool = True) -> None:
+        self.enabled = enabled
+        self.name = name
+        self._p: Progress | None = None
+        self._stage: Any = None
+        self._rows: Any = None
+
+    def __enter__(self) -> "BuildProgress":
+        if self.enabled:
+            self._p = Progress(
+                SpinnerColumn(), TextColumn("[bold]{task.description}"), BarColumn(),
+                MofNCompleteColumn(), TimeElapsedColumn(), console=Console(stderr=True), transient=True,
+            )
+            self._p.__enter__()
+            self._stage = self._p.add_task(f"{self.name}: starting", total=None)
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        if self._p is not None:
+            self._p.__exit__(*exc)
+
+    def stage(self, label: str) -> None:
+        if self._p is not None:
+            self._p.update(self._stage, description=f"{self.name}: {label}")
+
+    def start_rows(self, total: int) -> None:
+        if self._p is not None:
+            self._rows = self._p.add_task("rows written", total=total)
+
+    def advance(self, n: int) -> None:
+        if self._p is not None and self._rows is not None:
+            self._p.advance(self._rows, n)

@@ -1,0 +1,143 @@
+"""GeoChat-Instruct (LLaVA ``conversations``) passed through into the EO tasks.
+
+Layout: ``<root>/GeoChat_Instruct.json`` (a list of ``{"id", "image", "conversations":
+[{"from": "human", "value": "<image>\\n[refer] ..."}, {"from": "gpt", "value": "..."}, ...]}``)
+and the images under ``<root>/images/<image>``.
+
+Every (human, gpt) turn pair becomes one row; ``<image>`` is removed from the question, which is
+otherwise kept verbatim (task token included). Boxes are GeoChat's own
+``{<x1><y1><x2><y2>|<θ>}`` on the 0–100 grid, which is the project convention already.
+
+Task of a pair (documented rule):
+
+* ``[refer]`` → ``referring`` (the boxes in the answer are the gold; an answer without a box is a
+  counted skip ``geochat: refer without box``);
+* ``[grounding]`` → ``image_caption`` (a grounded description; the caption reward ignores the
+  box tokens);
+* ``[identify]`` → ``region_caption``;
+* ``[vqa]`` → ``vqa``;
+* no token: a question asking to *classify* the image into given classes → ``scene_cls``; an
+  answer of at most four words → ``vqa``; anything longer → ``image_caption``.
+
+A record without ``image`` or ``conversations`` is an error naming its index; a missing image is
+a counted skip (``geochat: missing image``).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import polars as pl
+
+from ...context import Context
+from ...errors import SourceError
+from ...registry import source
+from .captions import load_json
+from .common import parse_boxes, sample_image
+
+__all__ = ["read_geochat", "geochat_task"]
+
+GEOCHAT_SCHEMA = {
+    "eo_family": pl.String,
+    "dataset": pl.String,
+    "split": pl.String,
+    "key": pl.String,
+    "image": pl.String,
+    "question": pl.String,
+    "answer": pl.String,
+    "task": pl.String,
+    "tag": pl.String,
+}
+
+_TAG = re.compile(r"\[(refer|grounding|identify|vqa)\]", re.I)
+_CLASSIFY = re.compile(r"\bclassif(y|ication)\b.*\bclass", re.I | re.S)
+
+
+def geochat_task(question: str, answer: str) -> tuple[str, str]:
+    """``(task, tag)`` of one GeoChat turn pair (see the module docstring).
+
+    Examples
+    --------
+    >>> geochat_task("[refer] where is the ship?", "{<1><2><3><4>|<0>}")
+    ('referring', 'refer')
+    >>> geochat_task("Classify the given image in one of the following classes. Classes: forest, river", "Forest")
+    ('scene_cls', '')
+    >>> geochat_task("Is there a bridge?", "Yes")
+    ('vqa', '')
+    """
+    m = _TAG.search(question)
+    tag = m.group(1).lower() if m else ""
+    if tag == "refer":
+        return "referring", tag
+    if tag == "grounding":
+        return "image_caption", tag
+    if tag == "identify":
+        return "region_caption", tag
+    if tag == "vqa":
+        return "vqa", tag
+    if _CLASSIFY.search(question):
+        return "scene_cls", tag
+    return ("vqa" if len(answer.split()) <= 4 else "image_caption"), tag
+
+
+@source("geochat_instruct", env="GEOCHAT_ROOT", sample=lambda d: write_geochat_sample(d))
+def read_geochat(ctx: Context, *, root: Path, json_name: str = "GeoChat_Instruct.json", image_dir: str = "images") -> pl.DataFrame:
+    """GeoChat-Instruct (~318 k instruction turns over DOTA, DIOR, FAIR1M, FloodNet, RSVQA, NWPU, UCM)."""
+    root = Path(root)
+    path = root / json_name
+    data = load_json(path)
+    if not isinstance(data, list):
+        raise SourceError(f"{path}: expected a list of conversations")
+    rows = []
+    for i, rec in enumerate(data):
+        if not isinstance(rec, dict) or "image" not in rec or not isinstance(rec.get("conversations"), list):
+            raise SourceError(f"{path}: [{i}]: record lacks 'image' or 'conversations'")
+        img = root / image_dir / rec["image"]
+        if not img.exists():
+            ctx.drop("geochat: missing image", 1)
+            continue
+        conv = rec["conversations"]
+        for t in range(0, len(conv) - 1, 2):
+            h, g = conv[t], conv[t + 1]
+            if h.get("from") != "human" or g.get("from") != "gpt":
+                raise SourceError(f"{path}: [{i}].conversations[{t}]: expected a human turn followed by a gpt turn")
+            q = re.sub(r"\s*<image>\s*", " ", str(h.get("value", ""))).strip()
+            a = str(g.get("value", "")).strip()
+            if not q or not a:
+                ctx.drop("geochat: empty turn", 1)
+                continue
+            task, tag = geochat_task(q, a)
+            if task == "referring" and not parse_boxes(a):
+                ctx.drop("geochat: refer without box", 1)
+                continue
+            rows.append({"eo_family": "geochat", "dataset": "geochat_instruct", "split": "train",
+                         "key": f"{rec.get('id', i)}-{t // 2}", "image": str(img.resolve()),
+                         "question": q, "answer": a, "task": task, "tag": tag})
+    return pl.DataFrame(rows, schema=GEOCHAT_SCHEMA)
+
+
+def write_geochat_sample(d: Path) -> None:
+    """``GeoChat_Instruct.json`` with one record per task token plus two untagged ones."""
+    d = Path(d)
+    recs = [
+        {"id": "P0003_0002", "image": "P0003_0002.png", "conversations": [
+            {"from": "human", "value": "<image>\n[refer] give me the location of <p>the large vehicle on the left</p>"},
+            {"from": "gpt", "value": "<p>the large vehicle on the left</p> {<8><20><30><41>|<-45>}"},
+            {"from": "human", "value": "[identify] {<60><62><90><92>|<0>}"},
+            {"from": "gpt", "value": "A roundabout at the bottom right of the image."}]},
+        {"id": "P0001_0000", "image": "P0001_0000.png", "conversations": [
+            {"from": "human", "value": "<image>\n[grounding] Describe the image in detail"},
+            {"from": "gpt", "value": "The image shows two <p>planes</p> {<10><13><30><27>|<0>} {<50><13><70><27>|<0>} parked near a <p>storage tank</p> {<5><67><25><93>|<0>}."}]},
+        {"id": "UCM_airplane00", "image": "airplane00.png", "conversations": [
+            {"from": "human", "value": "<image>\nClassify the given image in one of the following classes. Classes: airplane, beach, forest, river. \nAnswer in one word or a short phrase."},
+            {"from": "gpt", "value": "airplane"},
+            {"from": "human", "value": "Is there any vegetation in the image?"},
+            {"from": "gpt", "value": "No"}]},
+        {"id": "missing", "image": "not_there.png", "conversations": [
+            {"from": "human", "value": "<image>\nIs there a road?"}, {"from": "gpt", "value": "Yes"}]},
+    ]
+    for i, r in enumerate(recs[:3]):
+        sample_image(d / "images" / r["image"], (48, 48), 1100 + i, "PNG")
+    (d / "GeoChat_Instruct.json").write_text(json.dumps(recs, indent=1))

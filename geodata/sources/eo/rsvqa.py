@@ -1,0 +1,151 @@
+"""RSVQA low-resolution (Sentinel-2) and high-resolution (USGS) question answering.
+
+Layout (per split ``S``)::
+
+    <root>/<prefix>_S_questions.json   {"questions": [{"id", "img_id", "type", "question", "answers_ids", "active", ...}]}
+    <root>/<prefix>_S_answers.json     {"answers":   [{"id", "question_id", "answer", "active", ...}]}
+    <root>/<prefix>_S_images.json      {"images":    [{"id", "questions_ids", "active", ...}]}
+    <root>/<image_dir>/<img_id>.tif
+
+``prefix`` is ``LR_split`` with ``Images_LR`` for RSVQA-LR and ``USGS_split`` with ``Data`` for
+RSVQA-HR. Entries with ``active: false`` are dropped and counted (``rsvqa: inactive``);
+inactive questions may lack ``question``. An active question without text or without an active
+answer is a counted skip; a missing JSON file is an error naming it.
+
+Question types become the VQA subtypes ``presence``, ``comparison`` (``comp``),
+``rural_urban``, ``count`` and ``area``.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import polars as pl
+
+from ...context import Context
+from ...errors import SourceError
+from ...registry import source
+from .common import sample_image
+
+__all__ = ["read_rsvqa", "QTYPES"]
+
+QTYPES = {"presence": "presence", "comp": "comparison", "comparison": "comparison",
+          "rural_urban": "rural_urban", "count": "count", "area": "area"}
+
+VQA_SCHEMA = {
+    "eo_family": pl.String,
+    "dataset": pl.String,
+    "split": pl.String,
+    "qid": pl.String,
+    "image": pl.String,
+    "question": pl.String,
+    "answer": pl.String,
+    "qtype": pl.String,
+}
+
+
+def _load(path: Path, key: str) -> list[dict]:
+    if not path.exists():
+        raise SourceError(f"{path}: file not found")
+    try:
+        data = json.loads(path.read_text())
+    except json.JSONDecodeError as exc:
+        raise SourceError(f"{path}:{exc.lineno}: invalid JSON ({exc.msg.lower()})") from None
+    if not isinstance(data, dict) or not isinstance(data.get(key), list):
+        raise SourceError(f"{path}: expected a mapping with a '{key}' list")
+    return data[key]
+
+
+def read_rsvqa(ctx: Context, root: Path, dataset: str, prefix: str, image_dir: str, splits: list[str]) -> pl.DataFrame:
+    """Join questions, answers and images of every split into one row per active question."""
+    root = Path(root)
+    rows: list[dict] = []
+    for split in splits:
+        qs = _load(root / f"{prefix}_{split}_questions.json", "questions")
+        ans = _load(root / f"{prefix}_{split}_answers.json", "answers")
+        imgs = _load(root / f"{prefix}_{split}_images.json", "images")
+        active_img = {im["id"] for im in imgs if im.get("active", True)}
+        ctx.drop(f"{dataset}: inactive image", sum(1 for im in imgs if not im.get("active", True)))
+        ans_by_id = {a["id"]: a for a in ans if a.get("active", True)}
+        for q in qs:
+            if not q.get("active", True):
+                ctx.drop(f"{dataset}: inactive question", 1)
+                continue
+            if q.get("img_id") not in active_img:
+                ctx.drop(f"{dataset}: question of an inactive image", 1)
+                continue
+            text = (q.get("question") or "").strip()
+            answers = [ans_by_id[i]["answer"] for i in q.get("answers_ids", []) if i in ans_by_id]
+            if not text or not answers or not str(answers[0]).strip():
+                ctx.drop(f"{dataset}: question without text or answer", 1)
+                continue
+            img = root / image_dir / f"{q['img_id']}.tif"
+            if not img.exists():
+                ctx.drop(f"{dataset}: missing image", 1)
+                continue
+            qtype = QTYPES.get(str(q.get("type", "")).lower())
+            if qtype is None:
+                raise SourceError(f"{root / f'{prefix}_{split}_questions.json'}: question {q.get('id')}: unknown type '{q.get('type')}'")
+            rows.append({
+                "eo_family": "vqa", "dataset": dataset, "split": split, "qid": f"{split}-{q['id']}",
+                "image": str(img.resolve()), "question": text, "answer": str(answers[0]).strip(), "qtype": qtype,
+            })
+    return pl.DataFrame(rows, schema=VQA_SCHEMA)
+
+
+def _write_sample(d: Path, prefix: str, image_dir: str, qa: list[tuple[int, str, str, str, bool]], n_img: int) -> None:
+    d = Path(d)
+    for i in range(n_img):
+        sample_image(d / image_dir / f"{i}.tif", (32, 32), 700 + i + len(prefix), "TIFF")
+    questions, answers = [], []
+    by_img: dict[int, list[int]] = {}
+    for k, (img, qtype, question, answer, active) in enumerate(qa):
+        q = {"id": k, "date_added": 1577836800.0, "img_id": img, "people_id": 0, "type": qtype,
+             "answers_ids": [k], "active": active}
+        if active or k % 2 == 0:  # inactive entries may lack "question"
+            q["question"] = question
+        questions.append(q)
+        answers.append({"id": k, "date_added": 1577836800.0, "question_id": k, "people_id": 0,
+                        "answer": answer, "active": active})
+        by_img.setdefault(img, []).append(k)
+    images = [{"id": i, "date_added": 1577836800.0, "people_id": 0, "questions_ids": by_img.get(i, []),
+               "active": i != n_img - 1 or n_img == 1} for i in range(n_img)]
+    for name, key, obj in (("questions", "questions", questions), ("answers", "answers", answers), ("images", "images", images)):
+        (d / f"{prefix}_train_{name}.json").write_text(json.dumps({key: obj}))
+
+
+def write_lr_sample(d: Path) -> None:
+    """RSVQA-LR layout: ``LR_split_train_*.json`` and ``Images_LR/<id>.tif`` (256×256 in the real set)."""
+    _write_sample(d, "LR_split", "Images_LR", [
+        (0, "presence", "Is there a building?", "yes", True),
+        (0, "comp", "Are there more water areas than buildings?", "no", True),
+        (0, "rural_urban", "Is it a rural or an urban area", "rural", True),
+        (1, "count", "How many roads are there?", "12", True),
+        (1, "presence", "Is there a road?", "yes", False),
+        (1, "count", "How many buildings are there?", "3", False),
+        (2, "presence", "Is there a farmland?", "yes", True),  # image 2 is inactive
+    ], 3)
+
+
+def write_hr_sample(d: Path) -> None:
+    """RSVQA-HR layout: ``USGS_split_train_*.json`` and ``Data/<id>.tif`` (512×512 in the real set)."""
+    _write_sample(d, "USGS_split", "Data", [
+        (0, "presence", "Is there a residential building?", "yes", True),
+        (0, "area", "What is the area covered by buildings?", "1234m2", True),
+        (1, "count", "How many small roads are present in the image?", "4", True),
+        (1, "comp", "Is the number of roads equal to the number of buildings?", "no", True),
+        (1, "area", "What is the area covered by commercial buildings?", "0m2", False),
+    ], 3)
+
+
+@source("rsvqa_lr", env="RSVQA_LR_ROOT", sample=write_lr_sample)
+def read_rsvqa_lr(ctx: Context, *, root: Path, splits: list[str] = ["train"], image_dir: str = "Images_LR") -> pl.DataFrame:
+    """RSVQA-LR (Sentinel-2, 772 images, ~77 k questions): presence, comparison, rural/urban, count."""
+    return read_rsvqa(ctx, root, "rsvqa_lr", "LR_split", image_dir, list(splits))
+
+
+@source("rsvqa_hr", env="RSVQA_HR_ROOT", sample=write_hr_sample)
+def read_rsvqa_hr(ctx: Context, *, root: Path, splits: list[str] = ["train"], image_dir: str = "Data") -> pl.DataFrame:
+    """RSVQA-HR (USGS 15 cm, 10,659 images, ~1 M questions): presence, comparison, count, area."""
+    return read_rsvqa(ctx, root, "rsvqa_hr", "USGS_split", image_dir, list(splits))

@@ -1,0 +1,329 @@
+"""Training recipes: one YAML file per training run; hyper-parameters live here, not in code.
+
+A recipe has the sections ``model``, ``data``, ``train`` (shared trainer arguments) and one
+of ``sft`` / ``grpo``, plus ``predict``::
+
+    name: geo-r-grpo
+    model: {name_or_path: "${GEO_R_SFT:-runs/geo-r-sft}"}
+    data: {dataset: mp16-hard-200k}
+    train: {learning_rate: 1.0e-6, max_steps: 1000}
+    grpo:
+      num_generations: 8
+      beta: 0.04
+      rewards: {geolocation: [geolocation]}
+
+Strings may use ``${VAR}`` / ``${VAR:-default}``; ``--set a.b=value`` overrides any key
+(``--set train.max_steps=2 --set model.name_or_path=/tmp/tiny``). Every key is checked: an
+unknown key, a wrong type, an unknown reward or reward parameter fails on load, with the
+file and key in the message, before anything is downloaded or any model is loaded.
+
+This module imports neither torch nor transformers.
+"""
+
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+from typing import Any, Iterable, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from geodata.errors import SpecError
+from geodata.registry import get_reward, validate_params
+from geodata.spec import interpolate
+
+__all__ = [
+    "Recipe",
+    "ModelSpec",
+    "LoraSpec",
+    "DataSpec",
+    "TrainSpec",
+    "SFTSpec",
+    "GRPOSpec",
+    "RewardRef",
+    "PredictSpec",
+    "RECIPES_DIR",
+    "find_recipe",
+    "load_recipe",
+    "list_recipes",
+]
+
+RECIPES_DIR = Path(__file__).resolve().parent / "recipes"
+
+#: Linear layers of the language model (not the vision tower) that LoRA adapts by default.
+DEFAULT_LORA_TARGETS = r".*language_model.*\.(q_proj|k_proj|v_proj|o_proj|gate_proj|up_proj|down_proj)"
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class LoraSpec(_Strict):
+    """LoRA adapter; the adapter is merged into the saved model unless ``merge`` is false."""
+
+    r: int = Field(16, gt=0)
+    alpha: int = Field(32, gt=0)
+    dropout: float = Field(0.05, ge=0, lt=1)
+    target_modules: str | list[str] = DEFAULT_LORA_TARGETS
+    merge: bool = True
+
+
+class ModelSpec(_Strict):
+    """The model to train or run: a Hub id or any local folder (e.g. a previous run)."""
+
+    name_or_path: str = "Qwen/Qwen2.5-VL-7B-Instruct"
+    dtype: Literal["auto", "bfloat16", "float16", "float32"] = "auto"
+    attn_implementation: Literal["auto", "flash_attention_2", "sdpa", "eager"] = "auto"
+    lora: LoraSpec | None = None
+    freeze_vision: bool = True
+    min_pixels: int | None = Field(None, gt=0, description="image processor lower bound, pixels")
+    max_pixels: int | None = Field(None, gt=0, description="image processor upper bound, pixels")
+
+
+class DataSpec(_Strict):
+    """Where the rows come from: ``datasets/<name>``, a dataset folder, or a Hub id."""
+
+    dataset: str
+    config: str | list[str] | None = Field(
+        None, description="config(s); SFT concatenates a list, GRPO trains on it stage by stage"
+    )
+    split: str = "train"
+    max_rows: int | None = Field(None, gt=0, description="first N rows of each config")
+    tasks: list[str] | None = Field(None, description="keep only rows of these tasks")
+
+    @property
+    def configs(self) -> list[str | None]:
+        if self.config is None:
+            return [None]
+        return [self.config] if isinstance(self.config, str) else list(self.config)
+
+
+class TrainSpec(_Strict):
+    """Arguments shared by the SFT and GRPO trainers (``transformers.TrainingArguments`` names)."""
+
+    output_dir: str | None = Field(None, description="default: runs/<recipe name>")
+    num_train_epochs: float = Field(1.0, gt=0)
+    max_steps: int = -1
+    learning_rate: float = Field(1e-5, gt=0)
+    per_device_train_batch_size: int = Field(1, gt=0)
+    gradient_accumulation_steps: int = Field(1, gt=0)
+    warmup_steps: float = Field(0, ge=0, description="steps, or a fraction of all steps when < 1")
+    lr_scheduler_type: str = "cosine"
+    weight_decay: float = Field(0.0, ge=0)
+    max_grad_norm: float = Field(1.0, gt=0)
+    logging_steps: int = Field(10, gt=0)
+    save_steps: int = Field(500, gt=0)
+    save_total_limit: int | None = 2
+    seed: int = 42
+    gradient_checkpointing: bool = True
+    dataloader_num_workers: int = Field(0, ge=0)
+    report_to: str | list[str] = "none"
+
+
+class SFTSpec(_Strict):
+    """Supervised fine-tuning on the prompt/completion rows; the loss covers the completion."""
+
+    max_length: int | None = Field(
+        None, gt=0, description="truncate longer rows (keep it above the image tokens)"
+    )
+    completion_only_loss: bool = True
+
+
+class RewardRef(_Strict):
+    """One reward of a task: a name registered in ``geodata``, its weight and parameters."""
+
+    name: str
+    weight: float = 1.0
+    params: dict[str, Any] = Field(default_factory=dict)
+
+
+class GRPOSpec(_Strict):
+    """Group-relative policy optimisation; rewards are picked per row by its ``task``."""
+
+    num_generations: int = Field(8, ge=2)
+    generation_batch_size: int | None = Field(
+        None, gt=0, description="completions per generation round; a multiple of num_generations"
+    )
+    beta: float = Field(0.04, ge=0, description="KL coefficient; > 0 loads a reference model")
+    epsilon: float = Field(0.2, gt=0)
+    num_iterations: int = Field(1, gt=0)
+    loss_type: Literal["grpo", "bnpo", "dr_grpo", "dapo"] = "dapo"
+    scale_rewards: Literal["group", "batch", "none"] = "group"
+    max_completion_length: int = Field(512, gt=0)
+    temperature: float = Field(1.0, gt=0)
+    top_p: float = Field(1.0, gt=0, le=1)
+    rewards: dict[str, list[RewardRef]] = Field(
+        default_factory=dict,
+        description="task -> rewards; a task not listed uses the reward registered for it",
+    )
+    use_vllm: bool = False
+    vllm_mode: Literal["colocate", "server"] = "colocate"
+    vllm_gpu_memory_utilization: float = Field(0.3, gt=0, le=1)
+    log_completions: bool = False
+
+    @field_validator("rewards", mode="before")
+    @classmethod
+    def _names(cls, v: Any) -> Any:
+        # ``geolocation: geolocation`` and ``geolocation: [geo_distance, geo_format]`` are shorthands
+        if not isinstance(v, dict):
+            return v
+        out = {}
+        for task, refs in v.items():
+            refs = [refs] if isinstance(refs, (str, dict)) else refs
+            out[task] = [{"name": r} if isinstance(r, str) else r for r in refs or []]
+        return out
+
+
+class PredictSpec(_Strict):
+    """Batch generation over ``data`` with ``model``."""
+
+    max_new_tokens: int = Field(512, gt=0)
+    batch_size: int = Field(8, gt=0)
+    do_sample: bool = False
+    temperature: float = Field(1.0, gt=0)
+    output: str | None = Field(None, description="default: <output_dir>/predictions.parquet")
+
+
+class Recipe(_Strict):
+    name: str = Field(pattern=r"^[a-z0-9][a-z0-9._-]*$")
+    description: str = ""
+    model: ModelSpec = Field(default_factory=ModelSpec)
+    data: DataSpec
+    train: TrainSpec = Field(default_factory=TrainSpec)
+    sft: SFTSpec | None = None
+    grpo: GRPOSpec | None = None
+    predict: PredictSpec = Field(default_factory=PredictSpec)
+
+    #: the YAML file the recipe came from
+    path: Path | None = Field(default=None, exclude=True)
+
+    @property
+    def output_dir(self) -> Path:
+        return Path(self.train.output_dir or f"runs/{self.name}")
+
+    @property
+    def where(self) -> str:
+        return str(self.path) if self.path else self.name
+
+    def require(self, method: Literal["sft", "grpo"]) -> SFTSpec | GRPOSpec:
+        """The ``sft`` / ``grpo`` section, or an error naming the recipe."""
+        section = getattr(self, method)
+        if section is None:
+            raise SpecError(f"{self.where}: recipe '{self.name}' has no '{method}' section")
+        return section
+
+
+def list_recipes() -> list[str]:
+    """Names of the recipes shipped in ``training/recipes``."""
+    return sorted(p.stem for p in RECIPES_DIR.glob("*.yaml"))
+
+
+def find_recipe(name_or_path: str | Path) -> Path:
+    """A YAML path as given, or ``training/recipes/<name>.yaml``."""
+    p = Path(name_or_path)
+    if p.suffix in (".yaml", ".yml"):
+        if not p.exists():
+            raise SpecError(f"recipe file {p} does not exist")
+        return p
+    cand = RECIPES_DIR / f"{name_or_path}.yaml"
+    if cand.exists():
+        return cand
+    raise SpecError(f"unknown recipe '{name_or_path}' (known: {', '.join(list_recipes())})")
+
+
+def _parse_value(text: str) -> Any:
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError:
+        return text
+
+
+def apply_overrides(raw: dict[str, Any], sets: Iterable[str], where: str) -> dict[str, Any]:
+    """Apply ``section.key=value`` overrides to the raw recipe mapping."""
+    raw = copy.deepcopy(raw)
+    top = set(Recipe.model_fields) - {"path"}
+    for item in sets:
+        key, eq, text = item.partition("=")
+        if not eq or not key.strip():
+            raise SpecError(f"{where}: --set '{item}' is not of the form key=value")
+        parts = key.strip().split(".")
+        if parts[0] not in top:
+            raise SpecError(
+                f"{where}: --set '{key}': unknown key '{parts[0]}' (allowed: {', '.join(sorted(top))})"
+            )
+        target: Any = raw
+        for i, p in enumerate(parts[:-1]):
+            nxt = target.get(p) if isinstance(target, dict) else None
+            if nxt is None:
+                nxt = target[p] = {}
+            if not isinstance(nxt, dict):
+                raise SpecError(f"{where}: --set '{key}': '{'.'.join(parts[: i + 1])}' is not a mapping")
+            target = nxt
+        target[parts[-1]] = _parse_value(text)
+    return raw
+
+
+def _check_rewards(recipe: Recipe) -> None:
+    """Every reward a GRPO recipe names exists and takes the parameters given."""
+    if recipe.grpo is None:
+        return
+    for task, refs in recipe.grpo.rewards.items():
+        if not refs:
+            raise SpecError(f"{recipe.where}: grpo.rewards.{task}: names no reward")
+        for i, ref in enumerate(refs):
+            try:
+                info = get_reward(ref.name)
+            except SpecError as exc:
+                raise SpecError(f"{recipe.where}: grpo.rewards.{task}[{i}]: {exc}") from None
+            ref.params = validate_params(
+                info.params, ref.params, f"{recipe.where}: grpo.rewards.{task}[{i}] ({ref.name}) params"
+            )
+
+
+def load_recipe(
+    name_or_path: str | Path, sets: Iterable[str] = (), env: dict[str, str] | None = None
+) -> Recipe:
+    """Read, override, interpolate and validate a recipe; every error names the file and key.
+
+    Parameters
+    ----------
+    name_or_path
+        A recipe name in ``training/recipes`` (``geo-r-sft``) or a YAML path.
+    sets
+        ``key.path=value`` overrides.
+    env
+        Variables for ``${VAR}`` (default: the environment).
+    """
+    path = find_recipe(name_or_path)
+    where = str(path)
+    try:
+        raw = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as exc:
+        raise SpecError(f"{where}: invalid YAML: {str(exc).splitlines()[0]}") from None
+    if not isinstance(raw, dict):
+        raise SpecError(f"{where}: a recipe must be a mapping with name, model, data and train")
+    raw = apply_overrides(raw, sets, where)
+    raw = interpolate(raw, env, "")
+    try:
+        recipe = Recipe.model_validate(raw)
+    except ValidationError as exc:
+        msgs = []
+        for err in exc.errors():
+            key = ".".join(str(p) for p in err["loc"])
+            if err["type"] == "extra_forbidden":
+                msgs.append(f"unknown key '{key}'")
+            else:
+                msgs.append(f"'{key}': {err['msg'].lower()} (got {err.get('input')!r})")
+        raise SpecError(f"{where}: " + "; ".join(msgs)) from None
+    recipe.path = path
+    g = recipe.grpo
+    if g is not None:
+        gbs = g.generation_batch_size
+        if gbs is not None and gbs % g.num_generations:
+            raise SpecError(
+                f"{where}: grpo.generation_batch_size ({gbs}) must be a multiple of "
+                f"grpo.num_generations ({g.num_generations})"
+            )
+    _check_rewards(recipe)
+    return recipe
