@@ -41,7 +41,7 @@ _PANO_RE = rf"^[^,]*,{_NUM},{_NUM},.*$"
 
 
 def _sat_name(lat: float, lon: float) -> str:
-    return f"satellite_{lat!r}_{lon!r}.png"
+    return f"satellite_{float(lat)!r}_{float(lon)!r}.png"
 
 
 def write_sample(d: Path) -> None:

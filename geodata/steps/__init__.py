@@ -1,3 +1,4 @@
 """Pipeline steps, registered by name (see :func:`geodata.registry.step`)."""
 
 from . import core, mp16  # noqa: F401
+from . import crossview, scaffold  # noqa: F401,E401  (Geo-R1: cross-view pairing, scaffolding CoT)

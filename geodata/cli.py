@@ -1,0 +1,274 @@
+"""The ``geodata`` command line (typer + rich)."""
+
+from __future__ import annotations
+
+import functools
+import json
+import logging
+import sys
+from pathlib import Path
+from typing import Any, Callable, List, Optional
+
+import typer
+from rich.console import Console
+from rich.logging import RichHandler
+from rich.table import Table
+
+from .errors import GeodataError
+
+app = typer.Typer(
+    help="Build, inspect and publish geospatial-reasoning datasets for VLM post-training.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+console = Console()
+err = Console(stderr=True)
+
+
+def _setup_logging(verbose: bool) -> None:
+    logging.basicConfig(
+        level=logging.INFO if verbose else logging.WARNING,
+        format="%(message)s",
+        handlers=[RichHandler(console=err, show_time=False, show_path=False)],
+        force=True,
+    )
+
+
+def cli_errors(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """Turn geodata's input errors into one red line and exit code 2 (no traceback)."""
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(*args, **kwargs)
+        except GeodataError as exc:
+            err.print(f"[red]error:[/red] {exc}", highlight=False, soft_wrap=True)
+            raise typer.Exit(2) from None
+
+    return wrapper
+
+
+@app.callback()
+def _main(verbose: bool = typer.Option(False, "--verbose", "-v", help="log each drop and stage")) -> None:
+    _setup_logging(verbose)
+
+
+def _print_build(res: Any) -> None:
+    if res.status == "up to date":
+        console.print(f"[green]{res.name}[/green] is up to date ({res.rows} rows at {res.path}); --force rebuilds")
+        return
+    t = Table(title=f"{res.name}: built {res.rows} rows in {res.seconds:.1f} s → {res.path}")
+    for col in ("step", "rows in", "rows out", "seconds", "dropped"):
+        t.add_column(col, justify="right" if col in ("rows in", "rows out", "seconds") else "left")
+    for s in res.steps:
+        drops = ", ".join(f"{k}: {v}" for k, v in sorted(s.drops.items()))
+        t.add_row(s.step, str(s.rows_in), str(s.rows_out), f"{s.seconds:.2f}", drops)
+    console.print(t)
+    for k, v in sorted(res.notes.items()):
+        console.print(f"  note: {k}: {v}", highlight=False)
+    if len(res.configs) > 1 or any(len(s) > 1 for s in res.configs.values()):
+        console.print("  configs: " + "; ".join(f"{c} " + ", ".join(f"{s}={n}" for s, n in sp.items()) for c, sp in res.configs.items()))
+
+
+@app.command()
+@cli_errors
+def build(
+    name: str = typer.Argument(..., help="pipeline name (pipelines/NAME.yaml) or a YAML path"),
+    set_: Optional[List[str]] = typer.Option(None, "--set", help="override a spec value: key.path=value"),
+    out: Optional[Path] = typer.Option(None, "--out", help="dataset folder (default datasets/<name>)"),
+    force: bool = typer.Option(False, "--force", help="rebuild even if up to date"),
+) -> None:
+    """Build one dataset from its pipeline spec."""
+    from .engine import build as _build
+
+    res = _build(name, sets=set_ or [], out=out, force=force, progress=err.is_terminal)
+    _print_build(res)
+
+
+@app.command()
+@cli_errors
+def sql(
+    query: str = typer.Argument(..., help="a DuckDB query; built datasets are views (mp16_rand_500k ...)"),
+    datasets: Path = typer.Option(None, "--datasets", help="folder of built datasets (default ./datasets)"),
+    fmt: str = typer.Option("table", "--format", help="table | csv | json"),
+    max_rows: int = typer.Option(50, "--max-rows", help="rows shown in table format"),
+) -> None:
+    """Run SQL over every built dataset (DuckDB)."""
+    import duckdb
+
+    from .engine import datasets_dir
+    from .sql import connect
+
+    con = connect(datasets or datasets_dir())
+    try:
+        rel = con.sql(query)
+    except duckdb.Error as exc:
+        raise GeodataError(f"sql: {str(exc).splitlines()[0]}") from None
+    if rel is None:
+        return
+    if fmt == "csv":
+        rel.pl().write_csv(sys.stdout)
+    elif fmt == "json":
+        sys.stdout.write(json.dumps(rel.pl().to_dicts(), default=str, indent=1) + "\n")
+    elif fmt == "table":
+        df = rel.pl()
+        t = Table(show_lines=False)
+        for c in df.columns:
+            t.add_column(c)
+        for row in df.head(max_rows).iter_rows():
+            t.add_row(*[_short(v) for v in row])
+        console.print(t)
+        if df.height > max_rows:
+            console.print(f"({df.height} rows, {max_rows} shown; --max-rows N or --format csv)")
+    else:
+        raise GeodataError(f"sql: unknown --format '{fmt}' (allowed: table, csv, json)")
+
+
+def _short(v: Any, n: int = 120) -> str:
+    if isinstance(v, (bytes, bytearray)):
+        return f"<{len(v)} bytes>"
+    s = str(v)
+    return s if len(s) <= n else s[: n - 1] + "…"
+
+
+@app.command()
+@cli_errors
+def show(
+    name: str = typer.Argument(..., help="a built dataset (datasets/NAME) or a folder"),
+    n: int = typer.Option(3, "-n", help="rows to show"),
+    config: Optional[str] = typer.Option(None, "--config", help="config (default: the default one)"),
+) -> None:
+    """Print the first rows of a built dataset: prompt, completion, solution."""
+    import duckdb
+
+    from .engine import datasets_dir
+    from .schema import messages_text
+
+    folder = Path(name) if Path(name).is_dir() else datasets_dir() / name
+    mpath = folder / "manifest.json"
+    if not mpath.exists():
+        raise GeodataError(f"show: no built dataset at {folder} (run `geodata build {name}`)")
+    manifest = json.loads(mpath.read_text())
+    config = config or manifest.get("default_config", "default")
+    if config not in manifest["configs"]:
+        raise GeodataError(f"show: config '{config}' not in {sorted(manifest['configs'])}")
+    files = [str(folder / f) for s in manifest["configs"][config].values() for f in s["files"]]
+    df = duckdb.sql(f"SELECT * FROM read_parquet({files!r}) LIMIT {int(n)}").pl()
+    for row in df.iter_rows(named=True):
+        console.rule(f"{row.get('id')}  [{row.get('task', '')}]")
+        for key, val in row.items():
+            if key in ("prompt", "completion"):
+                console.print(f"[bold]{key}:[/bold] {messages_text(val)}", highlight=False)
+            elif key == "images":
+                sizes = [len(i["bytes"]) if i and i.get("bytes") else 0 for i in (val or [])]
+                console.print(f"[bold]images:[/bold] {len(sizes)} ({', '.join(f'{s} B' for s in sizes)})")
+            else:
+                console.print(f"[bold]{key}:[/bold] {_short(val, 400)}", highlight=False)
+
+
+def _catalog_dir() -> Path:
+    for d in (Path.cwd() / "catalogs", Path(__file__).resolve().parent.parent / "catalogs"):
+        if d.is_dir():
+            return d
+    raise GeodataError("catalog: no catalogs/ folder found")
+
+
+@app.command()
+@cli_errors
+def catalog(name: Optional[str] = typer.Argument(None, help="show one source in full")) -> None:
+    """List the source datasets geodata reads, where they are expected and how to point at them."""
+    import os
+
+    import yaml
+
+    entries = []
+    for f in sorted(_catalog_dir().glob("*.yaml")):
+        entries.append(yaml.safe_load(f.read_text()))
+    if name:
+        for e in entries:
+            if e.get("name") == name:
+                console.print(yaml.safe_dump(e, sort_keys=False, allow_unicode=True), highlight=False)
+                return
+        raise GeodataError(f"catalog: unknown source '{name}' (known: {', '.join(e.get('name', '?') for e in entries)})")
+    t = Table(title="sources (geodata catalog NAME for the layout)")
+    for col in ("name", "title", "env", "set?", "license"):
+        t.add_column(col)
+    for e in entries:
+        env = e.get("env") or ""
+        t.add_row(e.get("name", "?"), e.get("title", ""), env, "yes" if env and os.environ.get(env) else "sample", str(e.get("license", "")))
+    console.print(t)
+
+
+@app.command("sample-data")
+@cli_errors
+def sample_data(
+    out: Optional[Path] = typer.Option(None, "--out", help="folder for the samples (default ./data/samples)"),
+    only: Optional[List[str]] = typer.Option(None, "--only", help="write only these sources"),
+) -> None:
+    """Write the embedded sample of every source in its real on-disk layout."""
+    from .engine import sample_root, write_sample_to
+    from .registry import SOURCES, _load_all
+
+    _load_all()
+    names = sorted(n for n, i in SOURCES.items() if i.sample is not None)
+    # predictions are simulated over the MP-16 sample, so MP-16 goes first
+    names.sort(key=lambda n: (n != "mp16", n))
+    for n in names:
+        if only and n not in only:
+            continue
+        root = (out / n) if out else sample_root(n)
+        write_sample_to(SOURCES[n], root)
+        console.print(f"wrote {n:<12} → {root}")
+
+
+@app.command()
+@cli_errors
+def steps() -> None:
+    """List the registered steps, sources and rewards."""
+    from .registry import REWARDS, SOURCES, STEPS, _load_all
+
+    _load_all()
+    for title, table in (("steps", STEPS), ("sources", SOURCES), ("rewards", REWARDS)):
+        t = Table(title=title)
+        t.add_column("name")
+        t.add_column("parameters")
+        t.add_column("what it does")
+        for n, info in sorted(table.items()):
+            params = ", ".join(
+                f"{k}={'…' if f.is_required() else repr(f.default)}" for k, f in info.params.model_fields.items()
+            )
+            t.add_row(n, params, info.doc)
+        console.print(t)
+
+
+@app.command()
+@cli_errors
+def demo(
+    force: bool = typer.Option(False, "--force", help="rebuild every dataset"),
+) -> None:
+    """Write the samples and build every pipeline at sample scale; print a summary."""
+    from .engine import build as _build
+    from .spec import pipeline_dirs
+
+    specs = sorted({p.stem: p for d in reversed(pipeline_dirs()) if d.is_dir() for p in d.glob("*.yaml")}.items())
+    summary = Table(title="geodata demo: datasets built from the embedded samples")
+    for col in ("dataset", "status", "rows", "configs", "dropped", "path"):
+        summary.add_column(col)
+    for name, path in specs:
+        res = _build(path, force=force, progress=err.is_terminal)
+        drops = ", ".join(f"{k}: {v}" for k, v in sorted(res.drops.items()) if k != "not_sampled")
+        configs = ", ".join(sorted(res.configs))
+        summary.add_row(name, res.status, str(res.rows), configs, drops or "-", str(res.path))
+    console.print(summary)
+    console.print("Inspect: geodata sql \"SELECT country, count(*) FROM mp16_rand_500k GROUP BY 1 ORDER BY 2 DESC\"")
+
+
+def main() -> None:  # pragma: no cover - console entry point
+    app()
+
+
+# ======================================================================================
+# Commands contributed by the area modules (eval, train, predict, validate, publish,
+# report ...). Add new commands below this line with small edits.
+# ======================================================================================
