@@ -11,7 +11,7 @@ SET ?=
 SET_ARGS := $(foreach s,$(SET),--set $(s))
 
 .PHONY: help install install-dev install-train demo test bench sample-data catalog clean \
-        mp16-rand-500k
+        mp16-rand-500k eo-instruct
 
 help:
 	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | column -t -s $$'\t'
@@ -51,5 +51,30 @@ catalog: install ## list the source datasets geodata knows
 mp16-rand-500k: install ## MP16-Rand-500K (MP16_ROOT=/data/mp16, SET="sample.n=1000")
 	$(BIN)/geodata build mp16-rand-500k $(SET_ARGS)
 
+eo-instruct: install ## GeoVLM-R1 EO instruction set, one config per task (UCM_ROOT, DOTA_ROOT ...; SET="mix.total=318000")
+	$(BIN)/geodata build eo-instruct $(SET_ARGS)
+
 clean: ## remove built datasets and samples (keeps .venv)
 	rm -rf datasets data/samples
+
+# -- training (issue 4): RECIPE=training/recipes name or YAML, SET="key=value ..." ----------
+RECIPE ?=
+.PHONY: sft grpo predict tiny-model
+
+$(VENV)/.installed-train: pyproject.toml | $(BIN)/python
+	$(BIN)/pip install -q -e '.[train]'
+	touch $(VENV)/.installed $@
+
+install-train: $(VENV)/.installed-train ## install geodata with the train extra (torch, transformers, trl, peft)
+
+sft: install-train ## SFT with a recipe (RECIPE=geo-r-sft SET="train.max_steps=100")
+	$(BIN)/geodata train sft $(or $(RECIPE),geo-r-sft) $(SET_ARGS)
+
+grpo: install-train ## GRPO with a recipe (RECIPE=geo-r-grpo SET="grpo.num_generations=4")
+	$(BIN)/geodata train grpo $(or $(RECIPE),geo-r-grpo) $(SET_ARGS)
+
+predict: install-train ## predictions Parquet (RECIPE=mp16-predict SET="model.name_or_path=runs/geo-r-sft")
+	$(BIN)/geodata predict $(or $(RECIPE),mp16-predict) $(SET_ARGS)
+
+tiny-model: install-train ## random-init tiny Qwen2.5-VL for CPU smoke runs (OUT=runs/tiny-model)
+	$(BIN)/geodata train tiny-model $(or $(OUT),runs/tiny-model)

@@ -272,3 +272,98 @@ def main() -> None:  # pragma: no cover - console entry point
 # Commands contributed by the area modules (eval, train, predict, validate, publish,
 # report ...). Add new commands below this line with small edits.
 # ======================================================================================
+
+
+# -- training (issue 4): geodata train sft|grpo|validate|recipes|tiny-model, geodata predict --
+# The commands import ``training`` inside their bodies: geodata itself never imports torch.
+train_app = typer.Typer(help="Train VLMs on built datasets (needs the train extra).", no_args_is_help=True)
+app.add_typer(train_app, name="train")
+
+_SET_HELP = "override a recipe value: section.key=value (repeatable)"
+
+
+@train_app.command("sft")
+@cli_errors
+def train_sft(
+    recipe: str = typer.Argument(..., help="recipe name (training/recipes/NAME.yaml) or a YAML path"),
+    set_: Optional[List[str]] = typer.Option(None, "--set", help=_SET_HELP),
+) -> None:
+    """Supervised fine-tuning (TRL SFTTrainer) on a recipe's prompt/completion rows."""
+    from training import sft
+
+    console.print(f"saved {sft.run(recipe, set_ or [])}")
+
+
+@train_app.command("grpo")
+@cli_errors
+def train_grpo(
+    recipe: str = typer.Argument(..., help="recipe name (training/recipes/NAME.yaml) or a YAML path"),
+    set_: Optional[List[str]] = typer.Option(None, "--set", help=_SET_HELP),
+) -> None:
+    """GRPO (TRL GRPOTrainer) with the geodata reward of each row's task."""
+    from training import grpo
+
+    console.print(f"saved {grpo.run(recipe, set_ or [])}")
+
+
+@train_app.command("validate")
+@cli_errors
+def train_validate(
+    recipe: str = typer.Argument(..., help="recipe name or a YAML path"),
+    set_: Optional[List[str]] = typer.Option(None, "--set", help=_SET_HELP),
+    no_data: bool = typer.Option(False, "--no-data", help="check the recipe only, not its dataset"),
+) -> None:
+    """Check a recipe, its dataset's columns and the rewards of its tasks; loads no model."""
+    from training.check import check
+
+    for line in check(recipe, set_ or [], data=not no_data):
+        console.print(line, highlight=False)
+
+
+@train_app.command("recipes")
+@cli_errors
+def train_recipes() -> None:
+    """List the shipped recipes."""
+    from training.recipe import list_recipes, load_recipe
+
+    t = Table(title="training/recipes")
+    for col in ("recipe", "method", "model", "dataset", "description"):
+        t.add_column(col)
+    for name in list_recipes():
+        r = load_recipe(name)
+        method = "grpo" if r.grpo else "sft" if r.sft else "predict"
+        t.add_row(name, method, r.model.name_or_path, r.data.dataset, r.description)
+    console.print(t)
+
+
+@train_app.command("tiny-model")
+@cli_errors
+def train_tiny_model(
+    out: Path = typer.Argument(..., help="folder to write the model and processor to"),
+    preset: str = typer.Option("tiny", "--preset", help="tiny (CPU smoke runs) or 3b (Qwen2.5-VL-3B shapes)"),
+    seed: int = typer.Option(0, "--seed"),
+) -> None:
+    """Write a random-init Qwen2.5-VL with an offline processor (no download)."""
+    from training.tiny import write_model
+
+    console.print(f"wrote {write_model(out, preset=preset, seed=seed)}")
+
+
+@app.command("predict")
+@cli_errors
+def predict(
+    recipe: str = typer.Argument(..., help="recipe name or a YAML path (its model, data and predict sections)"),
+    model: Optional[str] = typer.Option(None, "--model", help="model folder or Hub id (model.name_or_path)"),
+    dataset: Optional[str] = typer.Option(None, "--dataset", help="dataset name, folder or Hub id (data.dataset)"),
+    out: Optional[Path] = typer.Option(None, "--out", help="predictions Parquet (predict.output)"),
+    set_: Optional[List[str]] = typer.Option(None, "--set", help=_SET_HELP),
+) -> None:
+    """Batch generation over a dataset -> Parquet with id, task, completion, pred_lat, pred_lon."""
+    from training import predict as run_predict
+
+    sets = list(set_ or [])
+    if model:
+        sets.append(f"model.name_or_path={model}")
+    if dataset:
+        sets.append(f"data.dataset={dataset}")
+    console.print(f"wrote {run_predict.run(recipe, sets, out=out)}")

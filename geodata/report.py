@@ -270,6 +270,16 @@ def _basemap(ax: Any, extent: tuple[float, float, float, float] = (-180, 180, -9
     ax.set_ylabel("latitude", fontsize=8)
 
 
+def _outlines(ax: Any) -> None:
+    """Country outlines drawn over a filled layer, so coasts stay readable under dense cells."""
+    from matplotlib.collections import PolyCollection
+
+    rings = land_polygons()
+    if rings:
+        polys = [p for r in rings for p in _unwrap(r)]
+        ax.add_collection(PolyCollection(polys, facecolors="none", edgecolors=(0, 0, 0, 0.3), linewidths=0.3, zorder=3))
+
+
 def _h3_resolution(n: int) -> int:
     """Coarser cells for small sets so that each is visible on a world map."""
     return 1 if n < 5_000 else 2 if n < 100_000 else 3
@@ -317,6 +327,7 @@ def _density_map(df: pl.DataFrame, name: str, out: Path) -> dict[str, Any] | Non
     ax = fig.add_subplot()
     _basemap(ax)
     n_cells, peak = _density_layer(ax, fig, lat, lon, res)
+    _outlines(ax)
     ax.set_title(f"{name}: {geo.height:,} samples in {n_cells:,} H3 cells (resolution {res}); "
                  f"densest cell {peak:,}", fontsize=10)
     fig.savefig(out)
@@ -345,7 +356,7 @@ def _zoom_window(hlat: np.ndarray, hlon: np.ndarray, radius_km: float) -> tuple[
         counts = np.array([len(x) for x in tree.query_ball_point(xyz, float(km_to_chord(8 * radius_km)))])
         i = int(np.argmax(counts))
     half_lat = max(3.0, 9 * radius_km / 111.2)
-    half_lon = min(180.0, half_lat * 1.6 / max(0.2, np.cos(np.radians(hlat[i]))))
+    half_lon = min(180.0, half_lat * 1.25 / max(0.2, np.cos(np.radians(hlat[i]))))
     lat0 = float(np.clip(hlat[i], -90 + half_lat, 90 - half_lat))
     return (float(hlon[i] - half_lon), float(hlon[i] + half_lon), lat0 - half_lat, lat0 + half_lat)
 
@@ -366,13 +377,15 @@ def _hotspots_map(df: pl.DataFrame, hot: pl.DataFrame, radius_km: float, name: s
         facts["kept_within_radius"] = int((near <= radius_km).sum())
     circles = [p for a, b in zip(hlat, hlon) for p in _unwrap(circle_lonlat(a, b, radius_km))]
 
-    fig = _new_figure(13, 5.4)
-    gs = fig.add_gridspec(1, 2, width_ratios=[1.9, 1])
+    fig = _new_figure(14, 5.0)
+    gs = fig.add_gridspec(1, 2, width_ratios=[2.0, 1])
     axes = [fig.add_subplot(gs[0, 0]), fig.add_subplot(gs[0, 1])]
     window = _zoom_window(hlat, hlon, radius_km) if len(hlat) else (-20.0, 40.0, 30.0, 65.0)
     for k, ax in enumerate(axes):
         extent = (-180.0, 180.0, -90.0, 90.0) if k == 0 else window
         _basemap(ax, extent, note=(k == 0))
+        if k == 1:  # local aspect: circles look round at the window's latitude
+            ax.set_aspect(1 / max(0.2, np.cos(np.radians((extent[2] + extent[3]) / 2))))
         size = 0.6 if k == 0 else 3.0
         ax.scatter(lon, lat, s=size, c=KEPT, alpha=0.5 if k == 0 else 0.7, linewidths=0, zorder=2, rasterized=True)
         ax.add_collection(PolyCollection(circles, facecolors=(0.84, 0.19, 0.12, 0.18), edgecolors=HOT,

@@ -1,7 +1,8 @@
 """Load the rows a recipe trains on and check them before any model is loaded.
 
 A recipe's ``data.dataset`` is, in this order: a folder path, ``datasets/<name>`` (where
-``geodata build`` writes), or a Hugging Face Hub id (``org/name``). This module imports
+``geodata build`` writes; ``$GEODATA_DATASETS`` moves it), or a Hugging Face Hub id
+(``org/name``). This module imports
 neither torch nor transformers.
 """
 
@@ -29,11 +30,16 @@ REQUIRED_COLUMNS: dict[str, tuple[str, ...]] = {
 
 
 def resolve_dataset(name: str, root: Path | None = None) -> str:
-    """A loadable location for ``name``: an existing folder, ``<root>/<name>``, or a Hub id."""
+    """A loadable location for ``name``: a folder, ``<root>/<name>``, or a Hub id.
+
+    ``root`` defaults to where ``geodata build`` writes (``$GEODATA_DATASETS`` or ``datasets``).
+    """
+    from geodata.engine import datasets_dir
+
     p = Path(name).expanduser()
     if p.is_dir():
         return str(p)
-    cand = (root or Path("datasets")) / name
+    cand = (root or datasets_dir()) / name
     if cand.is_dir():
         return str(cand)
     if "/" in name and not p.is_absolute() and not name.startswith("."):

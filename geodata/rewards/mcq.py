@@ -143,7 +143,7 @@ def repetition_term(completion: Any, ngram: int = 3) -> float:
     if len(words) < ngram:
         return 0.0
     grams = list(zip(*(words[i:] for i in range(ngram))))
-    return -(1.0 - len(set(grams)) / len(grams))
+    return (len(set(grams)) - len(grams)) / len(grams)
 
 
 @reward("crossview_mcq", tasks=("crossview_mcq",))

@@ -124,7 +124,10 @@ def _read_metadata(path: Path) -> pl.DataFrame:
             casts.append(pl.col(col).str.strip_chars().cast(pl.Float64, strict=False))
         elif col.endswith("_label"):
             casts.append(pl.col(col).str.strip_chars().cast(pl.Int32, strict=False))
-    return df.with_columns(casts)
+    df = df.with_columns(casts)
+    if "author" not in df.columns:  # MP16-Pro has no AUTHOR: keep the column for one schema
+        df = df.with_columns(author=pl.lit(None, dtype=pl.String))
+    return df
 
 
 def _index_images(root: Path, layout: str) -> pl.DataFrame:

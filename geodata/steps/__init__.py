@@ -2,3 +2,4 @@
 
 from . import core, mp16  # noqa: F401
 from . import crossview, scaffold  # noqa: F401,E401  (Geo-R1: cross-view pairing, scaffolding CoT)
+from . import eo  # noqa: F401  (Earth-observation instruction set)

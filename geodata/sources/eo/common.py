@@ -272,7 +272,9 @@ def rotated_iou_matrix(a: ArrayLike, b: ArrayLike) -> NDArray[np.float64]:
     union = shapely.area(pa)[:, None] + shapely.area(pb)[None, :] - inter
     with np.errstate(invalid="ignore", divide="ignore"):
         iou = np.where(union > 0, inter / union, 0.0)
-    return np.clip(iou, 0.0, 1.0)
+    # identical boxes score exactly 1 (polygon clipping leaves ~1e-16 of rounding)
+    same = np.all(np.abs(np.asarray(a, float).reshape(-1, 5)[:, None] - np.asarray(b, float).reshape(-1, 5)[None]) < 1e-9, axis=2)
+    return np.where(same, 1.0, np.clip(iou, 0.0, 1.0))
 
 
 def rotated_iou(a: ArrayLike, b: ArrayLike) -> float:
