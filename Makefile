@@ -11,7 +11,7 @@ SET ?=
 SET_ARGS := $(foreach s,$(SET),--set $(s))
 
 .PHONY: help install install-dev install-train demo test bench sample-data catalog clean \
-        mp16-rand-500k eo-instruct
+        mp16-rand-500k eo-instruct crossview-pairs geo-r1-scaffold
 
 help:
 	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | column -t -s $$'\t'
@@ -51,6 +51,12 @@ catalog: install ## list the source datasets geodata knows
 mp16-rand-500k: install ## MP16-Rand-500K (MP16_ROOT=/data/mp16, SET="sample.n=1000")
 	$(BIN)/geodata build mp16-rand-500k $(SET_ARGS)
 
+crossview-pairs: install ## Geo-R1 cross-view MCQ pairs (CVUSA_ROOT, CVACT_ROOT, VIGOR_ROOT, CVCITIES_ROOT)
+	$(BIN)/geodata build crossview-pairs $(SET_ARGS)
+
+geo-r1-scaffold: install ## Geo-R1 scaffolding CoT from MP-16 (MP16_ROOT, SET="sample.n=1000")
+	$(BIN)/geodata build geo-r1-scaffold $(SET_ARGS)
+
 eo-instruct: install ## GeoVLM-R1 EO instruction set, one config per task (UCM_ROOT, DOTA_ROOT ...; SET="mix.total=318000")
 	$(BIN)/geodata build eo-instruct $(SET_ARGS)
 
@@ -78,3 +84,26 @@ predict: install-train ## predictions Parquet (RECIPE=mp16-predict SET="model.na
 
 tiny-model: install-train ## random-init tiny Qwen2.5-VL for CPU smoke runs (OUT=runs/tiny-model)
 	$(BIN)/geodata train tiny-model $(or $(OUT),runs/tiny-model)
+
+# -- validate / publish / report / inspect (issue 7): DATASET=name, REPO=org/name -----------
+DATASET ?=
+REPO ?=
+HUB ?=
+.PHONY: validate publish report inspect
+_need_dataset = @test -n "$(DATASET)" || { echo "usage: make $@ DATASET=name$(1)" >&2; exit 2; }
+
+validate: install ## check a built dataset: schema, images, ids, reward self-check (DATASET=mp16-rand-500k)
+	$(call _need_dataset)
+	$(BIN)/geodata validate $(DATASET)
+
+publish: install ## validate + assemble + upload to the Hub (DATASET=x REPO=org/x, PRIVATE=1, DRY_RUN=1)
+	$(call _need_dataset, REPO=org/name)
+	@test -n "$(REPO)" || { echo "usage: make publish DATASET=name REPO=org/name" >&2; exit 2; }
+	HF_HUB_OFFLINE=0 $(BIN)/geodata publish $(DATASET) --repo-id $(REPO) $(if $(PRIVATE),--private) $(if $(DRY_RUN),--dry-run)
+
+report: install ## maps and charts beside a built dataset, linked from its card (DATASET=mp16-hard-200k)
+	$(call _need_dataset)
+	$(BIN)/geodata report $(DATASET)
+
+inspect: install ## interactive DuckDB shell over a dataset's views (DATASET=x; HUB=org/name for a published set)
+	$(BIN)/geodata inspect $(DATASET) $(foreach h,$(HUB),--hub $(h))

@@ -367,3 +367,124 @@ def predict(
     if dataset:
         sets.append(f"data.dataset={dataset}")
     console.print(f"wrote {run_predict.run(recipe, sets, out=out)}")
+
+
+# -- validate / publish / report / inspect (issue 7) -----------------------------------------
+# geodata validate NAME | geodata publish NAME --repo-id ORG/NAME | geodata report NAME |
+# geodata inspect [NAME ...] [--hub ORG/NAME] [-c SQL]
+
+
+def _issues_table(report: Any, limit: int) -> Table:
+    t = Table(title=f"failing rows (first {min(limit, len(report.issues))} of {sum(report.counts.values())})")
+    for col in ("check", "file", "row", "id", "problem"):
+        t.add_column(col, overflow="fold")
+    for i in report.issues[:limit]:
+        t.add_row(i.check, i.file or "-", "-" if i.row is None else str(i.row), "-" if i.id is None else str(i.id), i.message)
+    return t
+
+
+@app.command("validate")
+@cli_errors
+def validate_cmd(
+    name: str = typer.Argument(..., help="dataset name under ./datasets (or a built folder)"),
+    datasets: Optional[Path] = typer.Option(None, "--datasets", help="folder of built datasets (default ./datasets)"),
+    images: bool = typer.Option(True, "--images/--no-images", help="decode every image"),
+    rewards: bool = typer.Option(True, "--rewards/--no-rewards", help="reward self-check of every gold completion"),
+    show: int = typer.Option(20, "--show", help="failing rows listed"),
+    as_json: bool = typer.Option(False, "--json", help="print the full report as JSON"),
+) -> None:
+    """Check schema, features, images, ids and that every gold completion scores its reward's maximum.
+
+    Exits 1 when a check fails (and lists the failing rows).
+    """
+    from .validate import validate_dataset
+
+    report = validate_dataset(name, datasets, images=images, rewards=rewards)
+    if as_json:
+        sys.stdout.write(json.dumps(report.to_dict(), indent=1, default=str) + "\n")
+    else:
+        console.print(report.summary(), highlight=False)
+        if not report.ok:
+            console.print(_issues_table(report, show))
+    if not report.ok:
+        raise typer.Exit(1)
+
+
+@app.command("publish")
+@cli_errors
+def publish_cmd(
+    name: str = typer.Argument(..., help="dataset name under ./datasets (or a built folder)"),
+    repo_id: str = typer.Option(..., "--repo-id", help="the Hub dataset repo, ORG/NAME"),
+    private: bool = typer.Option(False, "--private", help="create the repo private"),
+    dry_run: bool = typer.Option(False, "--dry-run", help="validate and assemble the folder, upload nothing"),
+    datasets: Optional[Path] = typer.Option(None, "--datasets", help="folder of built datasets (default ./datasets)"),
+    out: Optional[Path] = typer.Option(None, "--out", help="assembled folder (default build/hub/<name>)"),
+    images: bool = typer.Option(True, "--images/--no-images", help="decode every image during validation"),
+) -> None:
+    """Validate, complete the card, assemble the Hub folder and upload it (commits of <= 50 files).
+
+    The token comes from HF_TOKEN or `hf auth login`; it is never printed.
+    """
+    from .publish import folder_summary, publish
+    from .validate import ValidationError
+
+    try:
+        res = publish(
+            name, repo_id, private=private, dry_run=dry_run, datasets_dir=datasets, out=out, images=images,
+            log=lambda m: err.print(m, highlight=False, markup=False),
+        )
+    except ValidationError as exc:
+        err.print(f"[red]error:[/red] {exc}", highlight=False, soft_wrap=True)
+        raise typer.Exit(1) from None
+    summ = folder_summary(res.folder)
+    if res.dry_run:
+        console.print(f"dry run: assembled {summ['files']} files ({summ['bytes'] / 1e6:.1f} MB) in {res.folder}; "
+                      f"nothing uploaded", highlight=False)
+        for rel in summ["tree"]:
+            console.print(f"  {rel}", highlight=False)
+        console.print(f"check it: python -c \"import datasets; print(datasets.load_dataset('{res.folder}'))\"", highlight=False)
+        return
+    console.print(
+        f"published {res.url}: {len(res.uploaded)} files uploaded in {len(res.commits)} commits, "
+        f"{len(res.skipped)} already there, {len(res.deleted)} stale files deleted", highlight=False,
+    )
+
+
+@app.command("report")
+@cli_errors
+def report_cmd(
+    name: str = typer.Argument(..., help="dataset name under ./datasets (or a built folder)"),
+    datasets: Optional[Path] = typer.Option(None, "--datasets", help="folder of built datasets (default ./datasets)"),
+    link: bool = typer.Option(True, "--link/--no-link", help="link the figures from the dataset card"),
+) -> None:
+    """Write PNG figures (density map, hotspots, countries, tasks, answer lengths) and a summary."""
+    from .report import make_report
+
+    rep = make_report(name, datasets, link=link)
+    for f in rep.figures:
+        console.print(f"wrote {f}", highlight=False)
+    console.print(f"wrote {rep.folder / 'summary.md'}\n", highlight=False)
+    console.print(rep.summary, highlight=False, markup=False)
+
+
+@app.command("inspect")
+@cli_errors
+def inspect_cmd(
+    names: Optional[List[str]] = typer.Argument(None, help="built datasets to open (default: all)"),
+    hub: Optional[List[str]] = typer.Option(None, "--hub", help="published set: ORG/NAME, hf://datasets/ORG/NAME or a folder"),
+    datasets: Optional[Path] = typer.Option(None, "--datasets", help="folder of built datasets (default ./datasets)"),
+    command: Optional[List[str]] = typer.Option(None, "-c", "--command", help="run this SQL (or .command) and exit"),
+    mode: str = typer.Option("table", "--mode", help="table | csv | json"),
+) -> None:
+    """Interactive DuckDB shell with one view per dataset and config (also over published sets)."""
+    from .shell import open_connection, run_shell
+
+    if mode not in ("table", "csv", "json"):
+        raise GeodataError(f"inspect: unknown --mode '{mode}' (allowed: table, csv, json)")
+    con = open_connection(datasets, published=hub or [], only=names or [])
+    lines = None
+    if command:
+        lines = [c if c.strip().startswith(".") or c.rstrip().endswith(";") else c + ";" for c in command]
+    failures = run_shell(con, lines, console=console, mode=mode)
+    if failures and (command or not sys.stdin.isatty()):
+        raise typer.Exit(1)

@@ -56,6 +56,7 @@ from .validate import (
 
 __all__ = [
     "PublishError",
+    "UploadError",
     "PublishResult",
     "PAPERS",
     "check_repo_id",
@@ -102,6 +103,10 @@ CARD_END = "<!-- geodata-publish:end -->"
 
 class PublishError(GeodataError):
     """Publishing stopped before any upload (bad repo id, no token, failed validation ...)."""
+
+
+class UploadError(GeodataError):
+    """An upload stopped part-way; files already committed are skipped on the next run."""
 
 
 @dataclass
@@ -479,18 +484,26 @@ def upload(
 
     api = api if api is not None else HfApi()
     folder = Path(folder)
-    api.create_repo(repo_id, repo_type="dataset", private=private, exist_ok=True, token=token)
-    if private:
-        info = api.repo_info(repo_id, repo_type="dataset", token=token)
-        if getattr(info, "private", True) is False:
-            raise PublishError(
-                f"repo {repo_id} exists and is public; refusing to upload a --private dataset into it"
-            )
-    remote = {
-        f.path: f
-        for f in api.list_repo_tree(repo_id, repo_type="dataset", recursive=True, token=token)
-        if isinstance(f, RepoFile) or (hasattr(f, "blob_id") and hasattr(f, "path"))
-    }
+    try:
+        api.create_repo(repo_id, repo_type="dataset", private=private, exist_ok=True, token=token)
+        if private:
+            info = api.repo_info(repo_id, repo_type="dataset", token=token)
+            if getattr(info, "private", True) is False:
+                raise PublishError(
+                    f"repo {repo_id} exists and is public; refusing to upload a --private dataset into it"
+                )
+        remote = {
+            f.path: f
+            for f in api.list_repo_tree(repo_id, repo_type="dataset", recursive=True, token=token)
+            if isinstance(f, RepoFile) or (hasattr(f, "blob_id") and hasattr(f, "path"))
+        }
+    except GeodataError:
+        raise
+    except Exception as exc:  # the hub's HTTP errors: one line, nothing uploaded yet
+        raise PublishError(
+            f"{repo_id}: cannot create or list the repo ({type(exc).__name__}: "
+            f"{str(exc).splitlines()[0] if str(exc) else ''}); nothing was uploaded"
+        ) from exc
     add, same, delete = plan_upload(folder, remote)
     result = PublishResult(repo_id=repo_id, folder=folder, dry_run=False, skipped=same)
     ops: list[Any] = [CommitOperationAdd(path_in_repo=r, path_or_fileobj=str(folder / r)) for r in add if r not in ("README.md", "manifest.json")]
@@ -510,7 +523,14 @@ def upload(
         n_del = len(batch) - n_add
         msg = f"geodata: upload {folder.name} ({k}/{len(batches)})"
         log(f"commit {k}/{len(batches)}: {n_add} files" + (f", {n_del} deletions" if n_del else ""))
-        info = api.create_commit(repo_id, operations=batch, commit_message=msg, repo_type="dataset", token=token)
+        try:
+            info = api.create_commit(repo_id, operations=batch, commit_message=msg, repo_type="dataset", token=token)
+        except Exception as exc:
+            done = f"{len(result.uploaded)} files committed before it" if result.uploaded else "nothing committed"
+            raise UploadError(
+                f"{repo_id}: commit {k}/{len(batches)} failed ({type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}); "
+                f"{done}; rerun the same command to resume"
+            ) from exc
         result.commits.append(str(getattr(info, "commit_url", info)))
         result.uploaded += [o.path_in_repo for o in batch if isinstance(o, CommitOperationAdd)]
         result.deleted += [o.path_in_repo for o in batch if isinstance(o, CommitOperationDelete)]
@@ -553,7 +573,17 @@ def publish(
             f"{report.name} fails validation, nothing was published: " + "; ".join(lines)
             + (f"; and {more} more (run `geodata validate {report.name}`)" if more > 0 else "")
         )
-    tok = None if dry_run else resolve_token(token)
+    tok = None
+    if not dry_run:
+        tok = resolve_token(token)
+        if api is None:
+            from huggingface_hub.constants import is_offline_mode
+
+            if is_offline_mode():
+                raise PublishError(
+                    "HF_HUB_OFFLINE=1 is set (the Makefile exports it for builds): run with HF_HUB_OFFLINE=0 "
+                    "to upload, or use --dry-run"
+                )
     folder = assemble(path, out=out, validation=report)
     log(f"assembled {folder}")
     if dry_run:

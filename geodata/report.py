@@ -428,7 +428,7 @@ def _countries(df: pl.DataFrame, name: str, out: Path, top: int = 25) -> dict[st
         return None
     head = c.head(top)
     rest = int(c["len"][top:].sum()) if c.height > top else 0
-    fig = _new_figure(8, 0.26 * head.height + 1.4)
+    fig = _new_figure(8, max(3.0, 0.26 * head.height + 1.4))
     ax = fig.add_subplot()
     _bars(ax, head["country"].to_list(), head["len"].to_list(), KEPT)
     extra = f"; {c.height - top} more countries hold {rest:,}" if rest else ""
@@ -446,7 +446,7 @@ def _countries(df: pl.DataFrame, name: str, out: Path, top: int = 25) -> dict[st
 def _tasks(df: pl.DataFrame, name: str, out: Path) -> dict[str, Any]:
     t = df.group_by("task").len().sort(["len", "task"], descending=[True, False])
     s = df.group_by("source").len().sort(["len", "source"], descending=[True, False])
-    fig = _new_figure(10, 0.3 * max(t.height, s.height) + 1.6)
+    fig = _new_figure(10, max(3.0, 0.3 * max(t.height, s.height) + 1.6))
     a1, a2 = fig.subplots(1, 2)
     _bars(a1, t["task"].to_list(), t["len"].to_list(), "#4d9221")
     a1.set_title("rows per task", fontsize=10)

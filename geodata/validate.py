@@ -164,9 +164,13 @@ class ValidationReport:
             f"{self.images_checked} images decoded)"
         ]
         for task, r in sorted(self.rewards.items()):
+            if r["reward"] is None:
+                lines.append(f"  reward self-check {task}: no reward registered for this task ({r['rows']} rows unchecked)")
+                continue
+            low = f", lowest {r['min']:.4g}" if r["at_max"] < r["rows"] and np.isfinite(r["min"]) else ""
             lines.append(
-                f"  reward self-check {task}: {r['reward']} {r['at_max']}/{r['rows']} gold completions "
-                f"score the maximum {r['max_score']:g} (min {r['min']:.4g})"
+                f"  reward self-check {task}: {r['at_max']}/{r['rows']} gold completions score the maximum "
+                f"{r['max_score']:g} of reward '{r['reward']}'{low}"
             )
         for check in CHECKS:
             if self.counts.get(check):
@@ -465,20 +469,37 @@ def _iter_batches(f: Path, columns: list[str], batch_rows: int) -> Iterator[pa.R
     yield from pf.iter_batches(batch_size=batch_rows, columns=columns)
 
 
-def _score(task: str, completions: list[str], solutions: list[str]) -> tuple[Any, np.ndarray | None, str | None]:
+def _score(task: str, completions: list[str], solutions: list[str]) -> tuple[Any, np.ndarray | None, dict[int, str], str | None]:
+    """(reward info, scores, per-row errors, task-level error) for rows of one task.
+
+    The batch is scored in one call; when that call raises, rows are scored one by one so
+    that the rows that make the reward raise are the ones listed (their score is NaN).
+    """
     from .registry import reward_for_task
 
     try:
         info = reward_for_task(task)
     except GeodataError as exc:
-        return None, None, str(exc)
+        return None, None, {}, str(exc)
+
+    def call(c: list[str], s: list[str]) -> np.ndarray:
+        out = np.asarray(info.fn(c, s), dtype=np.float64)
+        if out.shape != (len(c),):
+            raise ValueError(f"returned shape {out.shape} for {len(c)} completions")
+        return out
+
     try:
-        scores = np.asarray(info.fn(completions, solutions), dtype=np.float64)
-    except Exception as exc:  # noqa: BLE001 - a raising reward is the finding
-        return info, None, f"reward '{info.name}' raised {type(exc).__name__}: {exc}"
-    if scores.shape != (len(completions),):
-        return info, None, f"reward '{info.name}' returned shape {scores.shape} for {len(completions)} completions"
-    return info, scores, None
+        return info, call(completions, solutions), {}, None
+    except Exception:  # noqa: BLE001 - find the rows that make it raise
+        pass
+    scores = np.full(len(completions), np.nan)
+    errors: dict[int, str] = {}
+    for j, (c, s) in enumerate(zip(completions, solutions)):
+        try:
+            scores[j] = call([c], [s])[0]
+        except Exception as exc:  # noqa: BLE001 - a raising reward is the finding
+            errors[j] = f"reward '{info.name}' raised {type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
+    return info, scores, errors, None
 
 
 def _check_rows(
@@ -544,10 +565,12 @@ def _check_rows(
 
         # solution is JSON
         solutions = df["solution"].to_list()
+        bad_solution: set[int] = set()
         for i, s in enumerate(solutions):
             try:
                 json.loads(s)
             except (TypeError, json.JSONDecodeError) as exc:
+                bad_solution.add(i)
                 add("solution", i, f"solution is not valid json ({str(exc).splitlines()[0].lower()}): {str(s)[:60]!r}")
 
         # coordinates
@@ -573,26 +596,30 @@ def _check_rows(
             tasks = df["task"].to_list()
             by_task: dict[str, list[int]] = {}
             for i, t in enumerate(tasks):
-                by_task.setdefault(t, []).append(i)
+                if i not in bad_solution:  # already listed; a reward can't score it
+                    by_task.setdefault(t, []).append(i)
             for task, idx in by_task.items():
-                info, scores, err = _score(task, [completions[i] for i in idx], [solutions[i] for i in idx])
+                info, scores, errors, err = _score(task, [completions[i] for i in idx], [solutions[i] for i in idx])
                 stats = report.rewards.setdefault(
                     str(task),
                     {"reward": info.name if info else None, "max_score": info.max_score if info else float("nan"),
                      "rows": 0, "at_max": 0, "min": float("inf")},
                 )
+                stats["rows"] += len(idx)
                 if err is not None:
                     add("reward", idx[0], err + (f" (and {len(idx) - 1} more rows of task '{task}')" if len(idx) > 1 else ""))
                     report.counts["reward"] += len(idx) - 1
-                    stats["rows"] += len(idx)
                     continue
                 assert info is not None and scores is not None
                 at_max = scores >= info.max_score - tol
-                stats["rows"] += len(idx)
                 stats["at_max"] += int(at_max.sum())
-                stats["min"] = float(min(stats["min"], float(np.nanmin(scores)) if len(scores) else np.inf))
+                if np.isfinite(scores).any():
+                    stats["min"] = float(min(stats["min"], float(np.nanmin(scores))))
                 for j in np.flatnonzero(~at_max):
                     i = idx[j]
+                    if j in errors:
+                        add("reward", i, errors[j])
+                        continue
                     add(
                         "reward",
                         i,

@@ -127,6 +127,10 @@ def write_partition(
     """
     res = PartitionResult(config, split)
     has_images = "images" in df.columns
+    any_images = has_images and int(df["images"].list.len().fill_null(0).sum()) > 0
+    if not any_images:
+        # no image bytes to stream (metadata-only rows): large row groups, no per-row work
+        row_group_rows = max(row_group_rows, 100_000)
     plain = df.drop("images") if has_images else df
     base_schema = normalize_arrow(plain.head(0).to_arrow()).schema
     if has_images:
@@ -170,7 +174,13 @@ def write_partition(
             break
         table = normalize_arrow(chunk.drop("images").to_arrow()) if has_images else normalize_arrow(chunk.to_arrow())
         est = table.nbytes
-        if has_images:
+        if has_images and not any_images:
+            table = pa.Table.from_arrays(
+                [pa.array([[]] * table.num_rows, type=schema.field("images").type) if name == "images"
+                 else table.column(name) for name in schema.names],
+                schema=schema,
+            )
+        elif has_images:
             imgs, why = _embed(chunk["images"].to_list(), check_images)
             keep = [w is None for w in why]
             for w in why:

@@ -15,6 +15,8 @@ from pathlib import Path
 from typing import Any, Sequence
 
 import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
 import yaml
 from datasets import Dataset, Features, Image, List, Value
 from PIL import Image as PILImage
@@ -89,6 +91,12 @@ def make_rows(n: int, start: int = 0) -> list[dict[str, Any]]:
     return rows
 
 
+def _write(path: Path, rows: list[dict[str, Any]], features: Features | None) -> None:
+    """Write rows as a parquet shard with the HF features in its schema metadata (as the writer does)."""
+    feats = features or Dataset.from_list(rows).features
+    pq.write_table(pa.Table.from_pylist(rows, schema=feats.arrow_schema), path)
+
+
 def _sha(p: Path) -> str:
     return hashlib.sha256(p.read_bytes()).hexdigest()
 
@@ -117,14 +125,13 @@ def write_dataset(
                 folder = "data" if config == "default" else config
                 rel = f"{folder}/{split}-{k:05d}-of-{len(shards):05d}.parquet"
                 (out / folder).mkdir(exist_ok=True)
-                ds = Dataset.from_list(rows, features=features.get(config))
-                ds.to_parquet(str(out / rel))
+                _write(out / rel, rows, features.get(config))
                 files[rel] = {"sha256": _sha(out / rel), "bytes": (out / rel).stat().st_size, "rows": len(rows)}
                 rels.append(rel)
             n = sum(len(r) for r in shards)
             man_configs[config][split] = {"num_rows": n, "files": rels}
             data_files.append({"split": split, "path": rels})
-            split_info.append({"name": split, "num_examples": n})
+            split_info.append({"name": split, "num_bytes": sum(files[r]["bytes"] for r in rels), "num_examples": n})
         entry: dict[str, Any] = {"config_name": config, "data_files": data_files}
         if config == "default":
             entry["default"] = True
@@ -179,7 +186,7 @@ def make_dataset(root: Path, name: str = "fixture-set", n: int = 12, shards: int
 
 def rewrite_shard(folder: Path, rel: str, rows: list[dict[str, Any]], features: Features = FEATURES, fix_manifest: bool = True) -> None:
     """Overwrite one shard with ``rows`` (and keep the manifest consistent unless told not to)."""
-    Dataset.from_list(rows, features=features).to_parquet(str(folder / rel))
+    _write(folder / rel, rows, features)
     if fix_manifest:
         man = json.loads((folder / "manifest.json").read_text())
         man["files"][rel] = {"sha256": _sha(folder / rel), "bytes": (folder / rel).stat().st_size, "rows": len(rows)}

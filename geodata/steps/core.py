@@ -45,7 +45,7 @@ def dedupe(df: pl.DataFrame, ctx: Context, *, column: str = "id") -> pl.DataFram
     nulls = df[column].null_count()
     ctx.drop("missing_id", nulls)
     df = df.filter(pl.col(column).is_not_null())
-    out = df.unique(subset=[column], keep="first", maintain_order=True)
+    out = df.filter(pl.col(column).is_first_distinct())
     ctx.drop("duplicate_id", df.height - out.height)
     return out
 

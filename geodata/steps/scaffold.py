@@ -180,6 +180,8 @@ def country_cues() -> pl.DataFrame:
             sub = likely.get(code, "")
             parts = sub.split("_")
             script = en.scripts.get(parts[1]) if len(parts) > 1 else None
+            if script in ("Simplified", "Traditional"):  # CLDR's short names for Hans / Hant
+                script = f"{script} Chinese"
             if script and script not in scripts:
                 scripts.append(script)
         if not names:
@@ -279,7 +281,7 @@ def geo_r1_scaffold(
         _scene=scene,
         _art=pl.when(scene.str.contains(r"^[aeiouAEIOU]")).then(pl.lit("an")).otherwise(pl.lit("a")),
         _group=pl.when(pl.col("_s16").is_not_null() & (pl.col("_s16_top") == pl.col("_s3i")))
-        .then(pl.lit(" (") + pl.col("_s16") + pl.lit(")")).otherwise(pl.lit("")),
+        .then(pl.lit(" in the ") + pl.col("_s16") + pl.lit(" group")).otherwise(pl.lit("")),
         _s3=pl.col("_s3i").replace_strict(list(range(3)), list(S3_NAMES), default="outdoor"),
         _pu=pct("prob_urban"), _pn=pct("prob_natural"), _pi=pct("prob_indoor"),
         _band=climate_band_expr("lat"),
