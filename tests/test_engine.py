@@ -234,3 +234,20 @@ def test_env_interpolation(monkeypatch):
     spec = load_spec(PIPE)
     assert [s for s in spec.steps if s.key == "sample"][0].params["n"] == 77
     assert load_spec(PIPE, sets=["sample.n=3"]).fingerprint() != spec.fingerprint()
+
+
+def test_every_catalog_entry_parses_and_names_its_env(repo):
+    import yaml
+
+    from geodata.registry import SOURCES, _load_all
+
+    _load_all()
+    entries = {}
+    for f in sorted((repo / "catalogs").glob("*.yaml")):
+        e = yaml.safe_load(f.read_text())
+        assert e["name"] == f.stem, f
+        assert e["env"].endswith("_ROOT") or e["env"] == "PREDICTIONS", f
+        entries[e["name"]] = e
+    for name, info in SOURCES.items():
+        assert name in entries, f"source '{name}' has no catalogs/{name}.yaml"
+        assert entries[name]["env"] == info.env
