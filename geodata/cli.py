@@ -330,7 +330,11 @@ def train_recipes() -> None:
     for col in ("recipe", "method", "model", "dataset", "description"):
         t.add_column(col)
     for name in list_recipes():
-        r = load_recipe(name)
+        try:
+            r = load_recipe(name)
+        except GeodataError as exc:
+            t.add_row(name, "[red]invalid[/red]", "", "", str(exc))
+            continue
         method = "grpo" if r.grpo else "sft" if r.sft else "predict"
         t.add_row(name, method, r.model.name_or_path, r.data.dataset, r.description)
     console.print(t)
@@ -390,6 +394,7 @@ def validate_cmd(
     datasets: Optional[Path] = typer.Option(None, "--datasets", help="folder of built datasets (default ./datasets)"),
     images: bool = typer.Option(True, "--images/--no-images", help="decode every image"),
     rewards: bool = typer.Option(True, "--rewards/--no-rewards", help="reward self-check of every gold completion"),
+    hashes: bool = typer.Option(True, "--hashes/--no-hashes", help="compare each shard's sha256 with the manifest"),
     show: int = typer.Option(20, "--show", help="failing rows listed"),
     as_json: bool = typer.Option(False, "--json", help="print the full report as JSON"),
 ) -> None:
@@ -399,11 +404,11 @@ def validate_cmd(
     """
     from .validate import validate_dataset
 
-    report = validate_dataset(name, datasets, images=images, rewards=rewards)
+    report = validate_dataset(name, datasets, images=images, rewards=rewards, hashes=hashes)
     if as_json:
         sys.stdout.write(json.dumps(report.to_dict(), indent=1, default=str) + "\n")
     else:
-        console.print(report.summary(), highlight=False)
+        console.print(report.summary(), highlight=False, soft_wrap=True)
         if not report.ok:
             console.print(_issues_table(report, show))
     if not report.ok:
@@ -439,14 +444,17 @@ def publish_cmd(
     summ = folder_summary(res.folder)
     if res.dry_run:
         console.print(f"dry run: assembled {summ['files']} files ({summ['bytes'] / 1e6:.1f} MB) in {res.folder}; "
-                      f"nothing uploaded", highlight=False)
+                      f"nothing uploaded", highlight=False, soft_wrap=True)
         for rel in summ["tree"]:
-            console.print(f"  {rel}", highlight=False)
-        console.print(f"check it: python -c \"import datasets; print(datasets.load_dataset('{res.folder}'))\"", highlight=False)
+            console.print(f"  {rel}", highlight=False, soft_wrap=True)
+        configs = list((json.loads((res.folder / "manifest.json").read_text()).get("configs") or {}))
+        arg = "" if "default" in configs or not configs else f", '{configs[0]}'"
+        console.print(f"check it: python -c \"import datasets; print(datasets.load_dataset('{res.folder}'{arg}))\"",
+                      highlight=False, soft_wrap=True)
         return
     console.print(
         f"published {res.url}: {len(res.uploaded)} files uploaded in {len(res.commits)} commits, "
-        f"{len(res.skipped)} already there, {len(res.deleted)} stale files deleted", highlight=False,
+        f"{len(res.skipped)} already there, {len(res.deleted)} stale files deleted", highlight=False, soft_wrap=True,
     )
 
 
@@ -462,9 +470,9 @@ def report_cmd(
 
     rep = make_report(name, datasets, link=link)
     for f in rep.figures:
-        console.print(f"wrote {f}", highlight=False)
-    console.print(f"wrote {rep.folder / 'summary.md'}\n", highlight=False)
-    console.print(rep.summary, highlight=False, markup=False)
+        console.print(f"wrote {f}", highlight=False, soft_wrap=True)
+    console.print(f"wrote {rep.folder / 'summary.md'}\n", highlight=False, soft_wrap=True)
+    console.print(rep.summary, highlight=False, markup=False, soft_wrap=True)
 
 
 @app.command("inspect")

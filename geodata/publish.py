@@ -238,8 +238,9 @@ def card_metadata(manifest: dict[str, Any], header: dict[str, Any]) -> dict[str,
         meta["license"] = licenses[0]
     else:
         meta["license"] = "other"
-        meta["license_name"] = "mixed-source-licenses"
-        meta.pop("license_link", None)
+    if meta["license"] == "other" and not header.get("license_name"):
+        # the Hub asks for a name with 'other'; the card's Licenses section lists each source's
+        meta["license_name"] = "mixed-source-licenses" if len(licenses) > 1 else "source-dataset-license"
     meta["source_datasets"] = _uniq(
         [*(header.get("source_datasets") or []), *(spec_card.get("source_datasets") or []),
          *(cat.get("source_dataset") for _, cat in sources)]

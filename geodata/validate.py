@@ -185,7 +185,10 @@ class ValidationReport:
             "configs": self.configs,
             "images_checked": self.images_checked,
             "counts": dict(self.counts),
-            "rewards": self.rewards,
+            "rewards": {
+                t: {k: (None if isinstance(v, float) and not np.isfinite(v) else v) for k, v in r.items()}
+                for t, r in self.rewards.items()
+            },
             "issues": [i.__dict__ for i in self.issues],
         }
 
@@ -606,9 +609,12 @@ def _check_rows(
                      "rows": 0, "at_max": 0, "min": float("inf")},
                 )
                 stats["rows"] += len(idx)
-                if err is not None:
-                    add("reward", idx[0], err + (f" (and {len(idx) - 1} more rows of task '{task}')" if len(idx) > 1 else ""))
-                    report.counts["reward"] += len(idx) - 1
+                if err is not None:  # listed once per task, every row counted
+                    if stats["rows"] == len(idx):
+                        add("reward", idx[0], err + " (every row of this task fails the self-check)")
+                        report.counts["reward"] += len(idx) - 1
+                    else:
+                        report.counts["reward"] += len(idx)
                     continue
                 assert info is not None and scores is not None
                 at_max = scores >= info.max_score - tol

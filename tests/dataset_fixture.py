@@ -37,7 +37,6 @@ if "fixture_echo" not in REWARDS:
         return out
 
 
-MSG = [{"role": Value("string"), "content": List({"type": Value("string"), "text": Value("string")})}]
 FEATURES = Features(
     {
         "id": Value("string"),
