@@ -93,14 +93,22 @@ def sql(
     datasets: Path = typer.Option(None, "--datasets", help="folder of built datasets (default ./datasets)"),
     fmt: str = typer.Option("table", "--format", help="table | csv | json"),
     max_rows: int = typer.Option(50, "--max-rows", help="rows shown in table format"),
+    hub: Optional[List[str]] = typer.Option(
+        None, "--hub", help="also a published set: ORG/NAME (hf://datasets/ORG/NAME/**/*.parquet) or a folder"
+    ),
 ) -> None:
-    """Run SQL over every built dataset (DuckDB)."""
+    """Run SQL over every built dataset (DuckDB), and over published sets with --hub."""
     import duckdb
 
     from .engine import datasets_dir
     from .sql import connect
 
     con = connect(datasets or datasets_dir())
+    if hub:
+        from .shell import register_published
+
+        for ref in hub:
+            register_published(con, ref)
     try:
         rel = con.sql(query)
     except duckdb.Error as exc:

@@ -8,7 +8,7 @@ A geolocation completion puts its estimate in one of a few shapes; in order of p
 4. a bracketed pair ``[48.8566, 2.3522]``.
 
 When the text has ``<answer>…</answer>`` only the last answer block is searched (so numbers in
-the reasoning are ignored); otherwise the whole text is. Within a block the *last* pair of a
+the reasoning are ignored); otherwise the whole text is. Within a block the *last* match of a
 shape is taken. Numbers may carry a degree sign and a hemisphere letter
 (``(33.87° S, 151.21° E)``: S and W negate). A completion yields NaN coordinates
 ("unparsed") when nothing matches, a value is not finite, or it is out of range
@@ -37,7 +37,7 @@ from numpy.typing import NDArray
 
 from .schema import messages_text
 
-__all__ = ["ParsedCoords", "parse_coords", "completion_texts", "NUMBER", "ANSWER_RE", "PAIR_IN_PARENS"]
+__all__ = ["ParsedCoords", "parse_coords", "completion_texts", "answer_bodies", "NUMBER", "ANSWER_RE", "PAIR_IN_PARENS"]
 
 #: A decimal number: sign, digits with an optional fraction (or a bare fraction), exponent.
 NUMBER = r"[-+]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][-+]?\d+)?"
@@ -51,12 +51,14 @@ PAIR_IN_PARENS = rf"\(\s*{NUMBER}\s*,\s*{NUMBER}\s*\)"
 # Each pattern captures (lat, lat-hemisphere, lon, lon-hemisphere); the leading greedy ``.*``
 # makes the match the last one in the text.
 _PATTERNS = [
-    rf"(?is).*coordinates?\s*[:=]?\s*[\(\[]?\s*{_COORD}\s*[,;]\s*{_COORD}",
-    rf"(?s).*\(\s*{_COORD}\s*,\s*{_COORD}\s*\)",
-    rf"(?s).*\[\s*{_COORD}\s*,\s*{_COORD}\s*\]",
+    rf"(?i)coordinates?\s*[:=]?\s*[\(\[]?\s*{_COORD}\s*[,;]\s*{_COORD}",
+    rf"\(\s*{_COORD}\s*,\s*{_COORD}\s*\)",
+    rf"\[\s*{_COORD}\s*,\s*{_COORD}\s*\]",
 ]
-_JSON_LAT = rf"(?is).*[\"']lat(?:itude)?[\"']\s*:\s*[\"']?({NUMBER})"
-_JSON_LON = rf"(?is).*[\"'](?:lon|lng|long|longitude)[\"']\s*:\s*[\"']?({NUMBER})"
+_JSON_LAT = rf"(?i)[\"']lat(?:itude)?[\"']\s*:\s*[\"']?({NUMBER})"
+_JSON_LON = rf"(?i)[\"'](?:lon|lng|long|longitude)[\"']\s*:\s*[\"']?({NUMBER})"
+# (pattern, is-json) in order of preference
+_SHAPES = [(_PATTERNS[0], False), ("", True), (_PATTERNS[1], False), (_PATTERNS[2], False)]
 
 
 @dataclass
@@ -108,33 +110,49 @@ def _signed(num: pl.Expr, hemi: pl.Expr, neg: str) -> pl.Expr:
     return pl.when(hemi.str.to_uppercase() == neg).then(-v.abs()).otherwise(v)
 
 
-def _answer_or_all(text: pl.Expr) -> pl.Expr:
-    # last <answer> block when there is one, else the whole text
-    last = text.str.extract_all(ANSWER_RE).list.last().str.slice(8).str.strip_suffix("</answer>")
-    return pl.coalesce(last, text)
+def _cut_at(text: pl.Expr, tag: str) -> pl.Expr:
+    end = text.str.find(tag, literal=True)
+    return pl.when(end.is_null()).then(text).otherwise(text.str.slice(0, end))
 
 
-def parse_coords_expr(text: pl.Expr) -> pl.Expr:
-    """A polars expression: struct ``{lat, lon}`` (null where unparsed) from completion text."""
-    body = _answer_or_all(text)
-    lats: list[pl.Expr] = []
-    lons: list[pl.Expr] = []
-    for pat in _PATTERNS[:1]:
-        lats.append(_signed(body.str.extract(pat, 1), body.str.extract(pat, 2), "S"))
-        lons.append(_signed(body.str.extract(pat, 3), body.str.extract(pat, 4), "W"))
-    jlat = body.str.extract(_JSON_LAT, 1).cast(pl.Float64, strict=False)
-    jlon = body.str.extract(_JSON_LON, 1).cast(pl.Float64, strict=False)
-    both = jlat.is_not_null() & jlon.is_not_null()
-    lats.append(pl.when(both).then(jlat))
-    lons.append(pl.when(both).then(jlon))
-    for pat in _PATTERNS[1:]:
-        lats.append(_signed(body.str.extract(pat, 1), body.str.extract(pat, 2), "S"))
-        lons.append(_signed(body.str.extract(pat, 3), body.str.extract(pat, 4), "W"))
-    # take the first shape that gave both numbers
-    lat = pl.coalesce([pl.when(la.is_not_null() & lo.is_not_null()).then(la) for la, lo in zip(lats, lons)])
-    lon = pl.coalesce([pl.when(la.is_not_null() & lo.is_not_null()).then(lo) for la, lo in zip(lats, lons)])
-    good = lat.is_finite() & lon.is_finite() & (lat.abs() <= 90.0) & (lon.abs() <= 180.0)
-    return pl.struct(lat=pl.when(good).then(lat), lon=pl.when(good).then(lon))
+def answer_bodies(texts: pl.Series) -> pl.Series:
+    """The last ``<answer>`` block of each text (up to ``</answer>``), or the whole text.
+
+    Literal ``find`` for the common single-answer case; a split only for texts with several.
+
+    Examples
+    --------
+    >>> answer_bodies(pl.Series(["a<answer>x</answer>", "b", "<answer>1</answer><answer>2"])).to_list()
+    ['x', 'b', '2']
+    """
+    df = pl.DataFrame({"t": texts.cast(pl.String)})
+    t = pl.col("t")
+    n = t.str.count_matches("<answer>", literal=True)
+    pos = t.str.find("<answer>", literal=True)
+    body = pl.when(pos.is_null()).then(t).otherwise(t.str.slice(pos + len("<answer>")))
+    out = df.select(b=_cut_at(body, "</answer>"), n=n)
+    multi = out["n"].fill_null(0) > 1
+    if bool(multi.any()):
+        idx = np.flatnonzero(multi.to_numpy())
+        sub = df[idx].select(_cut_at(t.str.split("<answer>").list.last(), "</answer>"))["t"]
+        b = out["b"].scatter(idx, sub)
+        return b.rename("t")
+    return out["b"].rename("t")
+
+
+def _pair(body: pl.Series, pattern: str, json: bool = False) -> pl.DataFrame:
+    """(lat, lon) from the last match of ``pattern`` in each body (null where none)."""
+    df = pl.DataFrame({"b": body})
+    if json:
+        lat = pl.col("b").str.extract_all(_JSON_LAT).list.last().str.extract(_JSON_LAT, 1)
+        lon = pl.col("b").str.extract_all(_JSON_LON).list.last().str.extract(_JSON_LON, 1)
+        return df.select(lat=lat.cast(pl.Float64, strict=False), lon=lon.cast(pl.Float64, strict=False))
+    g = pl.col("b").str.extract_all(pattern).list.last().str.extract_groups(pattern)
+    out = df.select(g=g).unnest("g")
+    a, ah, b, bh = out.columns
+    return out.select(
+        lat=_signed(pl.col(a), pl.col(ah), "S"), lon=_signed(pl.col(b), pl.col(bh), "W")
+    )
 
 
 def parse_coords(completions: Sequence[Any] | pl.Series) -> ParsedCoords:
@@ -152,10 +170,25 @@ def parse_coords(completions: Sequence[Any] | pl.Series) -> ParsedCoords:
     ([12.5, nan, -33.87], 1)
     """
     s = completion_texts(completions)
-    if s.len() == 0:
-        e = np.empty(0, dtype=np.float64)
-        return ParsedCoords(e, e.copy())
-    out = pl.DataFrame({"t": s}).select(c=parse_coords_expr(pl.col("t"))).unnest("c")
-    lat = out["lat"].fill_null(np.nan).to_numpy().astype(np.float64, copy=True)
-    lon = out["lon"].fill_null(np.nan).to_numpy().astype(np.float64, copy=True)
+    n = s.len()
+    lat = np.full(n, np.nan)
+    lon = np.full(n, np.nan)
+    if n == 0:
+        return ParsedCoords(lat, lon)
+    body = answer_bodies(s)
+    todo = np.flatnonzero(body.is_not_null().to_numpy())
+    for pattern, json in _SHAPES:
+        if todo.size == 0:
+            break
+        got = _pair(body.gather(todo) if todo.size < n else body, pattern, json)
+        la = got["lat"].fill_null(np.nan).to_numpy()
+        lo = got["lon"].fill_null(np.nan).to_numpy()
+        hit = ~(np.isnan(la) | np.isnan(lo))
+        lat[todo[hit]] = la[hit]
+        lon[todo[hit]] = lo[hit]
+        todo = todo[~hit]
+    with np.errstate(invalid="ignore"):
+        good = np.isfinite(lat) & np.isfinite(lon) & (np.abs(lat) <= 90.0) & (np.abs(lon) <= 180.0)
+    lat[~good] = np.nan
+    lon[~good] = np.nan
     return ParsedCoords(lat, lon)

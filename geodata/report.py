@@ -458,33 +458,47 @@ def _tasks(df: pl.DataFrame, name: str, out: Path) -> dict[str, Any]:
 
 
 def _answer_lengths(df: pl.DataFrame, name: str, out: Path) -> dict[str, Any]:
+    """Histograms (up to 3 tasks, shared bins) or one box plot row per task (more tasks)."""
     d = df.with_columns(
         words=pl.col("completion_text").str.split(" ").list.len().fill_null(0),
         answer_chars=pl.col("answer_text").str.len_chars(),
     )
-    fig = _new_figure(11, 3.8)
-    a1, a2 = fig.subplots(1, 2)
-    facts: dict[str, Any] = {}
     tasks = sorted(d["task"].unique().drop_nulls().to_list())
+    facts: dict[str, Any] = {}
+    words: list[np.ndarray] = []
+    chars: list[np.ndarray] = []
     for task in tasks:
         sub = d.filter(pl.col("task") == task)
         w = sub["words"].to_numpy()
-        a1.hist(w, bins=min(40, max(5, len(np.unique(w)))), alpha=0.6, label=task)
         ac = sub["answer_chars"].drop_nulls().to_numpy()
-        if len(ac):
-            a2.hist(ac, bins=min(40, max(5, len(np.unique(ac)))), alpha=0.6, label=task)
+        words.append(w)
+        chars.append(ac)
         facts[task] = {
             "median_words": float(np.median(w)) if len(w) else 0.0,
             "median_answer_chars": float(np.median(ac)) if len(ac) else None,
             "without_answer_tag": int(sub["answer_text"].is_null().sum()),
         }
-    a1.set_title("gold completion length (words)", fontsize=10)
-    a2.set_title("text inside <answer> (characters)", fontsize=10)
-    for ax in (a1, a2):
-        ax.set_ylabel("rows", fontsize=8)
+    many = len(tasks) > 3
+    fig = _new_figure(11, max(3.8, 0.32 * len(tasks) + 1.6) if many else 3.8)
+    a1, a2 = fig.subplots(1, 2)
+    for ax, data, title in ((a1, words, "gold completion length (words)"), (a2, chars, "text inside <answer> (characters)")):
+        if many:
+            keep = [(t, x) for t, x in zip(tasks, data) if len(x)]
+            ax.boxplot([x for _, x in keep], orientation="horizontal", tick_labels=[t for t, _ in keep],
+                       showfliers=True, flierprops={"markersize": 2})
+            ax.invert_yaxis()
+            ax.set_xlabel("box = quartiles, orange line = median, circles = outliers", fontsize=8)
+        else:
+            allv = np.concatenate([x for x in data if len(x)]) if any(len(x) for x in data) else np.zeros(1)
+            bins = np.histogram_bin_edges(allv, bins=min(40, max(5, len(np.unique(allv)))))
+            for t, x in zip(tasks, data):
+                if len(x):
+                    ax.hist(x, bins=bins, alpha=0.6, label=t)
+            ax.set_ylabel("rows", fontsize=8)
+            if len(tasks) > 1:
+                ax.legend(fontsize=7)
+        ax.set_title(title, fontsize=10)
         ax.tick_params(labelsize=7)
-        if len(tasks) > 1:
-            ax.legend(fontsize=7)
     fig.suptitle(name, fontsize=10)
     fig.savefig(out)
     return facts

@@ -131,3 +131,17 @@ def test_report_of_real_sample_build(tmp_path: Path) -> None:
     assert rep.facts["countries"]["countries"] >= 2
     man = json.loads((res.path / "manifest.json").read_text())
     assert all((res.path / f).is_file() for f in man["files"])  # the report touched no shard
+
+
+def test_many_tasks_get_box_plots(tmp_path: Path) -> None:
+    rows = make_rows(8)
+    for i, r in enumerate(rows):
+        r["task"] = f"task_{i % 4}"
+        r["completion"][0]["content"][0]["text"] = "<think>" + "word " * (i + 1) + "</think><answer>" + "x" * (i + 1) + "</answer>"
+    folder = write_dataset(tmp_path, "multi", {"default": {"train": [rows]}}, {"default": FEATURES})
+    rep = make_report(folder)
+    answers = rep.facts["answers"]
+    assert sorted(answers) == ["task_0", "task_1", "task_2", "task_3"]
+    assert answers["task_3"]["median_answer_chars"] == 6.0  # rows 3 and 7: 4 and 8 characters
+    with Image.open(folder / "report/answer_length.png") as im:
+        assert im.height >= 400
