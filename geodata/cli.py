@@ -504,3 +504,26 @@ def inspect_cmd(
     failures = run_shell(con, lines, console=console, mode=mode)
     if failures and (command or not sys.stdin.isatty()):
         raise typer.Exit(1)
+
+
+# -- evaluation (issue 3, MP16-Hard-200K / geolocation): geodata eval -------------------
+@app.command("eval")
+@cli_errors
+def eval_cmd(
+    predictions: Path = typer.Argument(..., help="predictions .parquet/.csv (id + pred_lat/pred_lon or completion)"),
+    truth: str = typer.Option(..., "--truth", help="built dataset (folder or name) or truth CSV (IMG_ID, LAT, LON)"),
+    out: Optional[Path] = typer.Option(None, "--out", help="JSON report (default: PREDICTIONS.eval.json)"),
+    unknown_ids: str = typer.Option("drop", "--unknown-ids", help="prediction ids not in the truth: drop (counted) | error"),
+    no_geocode: bool = typer.Option(False, "--no-geocode", help="skip country/admin1/city accuracy"),
+) -> None:
+    """Score geolocation predictions: accuracy at 1/25/200/750/2500 km, median, GeoScore, admin levels."""
+    from .evaluate import evaluate_files, format_report
+
+    if unknown_ids not in ("drop", "error"):
+        raise GeodataError(f"eval: --unknown-ids must be drop or error, got '{unknown_ids}'")
+    res = evaluate_files(predictions, truth, unknown_ids=unknown_ids, geocode=not no_geocode)  # type: ignore[arg-type]
+    target = out if out is not None else predictions.with_name(predictions.name + ".eval.json")
+    target.parent.mkdir(parents=True, exist_ok=True)
+    target.write_text(json.dumps(res, indent=2) + "\n")
+    console.print(format_report(res), highlight=False, markup=False, soft_wrap=True)
+    console.print(f"wrote {target}", highlight=False, soft_wrap=True)

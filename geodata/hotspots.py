@@ -228,7 +228,7 @@ def exclude_near(
 
     Examples
     --------
-    >>> ex = exclude_near([0.0, 0.0], [179.9, -178.3], [0.0], [-179.9], radius_km=200.0)
+    >>> ex = exclude_near([0.0, 0.0], [179.9, -177.9], [0.0], [-179.9], radius_km=200.0)
     >>> ex.mask.tolist(), ex.stats["rows_excluded"]
     ([True, False], 1)
     """

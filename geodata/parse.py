@@ -42,7 +42,7 @@ __all__ = ["ParsedCoords", "parse_coords", "completion_texts", "answer_bodies", 
 #: A decimal number: sign, digits with an optional fraction (or a bare fraction), exponent.
 NUMBER = r"[-+]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][-+]?\d+)?"
 # number, optional degree sign and hemisphere letter
-_COORD = rf"({NUMBER})\s*°?\s*(?:([NSEWnsew])\b)?"
+_COORD = rf"{NUMBER}\s*°?\s*(?:[NSEWnsew](?-u:\b))?"
 #: The content of an ``<answer>`` block.
 ANSWER_RE = r"(?s)<answer>(.*?)</answer>"
 #: One ``(lat, lon)`` pair in parentheses (plain numbers).
@@ -57,6 +57,8 @@ _PATTERNS = [
 ]
 _JSON_LAT = rf"(?i)[\"']lat(?:itude)?[\"']\s*:\s*[\"']?({NUMBER})"
 _JSON_LON = rf"(?i)[\"'](?:lon|lng|long|longitude)[\"']\s*:\s*[\"']?({NUMBER})"
+#: One number with its optional degree sign and hemisphere letter, capture-free.
+_TOKEN = rf"{NUMBER}\s*°?\s*(?:[NSEWnsew](?-u:\b))?"
 # (pattern, is-json) in order of preference
 _SHAPES = [(_PATTERNS[0], False), ("", True), (_PATTERNS[1], False), (_PATTERNS[2], False)]
 
@@ -105,54 +107,72 @@ def completion_texts(completions: Sequence[Any] | pl.Series) -> pl.Series:
     return pl.Series("completion", out, dtype=pl.String)
 
 
-def _signed(num: pl.Expr, hemi: pl.Expr, neg: str) -> pl.Expr:
-    v = num.cast(pl.Float64, strict=False)
-    return pl.when(hemi.str.to_uppercase() == neg).then(-v.abs()).otherwise(v)
-
-
 def _cut_at(text: pl.Expr, tag: str) -> pl.Expr:
+    """``text`` up to the first ``tag`` (whole text when absent); byte offsets, ASCII tag."""
     end = text.str.find(tag, literal=True)
-    return pl.when(end.is_null()).then(text).otherwise(text.str.slice(0, end))
+    head = text.cast(pl.Binary).bin.head(end.fill_null(0)).cast(pl.String)
+    return pl.when(end.is_null()).then(text).otherwise(head)
+
+
+def _after(text: pl.Expr, tag: str) -> pl.Expr:
+    """``text`` after the first ``tag`` (whole text when absent)."""
+    pos = text.str.find(tag, literal=True)
+    tail = text.cast(pl.Binary).bin.slice(pos.fill_null(0) + len(tag)).cast(pl.String)
+    return pl.when(pos.is_null()).then(text).otherwise(tail)
 
 
 def answer_bodies(texts: pl.Series) -> pl.Series:
     """The last ``<answer>`` block of each text (up to ``</answer>``), or the whole text.
 
-    Literal ``find`` for the common single-answer case; a split only for texts with several.
+    Byte-offset slicing for the common single-answer case (``str.find`` gives byte offsets;
+    the tags are ASCII, so the cuts stay valid UTF-8); a split only for texts with several.
 
     Examples
     --------
-    >>> answer_bodies(pl.Series(["a<answer>x</answer>", "b", "<answer>1</answer><answer>2"])).to_list()
+    >>> answer_bodies(pl.Series(["é<answer>x</answer>", "b", "<answer>1</answer><answer>2"])).to_list()
     ['x', 'b', '2']
     """
     df = pl.DataFrame({"t": texts.cast(pl.String)})
     t = pl.col("t")
-    n = t.str.count_matches("<answer>", literal=True)
-    pos = t.str.find("<answer>", literal=True)
-    body = pl.when(pos.is_null()).then(t).otherwise(t.str.slice(pos + len("<answer>")))
-    out = df.select(b=_cut_at(body, "</answer>"), n=n)
+    # one stage per select: eager polars would evaluate a nested expression once per use
+    out = df.select(b=_after(t, "<answer>"), n=t.str.count_matches("<answer>", literal=True))
+    out = out.with_columns(b=_cut_at(pl.col("b"), "</answer>"))
     multi = out["n"].fill_null(0) > 1
     if bool(multi.any()):
         idx = np.flatnonzero(multi.to_numpy())
         sub = df[idx].select(_cut_at(t.str.split("<answer>").list.last(), "</answer>"))["t"]
-        b = out["b"].scatter(idx, sub)
-        return b.rename("t")
+        return out["b"].scatter(idx, sub).rename("t")
     return out["b"].rename("t")
 
 
+def _token_value(tok: pl.Expr, neg: str) -> pl.Expr:
+    """``"33.87° S"`` -> -33.87: the number, negated for hemisphere ``neg`` (S or W).
+
+    ``tok`` must be a column (already stripped), not a long expression: it is used twice.
+    """
+    v = tok.str.strip_chars_end(" \t\r\n°NSEWnsew").cast(pl.Float64, strict=False)
+    is_neg = tok.str.ends_with(neg) | tok.str.ends_with(neg.lower())
+    return pl.when(is_neg).then(-v.abs()).otherwise(v)
+
+
 def _pair(body: pl.Series, pattern: str, json: bool = False) -> pl.DataFrame:
-    """(lat, lon) from the last match of ``pattern`` in each body (null where none)."""
+    """(lat, lon) from the last match of ``pattern`` in each body (null where none).
+
+    The match is found with a capture-free regex (polars' fast path); its two numbers are
+    then split out of the short match text.
+    """
     df = pl.DataFrame({"b": body})
     if json:
         lat = pl.col("b").str.extract_all(_JSON_LAT).list.last().str.extract(_JSON_LAT, 1)
         lon = pl.col("b").str.extract_all(_JSON_LON).list.last().str.extract(_JSON_LON, 1)
         return df.select(lat=lat.cast(pl.Float64, strict=False), lon=lon.cast(pl.Float64, strict=False))
-    g = pl.col("b").str.extract_all(pattern).list.last().str.extract_groups(pattern)
-    out = df.select(g=g).unnest("g")
-    a, ah, b, bh = out.columns
-    return out.select(
-        lat=_signed(pl.col(a), pl.col(ah), "S"), lon=_signed(pl.col(b), pl.col(bh), "W")
+    toks = pl.col("b").str.extract_all(pattern).list.last().str.extract_all(_TOKEN)
+    # materialize each stage once (eager polars does not share sub-expressions)
+    df = df.select(t=toks).select(
+        a=pl.col("t").list.get(0, null_on_oob=True).str.strip_chars(),
+        b=pl.col("t").list.get(1, null_on_oob=True).str.strip_chars(),
     )
+    return df.select(lat=_token_value(pl.col("a"), "S"), lon=_token_value(pl.col("b"), "W"))
 
 
 def parse_coords(completions: Sequence[Any] | pl.Series) -> ParsedCoords:
