@@ -25,18 +25,13 @@ PREDICTION_COLUMNS: tuple[str, ...] = ("id", "task", "completion", "pred_lat", "
 def parse_coords(texts: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
     """Latitude and longitude read from each completion (NaN where none can be read).
 
-    Uses the parser of the ``geolocation`` reward, so that a prediction counts exactly
-    when the reward would count it.
+    Uses geodata's coordinate parser (the one the geolocation reward and ``geodata eval``
+    use), so that a prediction counts exactly when they would count it.
     """
-    from geodata.rewards.geolocation import parse_latlon
+    from geodata.parse import parse_coords as _parse
 
-    lat = np.full(len(texts), np.nan)
-    lon = np.full(len(texts), np.nan)
-    for i, text in enumerate(texts):
-        got = parse_latlon(text)
-        if got is not None:
-            lat[i], lon[i] = got
-    return lat, lon
+    parsed = _parse(list(texts))
+    return parsed.lat, parsed.lon
 
 
 def prepare(recipe: Recipe) -> Any:
