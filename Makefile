@@ -110,13 +110,13 @@ inspect: install ## interactive DuckDB shell over a dataset's views (DATASET=x; 
 
 # -- MP16-Hard-200K and geolocation evaluation (issue 3) --------------------------------
 .PHONY: mp16-hard-200k eval
-EVAL_PREDICTIONS = $(or $(PREDICTIONS),data/samples/predictions/predictions.csv)
-EVAL_TRUTH = $(or $(TRUTH),datasets/mp16-hard-200k)
+EVAL_PREDICTIONS = $(or $(PREDICTIONS),$(or $(GEODATA_DATA),data)/samples/predictions/predictions.csv)
+EVAL_TRUTH = $(or $(TRUTH),mp16-hard-200k)
 
 mp16-hard-200k: install ## MP16-Hard-200K (PREDICTIONS=preds.parquet MP16_ROOT=/data/mp16; default: sample predictions)
 	$(if $(PREDICTIONS),PREDICTIONS=$(PREDICTIONS)) $(BIN)/geodata build mp16-hard-200k $(SET_ARGS)
 
-eval: install ## score predictions (PREDICTIONS=preds.csv TRUTH=datasets/x or im2gps3k_places365.csv)
-	@if [ -z "$(PREDICTIONS)" ] && [ ! -f "$(EVAL_PREDICTIONS)" ]; then $(BIN)/geodata sample-data --only mp16 --only predictions; fi
-	@if [ -z "$(TRUTH)" ] && [ ! -d "$(EVAL_TRUTH)" ]; then $(BIN)/geodata build mp16-hard-200k; fi
+eval: install ## score predictions (PREDICTIONS=preds.csv TRUTH=dataset-name|folder|im2gps3k_places365.csv)
+	@if [ -z "$(TRUTH)" ]; then $(BIN)/geodata build mp16-hard-200k; fi
+	@if [ ! -f "$(EVAL_PREDICTIONS)" ]; then $(BIN)/geodata sample-data --only mp16 --only predictions >/dev/null; fi
 	$(BIN)/geodata eval $(EVAL_PREDICTIONS) --truth $(EVAL_TRUTH)

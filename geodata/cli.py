@@ -257,18 +257,20 @@ def demo(
 ) -> None:
     """Write the samples and build every pipeline at sample scale; print a summary."""
     from .engine import build as _build
+    from .engine import datasets_dir
     from .spec import pipeline_dirs
 
     specs = sorted({p.stem: p for d in reversed(pipeline_dirs()) if d.is_dir() for p in d.glob("*.yaml")}.items())
     summary = Table(title="geodata demo: datasets built from the embedded samples")
-    for col in ("dataset", "status", "rows", "configs", "dropped", "path"):
-        summary.add_column(col)
+    for col in ("dataset", "status", "rows", "configs", "dropped rows (see the card)"):
+        summary.add_column(col, no_wrap=col == "dataset")
     for name, path in specs:
         res = _build(path, force=force, progress=err.is_terminal)
-        drops = ", ".join(f"{k}: {v}" for k, v in sorted(res.drops.items()) if k != "not_sampled")
-        configs = ", ".join(sorted(res.configs))
-        summary.add_row(name, res.status, str(res.rows), configs, drops or "-", str(res.path))
+        dropped = sum(v for k, v in res.drops.items() if k != "not_sampled")
+        configs = ", ".join(sorted(res.configs)) if len(res.configs) <= 3 else f"{len(res.configs)} configs"
+        summary.add_row(name, res.status, str(res.rows), configs, str(dropped) if res.drops else "-")
     console.print(summary)
+    console.print(f"Datasets are under {datasets_dir()}/ ; geodata show NAME prints rows.")
     console.print("Inspect: geodata sql \"SELECT country, count(*) FROM mp16_rand_500k GROUP BY 1 ORDER BY 2 DESC\"")
 
 

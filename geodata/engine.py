@@ -254,7 +254,7 @@ def build(
         except (OSError, json.JSONDecodeError):
             old = {}
         if old.get("fingerprint") == fingerprint:
-            rows = sum(s["num_rows"] for c in old["configs"].values() for s in c.values())
+            rows = old.get("rows", 0)
             return BuildResult(spec.name, out, "up to date", fingerprint, rows=rows,
                                configs={c: {s: v["num_rows"] for s, v in sp.items()} for c, sp in old["configs"].items()})
 
@@ -316,6 +316,7 @@ def build(
                 "versions": _versions(),
                 "default_config": spec.output.default_config if not spec.output.config_by else sorted(configs)[0],
                 "spec": spec.canonical(),
+                "rows": written,
                 "configs": configs,
                 "files": files,
                 "stats": {

@@ -76,7 +76,7 @@ def test_points_at_199_9_and_200_1_km():
     hlo = np.array([2.3522, 179.95, 151.21, -21.9, -179.99])
     rows_lat, rows_lon, expect = [], [], []
     for i in range(hla.size):
-        for km, inside in ((199.9, True), (200.1, False), (199.999, True), (200.001, False)):
+        for km, inside in ((199.9, True), (200.1, False), (199.999, True), (200.001, False), (200.0000005, False)):
             b = rng.uniform(0, 360, 16)
             la, lo = _destination(np.full(16, hla[i]), np.full(16, hlo[i]), np.full(16, km), b)
             rows_lat.append(la)
