@@ -137,36 +137,39 @@ def format_check(
     nan = np.full(n, np.nan)
     if n == 0:
         return np.zeros(0, dtype=bool), nan, nan.copy()
-    df = pl.DataFrame({"t": s}).with_columns(t=pl.col("t").str.strip_chars())
+    df = pl.DataFrame({"t": s})
     t = pl.col("t")
+    # no stripped copy: anchored regexes allow whitespace before the first and after the last tag
     if require_think:
         pos = df.select(
             n=t.str.count_matches(r"</?(?:think|answer)>"),
-            a=t.str.find("<think>", literal=True),
+            s=t.str.contains(r"^\s*<think>"),
+            e=t.str.contains(r"</answer>\s*$"),
             b=t.str.find("</think>", literal=True),
             c=t.str.find("<answer>", literal=True),
             d=t.str.find("</answer>", literal=True),
-            z=t.str.len_bytes(),
         )
-        a, b, c, d = pl.col("a"), pl.col("b"), pl.col("c"), pl.col("d")
-        st = pos.select(
-            ok=(pl.col("n") == 4) & (a == 0) & (a < b) & (b < c) & (c < d)
-            & (d + len("</answer>") == pl.col("z"))
-        )["ok"].fill_null(False)
+        b, c, d = pl.col("b"), pl.col("c"), pl.col("d")
+        cond = (pl.col("n") == 4) & pl.col("s") & pl.col("e") & (b < c) & (c < d)
     else:
         pos = df.select(
             n=t.str.count_matches(r"</?answer>"),
+            s=t.str.contains(r"^\s*<answer>"),
+            e=t.str.contains(r"</answer>\s*$"),
             c=t.str.find("<answer>", literal=True),
             d=t.str.find("</answer>", literal=True),
-            z=t.str.len_bytes(),
         )
         c, d = pl.col("c"), pl.col("d")
-        st = pos.select(ok=(pl.col("n") == 2) & (c == 0) & (c < d) & (d + len("</answer>") == pl.col("z")))["ok"].fill_null(False)
-    ok = st.to_numpy().copy()
+        cond = (pl.col("n") == 2) & pl.col("s") & pl.col("e") & (c < d)
+    ok = pos.select(ok=cond)["ok"].fill_null(False).to_numpy().copy()
     idx = np.flatnonzero(ok)
     if idx.size == 0:
         return ok, nan, nan.copy()
-    sub = df[idx].hstack(pos[idx].select("c", "d", *(["b"] if require_think else [])))
+    cols = ["c", "d", *(["b"] if require_think else [])]
+    if idx.size == n:  # common in training: skip the gather
+        sub = df.hstack(pos.select(cols))
+    else:
+        sub = df[idx].hstack(pos[idx].select(cols))
     parts = {
         "body": _bytes_between(t, pl.col("c") + len("<answer>"), pl.col("d")),
     }
