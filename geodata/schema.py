@@ -38,6 +38,9 @@ __all__ = [
     "solution_expr",
     "messages_text",
     "check_core_columns",
+    "decimal_expr",
+    "template_expr",
+    "choose_template_expr",
 ]
 
 CORE_COLUMNS: tuple[str, ...] = ("id", "source", "task", "images", "prompt", "completion", "solution")
@@ -147,7 +150,7 @@ def decimal_expr(col: pl.Expr | str, decimals: int = 6) -> pl.Expr:
     Examples
     --------
     >>> import polars as pl
-    >>> pl.DataFrame({"x": [48.8566, -0.1278, -0.0000001]}).select(decimal_expr("x"))["x"].to_list()
+    >>> pl.DataFrame({"x": [48.8566, -0.1278, -0.0000001]}).select(t=decimal_expr("x"))["t"].to_list()
     ['48.856600', '-0.127800', '0.000000']
     """
     c = pl.col(col) if isinstance(col, str) else col
@@ -157,3 +160,30 @@ def decimal_expr(col: pl.Expr | str, decimals: int = 6) -> pl.Expr:
     whole = (micro // scale).cast(pl.String)
     frac = (micro % scale).cast(pl.String).str.zfill(decimals)
     return pl.concat_str([sign, whole, pl.lit("."), frac])
+
+
+def template_expr(template: str, prefix: str = "_") -> pl.Expr:
+    """Fill ``{name}`` slots of ``template`` from the columns ``<prefix><name>``, vectorized.
+
+    Examples
+    --------
+    >>> import polars as pl
+    >>> pl.DataFrame({"_city": ["Paris"]}).select(t=template_expr("near {city}."))["t"][0]
+    'near Paris.'
+    """
+    parts: list[pl.Expr] = []
+    rest = template
+    while "{" in rest:
+        pre, _, tail = rest.partition("{")
+        name, _, rest = tail.partition("}")
+        parts += [pl.lit(pre), pl.col(f"{prefix}{name}").cast(pl.String)]
+    parts.append(pl.lit(rest))
+    return pl.concat_str(parts)
+
+
+def choose_template_expr(templates: Sequence[str], pick: pl.Expr, prefix: str = "_") -> pl.Expr:
+    """Per row, the filled template whose index is ``pick`` (wording that varies by row)."""
+    expr = pl.when(pick == 0).then(template_expr(templates[0], prefix))
+    for i in range(1, len(templates)):
+        expr = expr.when(pick == i).then(template_expr(templates[i], prefix))
+    return expr

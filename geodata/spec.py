@@ -33,7 +33,10 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from .errors import SpecError
 from .registry import get_source, get_step, validate_params
 
-__all__ = ["Spec", "StepSpec", "SourceSpec", "OutputSpec", "CardSpec", "load_spec", "find_spec", "interpolate"]
+__all__ = [
+    "Spec", "StepSpec", "SourceSpec", "OutputSpec", "CardSpec", "load_spec", "find_spec", "interpolate",
+    "apply_overrides", "parse_override", "set_path", "read_mapping", "validate_model",
+]
 
 _VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 
@@ -158,28 +161,69 @@ def _parse_value(text: str) -> Any:
         return text
 
 
+def parse_override(item: str, where: str) -> tuple[list[str], Any]:
+    """Split ``a.b=value`` into its key path and YAML-parsed value."""
+    key, eq, text = item.partition("=")
+    if not eq or not key.strip():
+        raise SpecError(f"{where}: --set '{item}' is not of the form key=value")
+    return key.strip().split("."), _parse_value(text)
+
+
+def set_path(target: Any, parts: list[str], value: Any, where: str) -> None:
+    """Set ``target[parts[0]]...[parts[-1]] = value``, creating missing mappings."""
+    key = ".".join(parts)
+    for i, p in enumerate(parts[:-1]):
+        nxt = target.get(p) if isinstance(target, dict) else None
+        if nxt is None:
+            if not isinstance(target, dict):
+                raise SpecError(f"{where}: --set '{key}': '{'.'.join(parts[:i])}' is not a mapping")
+            nxt = target[p] = {}
+        if not isinstance(nxt, dict):
+            raise SpecError(f"{where}: --set '{key}': '{'.'.join(parts[: i + 1])}' is not a mapping")
+        target = nxt
+    if not isinstance(target, dict):
+        raise SpecError(f"{where}: --set '{key}' does not address a mapping")
+    target[parts[-1]] = value
+
+
+def read_mapping(path: Path, what: str) -> dict[str, Any]:
+    """Read a YAML file that must hold a mapping; errors name the file."""
+    try:
+        raw = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as exc:
+        raise SpecError(f"{path}: invalid YAML: {str(exc).splitlines()[0]}") from None
+    if not isinstance(raw, dict):
+        raise SpecError(f"{path}: a {what}")
+    return raw
+
+
+def validate_model(model: type[BaseModel], raw: dict[str, Any], where: str) -> Any:
+    """``model.model_validate(raw)``; errors become one SpecError naming ``where`` and each key."""
+    try:
+        return model.model_validate(raw)
+    except ValidationError as exc:
+        msgs = []
+        for err in exc.errors():
+            key = ".".join(str(p) for p in err["loc"])
+            if err["type"] == "extra_forbidden":
+                msgs.append(f"unknown key '{key}'")
+            else:
+                msgs.append(f"'{key}': {err['msg'].lower()} (got {err.get('input')!r})")
+        raise SpecError(f"{where}: " + "; ".join(msgs)) from None
+
+
 def apply_overrides(raw: dict[str, Any], sets: Iterable[str], where: str) -> dict[str, Any]:
     """Apply ``key.path=value`` overrides to the raw spec mapping."""
     raw = copy.deepcopy(raw)
     top = set(Spec.model_fields) - {"path"}
     for item in sets:
-        if "=" not in item:
-            raise SpecError(f"{where}: --set '{item}' is not of the form key=value")
-        key, _, text = item.partition("=")
-        parts = key.strip().split(".")
-        value = _parse_value(text)
+        parts, value = parse_override(item, where)
         if parts[0] in top:
-            target: Any = raw
-            for p in parts[:-1]:
-                if not isinstance(target, dict):
-                    raise SpecError(f"{where}: --set '{key}': '{p}' is not a mapping")
-                target = target.setdefault(p, {})
-            if not isinstance(target, dict):
-                raise SpecError(f"{where}: --set '{key}' does not address a mapping")
-            target[parts[-1]] = value
+            set_path(raw, parts, value, where)
             continue
         steps = raw.get("steps") or []
         ids = [s.get("id") or s.get("step") for s in steps if isinstance(s, dict)]
+        key = ".".join(parts)
         if parts[0] not in ids:
             raise SpecError(
                 f"{where}: --set '{key}': '{parts[0]}' is neither a top-level key "
@@ -187,10 +231,7 @@ def apply_overrides(raw: dict[str, Any], sets: Iterable[str], where: str) -> dic
             )
         if len(parts) < 2:
             raise SpecError(f"{where}: --set '{key}' must name a step parameter, e.g. {parts[0]}.n")
-        target = steps[ids.index(parts[0])]
-        for p in parts[1:-1]:
-            target = target.setdefault(p, {})
-        target[parts[-1]] = value
+        set_path(steps[ids.index(parts[0])], parts[1:], value, where)
     return raw
 
 
@@ -228,34 +269,15 @@ def load_spec(
     """Read, interpolate, override and validate a spec; every error names the file and key."""
     path = find_spec(name_or_path)
     where = str(path)
-    try:
-        raw = yaml.safe_load(path.read_text())
-    except yaml.YAMLError as exc:
-        raise SpecError(f"{where}: invalid YAML: {str(exc).splitlines()[0]}") from None
-    if not isinstance(raw, dict):
-        raise SpecError(f"{where}: a spec must be a mapping with name, sources and steps")
+    raw = read_mapping(path, "spec must be a mapping with name, sources and steps")
     raw = apply_overrides(raw, sets, where)
     raw = interpolate(raw, env, "")
-    try:
-        spec = Spec.model_validate(raw)
-    except ValidationError as exc:
-        msgs = []
-        for err in exc.errors():
-            key = ".".join(str(p) for p in err["loc"])
-            if err["type"] == "extra_forbidden":
-                msgs.append(f"unknown key '{key}'")
-            else:
-                msgs.append(f"'{key}': {err['msg'].lower()}")
-        raise SpecError(f"{where}: " + "; ".join(msgs)) from None
+    spec = validate_model(Spec, raw, where)
     spec.path = path
     # validate readers and steps against the registry (unknown names, unknown params, types)
     for sname, src in spec.sources.items():
         info = get_source(src.reader)
-        try:
-            params = validate_params(info.params, src.params, f"{where}: sources.{sname}")
-        except SpecError:
-            raise
-        src.__pydantic_extra__ = params  # normalized values
+        src.__pydantic_extra__ = validate_params(info.params, src.params, f"{where}: sources.{sname}")  # normalized values
     seen: set[str] = set()
     for i, st in enumerate(spec.steps):
         try:

@@ -26,12 +26,11 @@ import copy
 from pathlib import Path
 from typing import Any, Iterable, Literal
 
-import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from geodata.errors import SpecError
 from geodata.registry import get_reward, validate_params
-from geodata.spec import interpolate
+from geodata.spec import interpolate, parse_override, read_mapping, set_path, validate_model
 
 __all__ = [
     "Recipe",
@@ -232,35 +231,17 @@ def find_recipe(name_or_path: str | Path) -> Path:
     raise SpecError(f"unknown recipe '{name_or_path}' (known: {', '.join(list_recipes())})")
 
 
-def _parse_value(text: str) -> Any:
-    try:
-        return yaml.safe_load(text)
-    except yaml.YAMLError:
-        return text
-
-
 def apply_overrides(raw: dict[str, Any], sets: Iterable[str], where: str) -> dict[str, Any]:
     """Apply ``section.key=value`` overrides to the raw recipe mapping."""
     raw = copy.deepcopy(raw)
     top = set(Recipe.model_fields) - {"path"}
     for item in sets:
-        key, eq, text = item.partition("=")
-        if not eq or not key.strip():
-            raise SpecError(f"{where}: --set '{item}' is not of the form key=value")
-        parts = key.strip().split(".")
+        parts, value = parse_override(item, where)
         if parts[0] not in top:
             raise SpecError(
-                f"{where}: --set '{key}': unknown key '{parts[0]}' (allowed: {', '.join(sorted(top))})"
+                f"{where}: --set '{'.'.join(parts)}': unknown key '{parts[0]}' (allowed: {', '.join(sorted(top))})"
             )
-        target: Any = raw
-        for i, p in enumerate(parts[:-1]):
-            nxt = target.get(p) if isinstance(target, dict) else None
-            if nxt is None:
-                nxt = target[p] = {}
-            if not isinstance(nxt, dict):
-                raise SpecError(f"{where}: --set '{key}': '{'.'.join(parts[: i + 1])}' is not a mapping")
-            target = nxt
-        target[parts[-1]] = _parse_value(text)
+        set_path(raw, parts, value, where)
     return raw
 
 
@@ -297,25 +278,10 @@ def load_recipe(
     """
     path = find_recipe(name_or_path)
     where = str(path)
-    try:
-        raw = yaml.safe_load(path.read_text())
-    except yaml.YAMLError as exc:
-        raise SpecError(f"{where}: invalid YAML: {str(exc).splitlines()[0]}") from None
-    if not isinstance(raw, dict):
-        raise SpecError(f"{where}: a recipe must be a mapping with name, model, data and train")
+    raw = read_mapping(path, "recipe must be a mapping with name, model, data and train")
     raw = apply_overrides(raw, sets, where)
     raw = interpolate(raw, env, "")
-    try:
-        recipe = Recipe.model_validate(raw)
-    except ValidationError as exc:
-        msgs = []
-        for err in exc.errors():
-            key = ".".join(str(p) for p in err["loc"])
-            if err["type"] == "extra_forbidden":
-                msgs.append(f"unknown key '{key}'")
-            else:
-                msgs.append(f"'{key}': {err['msg'].lower()} (got {err.get('input')!r})")
-        raise SpecError(f"{where}: " + "; ".join(msgs)) from None
+    recipe = validate_model(Recipe, raw, where)
     recipe.path = path
     g = recipe.grpo
     if g is not None:

@@ -7,7 +7,14 @@ import polars as pl
 from ..context import Context
 from ..geocode import reverse_geocode as _reverse_geocode
 from ..registry import step
-from ..schema import THINK_ANSWER_SUFFIX, completion_expr, decimal_expr, prompt_expr, solution_expr
+from ..schema import (
+    THINK_ANSWER_SUFFIX,
+    choose_template_expr,
+    completion_expr,
+    decimal_expr,
+    prompt_expr,
+    solution_expr,
+)
 from .core import _need
 
 __all__ = ["reverse_geocode", "chain_of_region", "COR_QUESTION", "cor_answer_expr"]
@@ -27,17 +34,6 @@ _THINK_TEMPLATES = [
     "Looking at the view, I place it in {country}, then in the region of {admin1}, and "
     "finally close to the city of {city}. The coordinates are roughly ({lat}, {lon}).",
 ]
-
-
-def _fill(template: str) -> pl.Expr:
-    parts: list[pl.Expr] = []
-    rest = template
-    while "{" in rest:
-        pre, _, tail = rest.partition("{")
-        name, _, rest = tail.partition("}")
-        parts += [pl.lit(pre), pl.col(f"_{name}")]
-    parts.append(pl.lit(rest))
-    return pl.concat_str(parts)
 
 
 def cor_answer_expr() -> pl.Expr:
@@ -91,9 +87,7 @@ def chain_of_region(
         _lon=decimal_expr("lon", decimals),
         _t=pl.Series(pick, dtype=pl.Int32),
     )
-    think = pl.when(pl.col("_t") == 0).then(_fill(_THINK_TEMPLATES[0]))
-    for i in range(1, k):
-        think = think.when(pl.col("_t") == i).then(_fill(_THINK_TEMPLATES[i]))
+    think = choose_template_expr(_THINK_TEMPLATES, pl.col("_t"))
     text = pl.concat_str([pl.lit("<think>"), think, pl.lit("</think><answer>"), cor_answer_expr(), pl.lit("</answer>")])
     out = tmp.with_columns(
         source=pl.lit(source),

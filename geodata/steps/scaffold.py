@@ -33,7 +33,14 @@ import polars as pl
 
 from ..context import Context
 from ..registry import step
-from ..schema import THINK_ANSWER_SUFFIX, completion_expr, decimal_expr, prompt_expr, solution_expr
+from ..schema import (
+    THINK_ANSWER_SUFFIX,
+    choose_template_expr,
+    completion_expr,
+    decimal_expr,
+    prompt_expr,
+    solution_expr,
+)
 from .core import _need
 from .mp16 import COR_QUESTION, cor_answer_expr
 
@@ -214,23 +221,8 @@ def climate_band_expr(lat: str = "lat") -> pl.Expr:
     )
 
 
-def _fill(template: str) -> pl.Expr:
-    parts: list[pl.Expr] = []
-    rest = template
-    while "{" in rest:
-        pre, _, tail = rest.partition("{")
-        name, _, rest = tail.partition("}")
-        parts += [pl.lit(pre), pl.col(f"_{name}").cast(pl.String)]
-    parts.append(pl.lit(rest))
-    return pl.concat_str(parts)
-
-
 def _choose(slot: str, pick: pl.Expr) -> pl.Expr:
-    ts = TEMPLATES[slot]
-    expr = pl.when(pick == 0).then(_fill(ts[0]))
-    for i in range(1, len(ts)):
-        expr = expr.when(pick == i).then(_fill(ts[i]))
-    return expr
+    return choose_template_expr(TEMPLATES[slot], pick)
 
 
 @step("geo_r1_scaffold")
