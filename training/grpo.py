@@ -57,29 +57,12 @@ def grpo_config(recipe: Recipe, settings: Any, output_dir: Path) -> Any:
     """The ``trl.GRPOConfig`` of ``recipe`` on this host; TRL's own checks become SpecError."""
     from trl import GRPOConfig
 
-    t, g = recipe.train, recipe.grpo
+    from .models import trainer_kwargs
+
+    g = recipe.grpo
     assert g is not None
-    kwargs: dict[str, Any] = dict(
-        output_dir=str(output_dir),
-        num_train_epochs=t.num_train_epochs,
-        max_steps=t.max_steps,
-        learning_rate=t.learning_rate,
-        per_device_train_batch_size=t.per_device_train_batch_size,
-        gradient_accumulation_steps=t.gradient_accumulation_steps,
-        warmup_steps=t.warmup_steps,
-        lr_scheduler_type=t.lr_scheduler_type,
-        weight_decay=t.weight_decay,
-        max_grad_norm=t.max_grad_norm,
-        logging_steps=t.logging_steps,
-        save_steps=t.save_steps,
-        save_total_limit=t.save_total_limit,
-        seed=t.seed,
-        activation_checkpointing=t.gradient_checkpointing,
-        dataloader_num_workers=t.dataloader_num_workers,
-        report_to=t.report_to,
-        bf16=settings.bf16,
-        fp16=settings.fp16,
-        use_cpu=not settings.cuda,
+    kwargs: dict[str, Any] = trainer_kwargs(recipe, settings, output_dir)
+    kwargs.update(
         num_generations=g.num_generations,
         generation_batch_size=g.generation_batch_size,
         beta=g.beta,

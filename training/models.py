@@ -110,6 +110,34 @@ def device_settings(spec: ModelSpec, where: str = "model") -> DeviceSettings:
     )
 
 
+def trainer_kwargs(recipe: Any, settings: DeviceSettings, output_dir: Path) -> dict[str, Any]:
+    """The ``TrainingArguments`` that SFT and GRPO share: the recipe's ``train`` section
+    and the host's precision and device."""
+    t = recipe.train
+    return dict(
+        output_dir=str(output_dir),
+        num_train_epochs=t.num_train_epochs,
+        max_steps=t.max_steps,
+        learning_rate=t.learning_rate,
+        per_device_train_batch_size=t.per_device_train_batch_size,
+        gradient_accumulation_steps=t.gradient_accumulation_steps,
+        warmup_steps=t.warmup_steps,
+        lr_scheduler_type=t.lr_scheduler_type,
+        weight_decay=t.weight_decay,
+        max_grad_norm=t.max_grad_norm,
+        logging_steps=t.logging_steps,
+        save_steps=t.save_steps,
+        save_total_limit=t.save_total_limit,
+        seed=t.seed,
+        activation_checkpointing=t.gradient_checkpointing,
+        dataloader_num_workers=t.dataloader_num_workers,
+        report_to=t.report_to,
+        bf16=settings.bf16,
+        fp16=settings.fp16,
+        use_cpu=not settings.cuda,
+    )
+
+
 def _read_json(path: Path) -> dict[str, Any]:
     try:
         return json.loads(path.read_text())

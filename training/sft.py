@@ -41,29 +41,12 @@ def sft_config(recipe: Recipe, settings: Any) -> Any:
     """The ``trl.SFTConfig`` of ``recipe`` on this host."""
     from trl import SFTConfig
 
-    t, s = recipe.train, recipe.sft
+    from .models import trainer_kwargs
+
+    s = recipe.sft
     assert s is not None
     return SFTConfig(
-        output_dir=str(recipe.output_dir),
-        num_train_epochs=t.num_train_epochs,
-        max_steps=t.max_steps,
-        learning_rate=t.learning_rate,
-        per_device_train_batch_size=t.per_device_train_batch_size,
-        gradient_accumulation_steps=t.gradient_accumulation_steps,
-        warmup_steps=t.warmup_steps,
-        lr_scheduler_type=t.lr_scheduler_type,
-        weight_decay=t.weight_decay,
-        max_grad_norm=t.max_grad_norm,
-        logging_steps=t.logging_steps,
-        save_steps=t.save_steps,
-        save_total_limit=t.save_total_limit,
-        seed=t.seed,
-        activation_checkpointing=t.gradient_checkpointing,
-        dataloader_num_workers=t.dataloader_num_workers,
-        report_to=t.report_to,
-        bf16=settings.bf16,
-        fp16=settings.fp16,
-        use_cpu=not settings.cuda,
+        **trainer_kwargs(recipe, settings, recipe.output_dir),
         max_length=s.max_length,
         completion_only_loss=s.completion_only_loss,
         remove_unused_columns=False,
