@@ -40,7 +40,7 @@ demo: install ## build every dataset at sample scale and print a summary
 	$(BIN)/geodata demo
 
 test: install-dev ## run the test suite (offline, CPU)
-	$(BIN)/python -m pytest tests
+	$(BIN)/python -m pytest tests geodata
 
 bench: install ## benchmarks (not tests); results go to docs/benchmarks.md
 	$(BIN)/python -m geodata.bench

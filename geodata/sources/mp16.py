@@ -57,6 +57,8 @@ Layout = Literal["auto", "folder", "msgpack", "tar", "none"]
 
 
 def _metadata_path(root: Path, metadata: str) -> Path:
+    if not root.is_dir():
+        raise SourceError(f"mp16: root {root} is not a directory (set MP16_ROOT)")
     if metadata != "auto":
         p = root / metadata
         if not p.is_file():
