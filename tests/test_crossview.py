@@ -24,7 +24,7 @@ READERS = {
 #: pairs in each sample and the one planted hole
 EXPECTED = {
     "cvusa": (23, "missing_satellite_image"),
-    "cvact": (19, "missing_ground_image"),
+    "cvact": (25, "missing_ground_image"),  # train, validation and test (ANU_data_test)
     "vigor": (31, "missing_ground_image"),
     "cvcities": (23, "missing_satellite_image"),
 }
@@ -76,7 +76,7 @@ def test_cvusa_locations_by_row(samples: dict[str, Path]) -> None:
     r = df.filter(pl.col("id") == "cvusa/0000007").row(0, named=True)
     sat_lat, sat_lon, lat, lon = map(float, rows[6].split(",")[:4])  # row = id - 1
     assert (r["lat"], r["lon"], r["sat_lat"], r["sat_lon"]) == (lat, lon, sat_lat, sat_lon)
-    assert sorted(df["split"].unique()) == ["train", "val"]
+    assert sorted(df["split"].unique()) == ["train", "validation"]
 
 
 def test_cvusa_without_locations_has_null_coords(samples: dict[str, Path], tmp_path: Path) -> None:
@@ -98,7 +98,7 @@ def test_cvact_utm_to_canberra(tables: dict[str, pl.DataFrame]) -> None:
     df = tables["cvact"]
     assert df["lat"].is_between(-35.4, -35.2).all()
     assert df["lon"].is_between(149.0, 149.3).all()
-    assert sorted(df["split"].unique()) == ["train", "val"]
+    assert sorted(df["split"].unique()) == ["test", "train", "validation"]
     assert (df["city"] == "Canberra").all()
 
 
@@ -113,7 +113,7 @@ def test_cvact_swapped_utm_columns(samples: dict[str, Path], tmp_path: Path) -> 
     savemat(str(d / "ACT_data.mat"), {"panoIds": m["panoIds"], "utm": m["utm"][:, ::-1],
                                       "trainSet": m["trainSet"], "valSet": m["valSet"]})
     df, ctx = _read("cvact", d)
-    ref, _ = _read("cvact", samples["cvact"])
+    ref, _ = _read("cvact", samples["cvact"], splits=["train", "val"])
     assert np.allclose(df["lat"].to_numpy(), ref["lat"].to_numpy())
     assert "cvact.utm_columns" in ctx.notes
 
@@ -136,9 +136,9 @@ def test_vigor_cross_area(samples: dict[str, Path]) -> None:
 
 
 def test_cvcities_test_cities(samples: dict[str, Path]) -> None:
-    df, _ = _read("cvcities", samples["cvcities"], test_cities=["taipei"])
-    assert df.filter(pl.col("city") == "taipei")["split"].unique().to_list() == ["test"]
-    assert set(df.filter(pl.col("city") != "taipei")["split"]) == {"train"}
+    df, _ = _read("cvcities", samples["cvcities"], test_cities=["paris"])
+    assert df.filter(pl.col("city") == "paris")["split"].unique().to_list() == ["test"]
+    assert set(df.filter(pl.col("city") != "paris")["split"]) == {"train"}
 
 
 # -- bad input -----------------------------------------------------------------------------
@@ -164,13 +164,13 @@ def test_cvusa_wrong_field_count_names_file_and_line(samples: dict[str, Path], t
 
 def test_vigor_satellite_without_coordinates(samples: dict[str, Path], tmp_path: Path) -> None:
     d = _copy(samples, "vigor", tmp_path)
-    f = d / "splits/Seattle/same_area_balanced_train.txt"
+    f = d / "splits__corrected/Seattle/same_area_balanced_train__corrected.txt"
     lines = f.read_text().splitlines()
     fields = lines[2].split(" ")
     fields[1] = "satellite_tile.png"
     lines[2] = " ".join(fields)
     f.write_text("\n".join(lines) + "\n")
-    with pytest.raises(SourceError, match=r"Seattle/same_area_balanced_train\.txt:3: satellite name 'satellite_tile\.png' has no coordinates"):
+    with pytest.raises(SourceError, match=r"Seattle/same_area_balanced_train__corrected\.txt:3: satellite name 'satellite_tile\.png' has no coordinates"):
         _read("vigor", d)
     _, ctx = _read("vigor", d, on_bad_line="skip")
     assert ctx.drops()["malformed_line"] == 1
@@ -178,11 +178,11 @@ def test_vigor_satellite_without_coordinates(samples: dict[str, Path], tmp_path:
 
 def test_vigor_wrong_field_count(samples: dict[str, Path], tmp_path: Path) -> None:
     d = _copy(samples, "vigor", tmp_path)
-    f = d / "splits/Chicago/same_area_balanced_test.txt"
+    f = d / "splits__corrected/Chicago/same_area_balanced_test__corrected.txt"
     lines = f.read_text().splitlines()
     lines[1] = " ".join(lines[1].split(" ")[:10])
     f.write_text("\n".join(lines) + "\n")
-    with pytest.raises(SourceError, match=r"same_area_balanced_test\.txt:2: expected 13 space-separated fields, found 10"):
+    with pytest.raises(SourceError, match=r"same_area_balanced_test__corrected\.txt:2: expected 13 space-separated fields, found 10"):
         _read("vigor", d)
 
 
@@ -311,7 +311,7 @@ def test_prompt_in_geo_r1_form(tables: dict[str, pl.DataFrame]) -> None:
 def test_too_small_pool_is_counted(tables: dict[str, pl.DataFrame]) -> None:
     ctx = Context(tables={"cvact": tables["cvact"]})
     ctx.current_step = "crossview_mcq"
-    small = tables["cvact"].filter(pl.col("split") == "val")  # 6 pairs within ~3 km
+    small = tables["cvact"].filter(pl.col("split") == "validation")  # 6 pairs within ~3 km
     out = crossview_mcq(small, ctx, k=6, min_km=0.0)
     assert out.height == 12
     with pytest.raises(BuildError, match="no multiple-choice rows"):

@@ -187,10 +187,17 @@ def drop_missing_images(df: pl.DataFrame, ctx: Context, columns: dict[str, str])
     """Drop rows whose image file (by column) is missing; count each under its reason.
 
     ``columns`` maps column name to drop reason, checked in order, so a row missing both
-    images is counted once, under the first reason.
+    images is counted once, under the first reason. When not one image of a column exists,
+    the index points at the wrong place: that is an error naming where it looked.
     """
     for col, reason in columns.items():
         ok = _existing(df[col])
+        if df.height and not ok.any():
+            dirs = df[col].str.replace(r"/[^/]*$", "").unique(maintain_order=True).head(3).to_list()
+            raise SourceError(
+                f"none of the {df.height} {col} images exists (looked in {', '.join(dirs)}; "
+                f"e.g. {df[col][0]})"
+            )
         ctx.drop(reason, int((~ok).sum()))
         df = df.filter(ok)
     return df

@@ -1,14 +1,22 @@
 """CVACT (Liu & Li 2019): Canberra street views paired with polished satellite tiles.
 
-On disk (``$CVACT_ROOT``)::
+On disk (``$CVACT_ROOT``: the release root or the folder above it; the structure is the one
+Liumouliu/OriCNN ``input_data_ACT*.py`` and Skyy93/Sample4Geo ``sample4geo/dataset/cvact.py``
+read with ``scipy.io.loadmat``)::
 
     ACT_data.mat                                  MATLAB file with
-        panoIds          N panorama ids (char matrix or cell array)
-        utm              N×2 UTM easting, northing (zone 55 south, EPSG:32755)
-        trainSet.trainInd  1-based row indices of the training pairs
-        valSet.valInd      1-based row indices of the validation pairs
-    ANU_data_small/streetview/<id>_grdView.jpg
+        panoIds            N panorama ids (char matrix or cell array)
+        utm                N×2 UTM easting, northing (zone 55 south, EPSG:32755)
+        trainSet.trainInd  1-based row indices of the training pairs        → split train
+        valSet.valInd      1-based row indices of CVACT_val                 → split validation
+        valSetAll.valInd   1-based row indices of CVACT_test (92,802 pairs) → split test
+    ANU_data_small/streetview/<id>_grdView.jpg            train and validation images
     ANU_data_small/satview_polish/<id>_satView_polish.jpg
+    ANU_data_test/streetview/<id>_grdView.jpg             test images
+    ANU_data_test/satview_polish/<id>_satView_polish.jpg
+
+By default the test split is read when the file has ``valSetAll`` and ``ANU_data_test/``
+exists (otherwise noted as ``cvact.test``); asking for ``test`` without them is an error.
 
 UTM is converted to WGS84 latitude/longitude with pyproj. A file whose first ``utm``
 column holds northings (values above 1,000,000, as Canberra's ~6.09e6 m are, while
@@ -18,7 +26,7 @@ eastings stay below 1e6) is read with the columns swapped; this is noted on the 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import numpy as np
 import polars as pl
@@ -27,13 +35,19 @@ from ..context import Context
 from ..errors import SourceError
 from ..registry import source
 from ._crossview import drop_missing_images, finish, tiny_image
+from ._layout import find_root, official_splits
 
 __all__ = ["read_cvact", "write_sample", "utm_to_latlon"]
 
 MAT = "ACT_data.mat"
-GROUND = "ANU_data_small/streetview/{}_grdView.jpg"
-SAT = "ANU_data_small/satview_polish/{}_satView_polish.jpg"
-SPLIT_KEYS = {"train": ("trainSet", "trainInd"), "val": ("valSet", "valInd")}
+GROUND = "{}/streetview/{}_grdView.jpg"
+SAT = "{}/satview_polish/{}_satView_polish.jpg"
+#: split → (struct, field, image folder)
+SPLIT_KEYS = {
+    "train": ("trainSet", "trainInd", "ANU_data_small"),
+    "validation": ("valSet", "valInd", "ANU_data_small"),
+    "test": ("valSetAll", "valInd", "ANU_data_test"),
+}
 
 
 def utm_to_latlon(easting: Any, northing: Any, epsg: int = 32755) -> tuple[np.ndarray, np.ndarray]:
@@ -78,7 +92,7 @@ def _pano_ids(mat: dict[str, Any], path: Path) -> np.ndarray:
 
 
 def _split_indices(mat: dict[str, Any], path: Path, split: str, n: int) -> np.ndarray:
-    struct_key, field = SPLIT_KEYS[split]
+    struct_key, field, _ = SPLIT_KEYS[split]
     if struct_key not in mat:
         raise SourceError(f"{path}: key '{struct_key}' missing")
     st = mat[struct_key]
@@ -95,33 +109,35 @@ def _split_indices(mat: dict[str, Any], path: Path, split: str, n: int) -> np.nd
 
 
 def write_sample(d: Path) -> None:
-    """Write a 20-pair CVACT copy: ``ACT_data.mat`` and tiny images (one panorama missing)."""
+    """Write a 26-pair CVACT copy: ``ACT_data.mat`` (train, val, test indices) and tiny images.
+
+    14 train and 6 validation pairs under ``ANU_data_small/``, 6 test pairs under
+    ``ANU_data_test/``; one panorama is missing.
+    """
     from scipy.io import savemat
 
     d = Path(d)
     rng = np.random.default_rng(7)
-    n = 20
+    n = 26
     alphabet = np.array(list("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"))
     ids = np.array(["".join(rng.choice(alphabet, 22)) for _ in range(n)])
     # Canberra: about 692 km E, 6,090 km N in zone 55 south; spread over ~3 km
     utm = np.stack([692000 + rng.uniform(0, 3000, n), 6090000 + rng.uniform(0, 3000, n)], axis=1)
     order = rng.permutation(n)
-    train = np.sort(order[:14]) + 1
-    val = np.sort(order[14:]) + 1
+    parts = {"train": np.sort(order[:14]) + 1, "validation": np.sort(order[14:20]) + 1,
+             "test": np.sort(order[20:]) + 1}
     d.mkdir(parents=True, exist_ok=True)
-    savemat(
-        str(d / MAT),
-        {
-            "panoIds": ids,
-            "utm": utm,
-            "trainSet": {"trainInd": train.reshape(-1, 1).astype(np.float64), "trainNum": float(train.size)},
-            "valSet": {"valInd": val.reshape(-1, 1).astype(np.float64), "valNum": float(val.size)},
-        },
-    )
-    for i, pid in enumerate(ids):
-        if i != 3:  # a hole, as in real copies
-            tiny_image(d / GROUND.format(pid), (48, 12), 200 + i)
-        tiny_image(d / SAT.format(pid), (16, 16), 300 + i)
+    mat: dict = {"panoIds": ids, "utm": utm}
+    for split, (struct, field, _) in SPLIT_KEYS.items():
+        idx = parts[split]
+        # field order as the loaders index it: ``anuData['trainSet'][0][0][1]`` is the index list
+        mat[struct] = {field.replace("Ind", "Num"): float(idx.size), field: idx.reshape(-1, 1).astype(np.float64)}
+    savemat(str(d / MAT), mat)
+    for split, (_, _, folder) in SPLIT_KEYS.items():
+        for i in parts[split] - 1:
+            if i != 3:  # a hole, as in real copies
+                tiny_image(d / GROUND.format(folder, ids[i]), (48, 12), 200 + int(i))
+            tiny_image(d / SAT.format(folder, ids[i]), (16, 16), 300 + int(i))
 
 
 @source("cvact", env="CVACT_ROOT", sample=write_sample)
@@ -129,13 +145,14 @@ def read_cvact(
     ctx: Context,
     *,
     root: Path,
-    splits: list[Literal["train", "val"]] = ["train", "val"],  # noqa: B006
+    splits: list[str] | None = None,
     utm_epsg: int = 32755,
 ) -> pl.DataFrame:
     """CVACT street-view / satellite pairs, located by the UTM coordinates of ``ACT_data.mat``.
 
-    An unreadable ``.mat``, a missing key or an index outside ``1..N`` raises, naming the
-    file and key; missing image files are counted and skipped.
+    ``splits`` (default: ``train``, ``validation`` and, where present, ``test``) takes the
+    release names too (``val``). An unreadable ``.mat``, a missing key or an index outside
+    ``1..N`` raises, naming the file and key; missing image files are counted and skipped.
 
     Examples
     --------
@@ -144,9 +161,11 @@ def read_cvact(
     >>> d = pathlib.Path(tempfile.mkdtemp()); write_sample(d)
     >>> df = read_cvact(Context(), root=d)
     >>> df.height, bool(df["lat"].is_between(-35.5, -35.1).all())
-    (19, True)
+    (25, True)
+    >>> sorted(df["split"].unique())
+    ['test', 'train', 'validation']
     """
-    root = Path(root)
+    root = find_root(root, lambda p: (p / MAT).is_file(), MAT)
     path = root / MAT
     mat = _load_mat(path)
     ids = _pano_ids(mat, path)
@@ -160,25 +179,36 @@ def read_cvact(
         east, north = north, east
         ctx.note("cvact.utm_columns", "northing, easting (swapped on read)")
     lat, lon = utm_to_latlon(east, north, utm_epsg)
+    want = official_splits(splits)
+    if want is None:
+        want = ["train", "validation"]
+        if "valSetAll" in mat and (root / "ANU_data_test").is_dir():
+            want.append("test")
+        else:
+            ctx.note("cvact.test", "absent (needs valSetAll in ACT_data.mat and ANU_data_test/)")
     frames = []
-    for split in splits:
+    for split in want:
+        if split == "test" and not (root / "ANU_data_test").is_dir():
+            raise SourceError(f"{root / 'ANU_data_test'}: folder not found (the CVACT test images)")
         idx = _split_indices(mat, path, split, ids.size)
         frames.append(pl.DataFrame({
             "pano": ids[idx], "lat": lat[idx], "lon": lon[idx], "split": [split] * idx.size,
         }, schema={"pano": pl.String, "lat": pl.Float64, "lon": pl.Float64, "split": pl.String}))
     df = pl.concat(frames)
     root_s = str(root.resolve()) + "/"
-    g_pre, g_suf = GROUND.split("{}")
-    s_pre, s_suf = SAT.split("{}")
+    folder = pl.col("split").replace_strict({k: v[2] for k, v in SPLIT_KEYS.items()}, return_dtype=pl.String)
     df = df.with_columns(
-        (pl.lit("cvact/") + pl.col("pano")).alias("id"),
+        pl.when(pl.col("split") == "test").then(pl.lit("cvact/test/") + pl.col("pano"))
+        .otherwise(pl.lit("cvact/") + pl.col("pano")).alias("id"),
         pl.lit("cvact").alias("source"),
         pl.lit("Canberra").alias("city"),
         pl.col("lat").alias("sat_lat"),
         pl.col("lon").alias("sat_lon"),
-        (pl.lit(root_s + g_pre) + pl.col("pano") + pl.lit(g_suf)).alias("ground"),
-        (pl.lit(root_s + s_pre) + pl.col("pano") + pl.lit(s_suf)).alias("satellite"),
+        pl.concat_str([pl.lit(root_s), folder, pl.lit("/streetview/"), pl.col("pano"), pl.lit("_grdView.jpg")]).alias("ground"),
+        pl.concat_str([pl.lit(root_s), folder, pl.lit("/satview_polish/"), pl.col("pano"),
+                       pl.lit("_satView_polish.jpg")]).alias("satellite"),
     )
+    ctx.note("cvact.image_layout", ", ".join(sorted({SPLIT_KEYS[s][2] for s in want})))
     df = drop_missing_images(
         df, ctx, {"ground": "missing_ground_image", "satellite": "missing_satellite_image"}
     )

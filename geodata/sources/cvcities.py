@@ -1,14 +1,18 @@
 """CV-Cities (Huang et al. 2024): ground/satellite pairs in 16 cities on five continents.
 
-On disk (``$CVCITIES_ROOT``)::
+On disk (``$CVCITIES_ROOT``: the release root or the folder above it; GaoShuang98/CVCities
+``cvcities_base/dataset/cvcities.py`` reads ``pd.read_csv(f'{data_folder}/{city}/img_info.csv',
+header=None)``)::
 
     <city>/img_info.csv        no header: name, longitude, latitude, city, sat_dir, pano_dir
                                (sat_dir and pano_dir are image paths relative to the root;
                                backslashes, as written on Windows, are read as '/')
-    <sat_dir>, <pano_dir>      the images, e.g. london/satellite/<name>.jpg
+    <sat_dir>, <pano_dir>      the images
 
-The release has no split files: the cities named in ``test_cities`` form the ``test``
-split and the rest ``train`` (the paper's protocol trains and tests on disjoint cities).
+City folders are lower case, Cape Town spelt ``captown``. The official protocol
+(``train/train_cvcities.py``: ``TRAIN_CITIES`` / ``TEST_CITIES``) trains on 10 cities
+(162,954 pairs) and tests on 6 (60,782 pairs); those are the defaults of ``train_cities`` and
+``test_cities``. A city folder in neither list is a counted skip (``city_outside_protocol``).
 """
 
 from __future__ import annotations
@@ -23,18 +27,27 @@ from ..context import Context
 from ..errors import SourceError
 from ..registry import source
 from ._crossview import drop_bad_rows, drop_missing_images, finish, read_fields, tiny_image
+from ._layout import find_root
 
 __all__ = ["read_cvcities", "write_sample"]
 
 INFO = "img_info.csv"
+#: GaoShuang98/CVCities train/train_cvcities.py, TRAIN_CITIES (10 cities, 162,954 pairs)
+TRAIN_CITIES = ("barcelona", "captown", "losangeles", "maynila", "melbourne", "mexico", "newyork",
+                "paris", "santiago", "tokyo")
+#: ... and TEST_CITIES (6 cities, 60,782 pairs)
+TEST_CITIES = ("taipei", "singapore", "london", "seattle", "rio", "sydney")
 
 
 def write_sample(d: Path) -> None:
-    """Write a CV-Cities copy of three cities with 8 pairs each (one satellite image missing)."""
+    """Write a CV-Cities copy of three cities with 8 pairs each (one satellite image missing).
+
+    ``captown`` and ``paris`` are training cities of the protocol, ``london`` a test city.
+    """
     d = Path(d)
     rng = np.random.default_rng(3)
-    cities = {"london": (51.5072, -0.1276), "taipei": (25.0330, 121.5654),
-              "capetown": (-33.9249, 18.4241)}
+    cities = {"london": (51.5072, -0.1276), "paris": (48.8566, 2.3522),
+              "captown": (-33.9249, 18.4241)}
     k = 0
     for city, (clat, clon) in cities.items():
         lines = []
@@ -59,7 +72,8 @@ def read_cvcities(
     *,
     root: Path,
     cities: list[str] | None = None,
-    test_cities: list[str] = [],  # noqa: B006
+    train_cities: list[str] = list(TRAIN_CITIES),  # noqa: B006
+    test_cities: list[str] = list(TEST_CITIES),  # noqa: B006
     on_bad_line: Literal["error", "skip"] = "error",
 ) -> pl.DataFrame:
     """CV-Cities pairs from every ``<city>/img_info.csv`` under the root.
@@ -68,8 +82,9 @@ def read_cvcities(
     ----------
     cities
         City folders to read (default: every folder with an ``img_info.csv``).
-    test_cities
-        Cities whose pairs get ``split = test`` (all others ``train``).
+    train_cities, test_cities
+        Cities whose pairs get ``split = train`` / ``test`` (default: the official protocol).
+        Naming a city in ``test_cities`` takes it out of ``train_cities``.
     on_bad_line
         ``error``: a line without 6 fields or with coordinates that do not parse raises,
         naming file and line; ``skip``: such lines are counted as ``malformed_line``.
@@ -79,11 +94,11 @@ def read_cvcities(
     >>> import tempfile, pathlib
     >>> from geodata.context import Context
     >>> d = pathlib.Path(tempfile.mkdtemp()); write_sample(d)
-    >>> df = read_cvcities(Context(), root=d, test_cities=["capetown"])
+    >>> df = read_cvcities(Context(), root=d)
     >>> df.height, df.group_by("split").len().sort("split").rows()
     (23, [('test', 8), ('train', 15)])
     """
-    root = Path(root)
+    root = find_root(root, lambda p: any(p.glob(f"*/{INFO}")), f"<city>/{INFO}")
     if cities is None:
         cities = sorted(p.parent.name for p in root.glob(f"*/{INFO}"))
         if not cities:
@@ -108,8 +123,9 @@ def read_cvcities(
         (pl.lit("cvcities/") + pl.col("folder") + pl.lit("/") + pl.col("f0")).alias("id"),
         pl.lit("cvcities").alias("source"),
         pl.col("f3").alias("city"),
-        pl.when(pl.col("folder").is_in(test_cities) | pl.col("f3").is_in(test_cities))
-        .then(pl.lit("test")).otherwise(pl.lit("train")).alias("split"),
+        pl.when(pl.col("folder").is_in(test_cities)).then(pl.lit("test"))
+        .when(pl.col("folder").is_in(train_cities)).then(pl.lit("train"))
+        .otherwise(pl.lit(None, dtype=pl.String)).alias("split"),
         "lat",
         "lon",
         pl.col("lat").alias("sat_lat"),
@@ -117,6 +133,13 @@ def read_cvcities(
         (pl.lit(root_s) + norm("f5")).alias("ground"),
         (pl.lit(root_s) + norm("f4")).alias("satellite"),
     )
+    outside = df["split"].is_null()
+    if outside.any():
+        ctx.drop("city_outside_protocol", int(outside.sum()))
+        ctx.note("cvcities.outside_protocol", sorted(set(df.filter(outside)["id"].str.split("/").list.get(1))))
+        df = df.filter(~outside)
+    if df.height == 0:
+        raise SourceError(f"{root}: no city of {cities} is in train_cities or test_cities")
     df = drop_missing_images(
         df, ctx, {"ground": "missing_ground_image", "satellite": "missing_satellite_image"}
     )

@@ -1,9 +1,11 @@
 """CVUSA (the 44,416-pair cross-view subset of Workman et al.; Zhai et al. 2017).
 
-On disk (``$CVUSA_ROOT``)::
+On disk (``$CVUSA_ROOT``: the release root or the folder above it; Skyy93/Sample4Geo
+``sample4geo/dataset/cvusa.py`` and GaoShuang98/CVCities read the same two split files)::
 
     splits/train-19zl.csv          no header: satellite path, ground path, annotation path
-    splits/val-19zl.csv            e.g. bingmap/19/0000001.jpg,streetview/panos/0000001.jpg,
+    splits/val-19zl.csv            (split validation; the set every CVUSA result is reported on)
+                                   e.g. bingmap/19/0000001.jpg,streetview/panos/0000001.jpg,
                                         streetview/annotations/0000001.png
     split_locations/all.csv        optional; no header: sat_lat, sat_lon, ground_lat, ground_lon, …
                                    (row k holds pair id k + 1, the number in the file names)
@@ -26,10 +28,11 @@ from ..context import Context
 from ..errors import SourceError
 from ..registry import source
 from ._crossview import BadLine, drop_bad_rows, drop_missing_images, finish, read_fields, tiny_image
+from ._layout import find_root, official_splits
 
 __all__ = ["read_cvusa", "write_sample"]
 
-SPLIT_FILES = {"train": "splits/train-19zl.csv", "val": "splits/val-19zl.csv"}
+SPLIT_FILES = {"train": "splits/train-19zl.csv", "validation": "splits/val-19zl.csv"}
 LOCATIONS = "split_locations/all.csv"
 
 
@@ -84,7 +87,7 @@ def read_cvusa(
     ctx: Context,
     *,
     root: Path,
-    splits: list[Literal["train", "val"]] = ["train", "val"],  # noqa: B006
+    splits: list[str] = ["train", "validation"],  # noqa: B006
     on_bad_line: Literal["error", "skip"] = "error",
 ) -> pl.DataFrame:
     """CVUSA ground panorama / Bing satellite pairs from the 19zl split files.
@@ -94,7 +97,8 @@ def read_cvusa(
     root
         The CVUSA folder (``splits/``, ``bingmap/``, ``streetview/``).
     splits
-        Which split files to read.
+        Which split files to read: ``train`` (train-19zl.csv), ``validation`` (val-19zl.csv;
+        ``val`` is accepted too).
     on_bad_line
         ``error``: a malformed split or location line raises, naming file and line;
         ``skip``: such lines are dropped and counted as ``malformed_line``.
@@ -106,11 +110,14 @@ def read_cvusa(
     >>> d = pathlib.Path(tempfile.mkdtemp()); write_sample(d)
     >>> df = read_cvusa(Context(), root=d)
     >>> df.columns[:6], sorted(df["split"].unique())
-    (['id', 'source', 'city', 'split', 'lat', 'lon'], ['train', 'val'])
+    (['id', 'source', 'city', 'split', 'lat', 'lon'], ['train', 'validation'])
     """
-    root = Path(root)
+    root = find_root(root, lambda p: (p / SPLIT_FILES["train"]).is_file() or (p / SPLIT_FILES["validation"]).is_file(),
+                     "splits/train-19zl.csv or splits/val-19zl.csv")
     frames = []
-    for split in splits:
+    for split in official_splits(list(splits)) or []:
+        if split not in SPLIT_FILES:
+            raise SourceError(f"cvusa: no '{split}' split (CVUSA ships {', '.join(SPLIT_FILES)})")
         path = root / SPLIT_FILES[split]
         f = read_fields(path, 3, on_bad_line=on_bad_line, ctx=ctx)
         f = f.with_columns(
@@ -123,7 +130,7 @@ def read_cvusa(
         frames.append(f.with_columns(pl.lit(split).alias("split")))
     df = pl.concat(frames) if frames else pl.DataFrame()
     if df.height == 0:
-        raise SourceError(f"{root}: no pairs in {[SPLIT_FILES[s] for s in splits]}")
+        raise SourceError(f"{root}: no pairs in {[SPLIT_FILES.get(s, s) for s in splits]}")
     root_s = str(root.resolve())
     df = df.with_columns(
         (pl.lit("cvusa/") + pl.col("num")).alias("id"),

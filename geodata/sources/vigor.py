@@ -1,13 +1,21 @@
 """VIGOR (Zhu et al. 2021): panoramas in four US cities and overlapping satellite tiles.
 
-On disk (``$VIGOR_ROOT``)::
+On disk (``$VIGOR_ROOT``: the release root or the folder above it; Jeff-Zilence/VIGOR
+``data/DATASET.md`` and ``dataloader.py``)::
 
     <City>/panorama/<prefix>,<lat>,<lon>,.jpg       ground panoramas (location in the name)
     <City>/satellite/satellite_<lat>_<lon>.png      satellite tiles (centre in the name)
     splits/<City>/same_area_balanced_train.txt      one line per panorama, 13 space-separated
     splits/<City>/same_area_balanced_test.txt       fields: panorama, then the positive tile
     splits/<City>/pano_label_balanced.txt           and three semi-positives, each followed by
-    splits/<City>/satellite_list.txt                its two pixel offsets (row, column)
+    splits/<City>/satellite_list.txt                its pixel offset (row, column), tile minus
+                                                    panorama: north and east are positive
+
+The corrected labels of SliceMatch (tudelft-iv/SliceMatch ``VIGOR_corrected_labels``) replace
+``splits/`` by ``splits__corrected/<City>/`` whose label files end in ``__corrected.txt``
+(``satellite_list.txt`` keeps its name); ``label_dir: auto`` finds either. Sample4Geo's
+re-arranged copy (``ground/<City>/``, ``satellite/<City>/``) is read too; the layout found is
+noted as ``vigor.image_layout``.
 
 Cities: NewYork, Seattle, SanFrancisco, Chicago. ``area: same`` reads the same-area
 split files of every city; ``area: cross`` reads ``pano_label_balanced.txt`` with VIGOR's
@@ -30,6 +38,7 @@ from ..context import Context
 from ..errors import SourceError
 from ..registry import source
 from ._crossview import drop_bad_rows, drop_missing_images, finish, read_fields, tiny_image
+from ._layout import find_root, official_splits
 
 __all__ = ["read_vigor", "write_sample", "CITIES"]
 
@@ -49,6 +58,7 @@ def write_sample(d: Path) -> None:
 
     Tiles lie on a grid of ~40 m; each panorama's positive is the tile nearest to it and
     its semi-positives are the three other tiles of the 2×2 block around it, as in VIGOR.
+    The labels are in SliceMatch's corrected form (``splits__corrected/<City>/*__corrected.txt``).
     """
     d = Path(d)
     rng = np.random.default_rng(5)
@@ -74,7 +84,7 @@ def write_sample(d: Path) -> None:
                 name = _sat_name(tlat, tlon)
                 tiles.add(name)
                 dy = (tlat - plat) / step * 320.0
-                dx = (plon - tlon) / step * 320.0
+                dx = (tlon - plon) / step * 320.0  # tile minus panorama, east positive
                 fields += [name, f"{dy:.4f}", f"{dx:.4f}"]
             lines.append(" ".join(fields))
             if k != 9:  # a hole, as in real copies
@@ -82,16 +92,28 @@ def write_sample(d: Path) -> None:
             k += 1
         for t, name in enumerate(sorted(tiles)):
             tiny_image(d / city / "satellite" / name, (20, 20), 600 + 40 * list(centres).index(city) + t)
-        sd = d / "splits" / city
+        sd = d / "splits__corrected" / city
         sd.mkdir(parents=True, exist_ok=True)
-        (sd / "same_area_balanced_train.txt").write_text("\n".join(lines[:6]) + "\n")
-        (sd / "same_area_balanced_test.txt").write_text("\n".join(lines[6:]) + "\n")
-        (sd / "pano_label_balanced.txt").write_text("\n".join(lines) + "\n")
+        (sd / "same_area_balanced_train__corrected.txt").write_text("\n".join(lines[:6]) + "\n")
+        (sd / "same_area_balanced_test__corrected.txt").write_text("\n".join(lines[6:]) + "\n")
+        (sd / "pano_label_balanced__corrected.txt").write_text("\n".join(lines) + "\n")
         (sd / "satellite_list.txt").write_text("\n".join(sorted(tiles)) + "\n")
 
 
+def _image_dirs(root: Path, city: str) -> tuple[str, str, str]:
+    """``(layout, panorama folder, satellite folder)`` of one city (absolute, '/'-terminated)."""
+    r = root.resolve()
+    if (root / city / "panorama").is_dir() or (root / city / "satellite").is_dir():
+        return "release", f"{r}/{city}/panorama/", f"{r}/{city}/satellite/"
+    if (root / "ground" / city).is_dir() or (root / "satellite" / city).is_dir():
+        return "sample4geo", f"{r}/ground/{city}/", f"{r}/satellite/{city}/"
+    raise SourceError(
+        f"{root}: no images for {city} (looked for {root / city / 'panorama'} and {root / 'ground' / city})"
+    )
+
+
 def _read_city(
-    path: Path, city: str, split: str, root_s: str, on_bad_line: str, ctx: Context
+    path: Path, city: str, split: str, dirs: tuple[str, str, str], on_bad_line: str, ctx: Context
 ) -> pl.DataFrame:
     f = read_fields(path, 13, sep=" ", on_bad_line=on_bad_line, ctx=ctx)  # type: ignore[arg-type]
     f = f.with_columns(
@@ -118,7 +140,7 @@ def _read_city(
         path=path, message="pixel offsets do not parse: {f2!r} {f3!r} …",
         on_bad_line=on_bad_line, ctx=ctx,  # type: ignore[arg-type]
     )
-    base = f"{root_s}/{city}/"
+    _, pano_dir, sat_dir = dirs
     return f.select(
         (pl.lit(f"vigor/{city}/") + pl.col("f0").str.replace(r"\.\w+$", "")).alias("id"),
         pl.lit("vigor").alias("source"),
@@ -128,9 +150,9 @@ def _read_city(
         "lon",
         pl.col("s1_1").alias("sat_lat"),
         pl.col("s1_2").alias("sat_lon"),
-        (pl.lit(base + "panorama/") + pl.col("f0")).alias("ground"),
-        (pl.lit(base + "satellite/") + pl.col("f1")).alias("satellite"),
-        pl.concat_list([pl.lit(base + "satellite/") + pl.col(f"f{i}") for i in (4, 7, 10)]).alias("semi_positives"),
+        (pl.lit(pano_dir) + pl.col("f0")).alias("ground"),
+        (pl.lit(sat_dir) + pl.col("f1")).alias("satellite"),
+        pl.concat_list([pl.lit(sat_dir) + pl.col(f"f{i}") for i in (4, 7, 10)]).alias("semi_positives"),
         offsets.alias("sat_offset_px"),
     )
 
@@ -141,9 +163,9 @@ def read_vigor(
     *,
     root: Path,
     area: Literal["same", "cross"] = "same",
-    splits: list[Literal["train", "test"]] = ["train", "test"],  # noqa: B006
+    splits: list[str] = ["train", "test"],  # noqa: B006
     cities: list[str] | None = None,
-    label_dir: str = "splits",
+    label_dir: str = "auto",
     on_bad_line: Literal["error", "skip"] = "error",
 ) -> pl.DataFrame:
     """VIGOR panorama / positive-tile pairs with their semi-positive tiles.
@@ -158,7 +180,8 @@ def read_vigor(
     cities
         Cities to read (default: every folder under ``<label_dir>/`` with split files).
     label_dir
-        ``splits`` (the release) or e.g. ``splits__corrected`` (the corrected labels).
+        ``auto`` (``splits`` or ``splits__corrected``, whichever the root has; both is an
+        error naming them), or the folder name.
     on_bad_line
         ``error``: a line without 13 fields, a panorama or satellite name without
         coordinates, or an offset that does not parse raises naming file and line;
@@ -173,7 +196,13 @@ def read_vigor(
     >>> df.height, df["semi_positives"].list.len().unique().to_list()
     (31, [3])
     """
-    root = Path(root)
+    root = find_root(root, lambda p: (p / "splits").is_dir() or (p / "splits__corrected").is_dir(),
+                     "VIGOR's splits/ or splits__corrected/ folder")
+    if label_dir == "auto":
+        found = [n for n in ("splits", "splits__corrected") if (root / n).is_dir()]
+        if len(found) > 1:
+            raise SourceError(f"{root}: both splits/ and splits__corrected/ found; set label_dir to one of them")
+        label_dir = found[0]
     labels = root / label_dir
     if not labels.is_dir():
         raise SourceError(f"{labels}: folder not found (expected VIGOR's split files under it)")
@@ -181,22 +210,34 @@ def read_vigor(
         cities = sorted(p.name for p in labels.iterdir() if p.is_dir())
         if not cities:
             raise SourceError(f"{labels}: no city folders")
-    root_s = str(root.resolve())
+    want = official_splits(list(splits)) or ["train", "test"]
+    ctx.note("vigor.labels", label_dir)
     frames = []
+    layouts = set()
     for city in cities:
+        dirs = _image_dirs(root, city)
+        layouts.add(dirs[0])
         if area == "same":
-            for split in splits:
-                frames.append(_read_city(labels / city / f"same_area_balanced_{split}.txt",
-                                         city, split, root_s, on_bad_line, ctx))
+            todo = [(f"same_area_balanced_{s}", s) for s in ("train", "test") if s in want]
         else:
             split = "train" if city in CROSS_TRAIN else "test"
-            if split in splits:
-                frames.append(_read_city(labels / city / "pano_label_balanced.txt",
-                                         city, split, root_s, on_bad_line, ctx))
+            todo = [("pano_label_balanced", split)] if split in want else []
+        for stem, split in todo:
+            path = _label_file(labels / city, stem)
+            frames.append(_read_city(path, city, split, dirs, on_bad_line, ctx))
+    ctx.note("vigor.image_layout", ", ".join(sorted(layouts)))
     if not frames:
-        raise SourceError(f"{labels}: no split files selected (cities={cities}, splits={splits})")
+        raise SourceError(f"{labels}: no split files selected (cities={cities}, splits={list(splits)})")
     df = pl.concat(frames)
     df = drop_missing_images(
         df, ctx, {"ground": "missing_ground_image", "satellite": "missing_satellite_image"}
     )
     return finish(df, "vigor", ctx, extra=("semi_positives", "sat_offset_px"))
+
+
+def _label_file(folder: Path, stem: str) -> Path:
+    """``<stem>.txt`` (the release) or ``<stem>__corrected.txt`` (SliceMatch), whichever exists."""
+    for name in (f"{stem}.txt", f"{stem}__corrected.txt"):
+        if (folder / name).exists():
+            return folder / name
+    return folder / f"{stem}.txt"  # read_fields names the missing file

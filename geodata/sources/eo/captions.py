@@ -26,6 +26,7 @@ import polars as pl
 from ...context import Context
 from ...errors import SourceError
 from ...registry import source
+from .._layout import official_split
 from .common import clean_caption, sample_image
 
 __all__ = ["read_karpathy_captions", "load_json"]
@@ -86,7 +87,7 @@ def read_karpathy_captions(ctx: Context, root: Path, dataset: str, json_name: st
         if not img.exists():
             ctx.drop(f"{dataset}: missing image", 1)
             continue
-        rows.append({"eo_family": "caption", "dataset": dataset, "split": split, "key": ent["filename"],
+        rows.append({"eo_family": "caption", "dataset": dataset, "split": official_split(split, where=f"{path}: images[{i}]"), "key": ent["filename"],
                      "image": str(img.resolve()), "captions": caps})
     return pl.DataFrame(rows, schema=CAPTION_SCHEMA)
 

@@ -31,6 +31,7 @@ import polars as pl
 from ...context import Context
 from ...errors import SourceError
 from ...registry import source
+from .._layout import official_split
 from .common import OBJECT_SCHEMA, canonical_class, finish_objects, image_size, line_of, sample_image
 
 __all__ = ["read_dior", "parse_dior_xml"]
@@ -136,7 +137,7 @@ def read_dior(
                     {
                         "eo_family": "objects",
                         "dataset": "dior",
-                        "split": split,
+                        "split": official_split(split, where=str(split_file)),
                         "image_id": sid,
                         "image": str(img.resolve()),
                         "width": w,

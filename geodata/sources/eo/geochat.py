@@ -2,7 +2,13 @@
 
 Layout: ``<root>/GeoChat_Instruct.json`` (a list of ``{"id", "image", "conversations":
 [{"from": "human", "value": "<image>\\n[refer] ..."}, {"from": "gpt", "value": "..."}, ...]}``)
-and the images under ``<root>/images/<image>``.
+and the images. The release's ``images.zip`` (Hugging Face ``MBZUAI/GeoChat_Instruct``) unpacks
+to ``share/softwares/kartik/GeoChat_finetuning/final_images_llava/<image>`` — the path the
+GeoChat training scripts (mbzuai-oryx/GeoChat ``scripts/finetune_lora.sh``) and third-party
+loaders pass as ``--image_folder``. ``image_dir: auto`` looks for the images in
+:data:`IMAGE_DIRS` (under the root and under ``<root>/images``) and settles on the folder that
+holds the most of the records' images; none holding any is an error naming every folder
+looked at.
 
 Every (human, gpt) turn pair becomes one row; ``<image>`` is removed from the question, which is
 otherwise kept verbatim (task token included). Boxes are GeoChat's own
@@ -35,9 +41,19 @@ from ...context import Context
 from ...errors import SourceError
 from ...registry import source
 from .captions import load_json
+from .._layout import find_root
 from .common import parse_boxes, sample_image
 
-__all__ = ["read_geochat", "geochat_task"]
+__all__ = ["read_geochat", "geochat_task", "IMAGE_DIRS"]
+
+#: Where ``image_dir: auto`` looks, relative to the root (first the unpacked images.zip).
+IMAGE_DIRS = (
+    "share/softwares/kartik/GeoChat_finetuning/final_images_llava",
+    "images/share/softwares/kartik/GeoChat_finetuning/final_images_llava",
+    "final_images_llava",
+    "images/final_images_llava",
+    "images",
+)
 
 GEOCHAT_SCHEMA = {
     "eo_family": pl.String,
@@ -83,18 +99,21 @@ def geochat_task(question: str, answer: str) -> tuple[str, str]:
 
 
 @source("geochat_instruct", env="GEOCHAT_ROOT", sample=lambda d: write_geochat_sample(d))
-def read_geochat(ctx: Context, *, root: Path, json_name: str = "GeoChat_Instruct.json", image_dir: str = "images") -> pl.DataFrame:
+def read_geochat(ctx: Context, *, root: Path, json_name: str = "GeoChat_Instruct.json", image_dir: str = "auto") -> pl.DataFrame:
     """GeoChat-Instruct (~318 k instruction turns over DOTA, DIOR, FAIR1M, FloodNet, RSVQA, NWPU, UCM)."""
-    root = Path(root)
+    root = find_root(Path(root), lambda p: (p / json_name).is_file(), json_name)
     path = root / json_name
     data = load_json(path)
     if not isinstance(data, list):
         raise SourceError(f"{path}: expected a list of conversations")
-    rows = []
     for i, rec in enumerate(data):
         if not isinstance(rec, dict) or "image" not in rec or not isinstance(rec.get("conversations"), list):
             raise SourceError(f"{path}: [{i}]: record lacks 'image' or 'conversations'")
-        img = root / image_dir / rec["image"]
+    img_root = _image_root(root, image_dir, [str(r["image"]) for r in data])
+    ctx.note("geochat_instruct.image_layout", str(img_root.relative_to(root)) if img_root != root else ".")
+    rows = []
+    for i, rec in enumerate(data):
+        img = img_root / rec["image"]
         if not img.exists():
             ctx.drop("geochat: missing image", 1)
             continue
@@ -118,8 +137,35 @@ def read_geochat(ctx: Context, *, root: Path, json_name: str = "GeoChat_Instruct
     return pl.DataFrame(rows, schema=GEOCHAT_SCHEMA)
 
 
+def _count_present(folder: Path, names: list[str]) -> int:
+    """How many of ``names`` exist under ``folder`` (one listing for flat names)."""
+    import os
+
+    listing = set(os.listdir(folder))
+    return sum(1 for n in names if (n in listing) if "/" not in n) + sum(
+        1 for n in names if "/" in n and (folder / n).is_file())
+
+
+def _image_root(root: Path, image_dir: str, names: list[str]) -> Path:
+    """The image folder: ``image_dir`` itself, or (``auto``) the candidate holding most images."""
+    cands = [root / image_dir] if image_dir != "auto" else [root / c for c in IMAGE_DIRS]
+    found = {c: _count_present(c, names) for c in cands if c.is_dir()}
+    if not found or max(found.values()) == 0:
+        looked = ", ".join(f"{c} ({'0 images' if c in found else 'absent'})" for c in cands)
+        raise SourceError(f"{root}: none of the {len(names)} GeoChat images found (looked in {looked})")
+    best = max(found.values())
+    top = [c for c, n in found.items() if n == best]
+    if len(top) > 1:
+        raise SourceError(f"{root}: ambiguous image folder, {best} images in each of {', '.join(map(str, top))}; set image_dir")
+    return top[0]
+
+
 def write_geochat_sample(d: Path) -> None:
-    """``GeoChat_Instruct.json`` with one record per task token plus two untagged ones."""
+    """``GeoChat_Instruct.json`` with one record per task token plus two untagged ones.
+
+    The images lie where the release's ``images.zip`` unpacks them:
+    ``share/softwares/kartik/GeoChat_finetuning/final_images_llava/``.
+    """
     d = Path(d)
     recs = [
         {"id": "P0003_0002", "image": "P0003_0002.png", "conversations": [
@@ -139,5 +185,5 @@ def write_geochat_sample(d: Path) -> None:
             {"from": "human", "value": "<image>\nIs there a road?"}, {"from": "gpt", "value": "Yes"}]},
     ]
     for i, r in enumerate(recs[:3]):
-        sample_image(d / "images" / r["image"], (48, 48), 1100 + i, "PNG")
+        sample_image(d / IMAGE_DIRS[0] / r["image"], (48, 48), 1100 + i, "PNG")
     (d / "GeoChat_Instruct.json").write_text(json.dumps(recs, indent=1))

@@ -1,7 +1,11 @@
 """Bi-temporal change sources: LEVIR-CD (change masks) and LEVIR-CC (change captions).
 
-LEVIR-CD layout: ``<root>/{train,val,test}/{A,B,label}/<name>.png`` — ``A`` before, ``B`` after,
-``label`` a binary building-change mask (0 / 255). A pair *has changed* when more than
+LEVIR-CD layouts (auto-detected, noted as ``levir_cd.image_layout``): the release's
+``<root>/{train,val,test}/{A,B,label}/<name>.png``, or the torchgeo / Hugging Face copy
+(``satellite-image-deep-learning/LEVIR-CD``'s train.zip, val.zip, test.zip unpacked into one
+folder, as microsoft/torchgeo ``torchgeo/datasets/levircd.py`` reads it)
+``<root>/{A,B,label}/<split>_<N>.png`` — ``A`` before, ``B`` after, ``label`` a binary
+building-change mask (0 / 255). A root holding both forms is an error. A pair *has changed* when more than
 ``min_changed_frac`` of the mask's pixels are non-zero. A pair lacking ``B`` or ``label`` is a
 counted skip (``levir_cd: incomplete pair``).
 
@@ -30,6 +34,7 @@ import polars as pl
 from ...context import Context
 from ...errors import SourceError
 from ...registry import source
+from .._layout import find_root, official_split
 from .captions import load_json, unique_captions
 from .common import sample_image
 
@@ -60,25 +65,42 @@ def mask_fraction(path: Path) -> float:
     return float((arr > 0).mean()) if arr.size else 0.0
 
 
+def _levir_cd_layout(root: Path) -> str | None:
+    release = any((root / s / "A").is_dir() for s in ("train", "val", "test"))
+    torchgeo = (root / "A").is_dir()
+    if release and torchgeo:
+        raise SourceError(f"{root}: ambiguous LEVIR-CD root, both <split>/A/ and A/ found; point the root at one")
+    return "release" if release else "torchgeo" if torchgeo else None
+
+
 @source("levir_cd", env="LEVIR_CD_ROOT", sample=lambda d: write_levir_cd_sample(d))
 def read_levir_cd(ctx: Context, *, root: Path, splits: list[str] = ["train", "val", "test"],
                   min_changed_frac: float = 0.0) -> pl.DataFrame:
     """LEVIR-CD (637 pairs of 1024×1024 Google Earth images) with a change flag from the mask."""
-    root = Path(root)
+    root = find_root(Path(root), lambda p: _levir_cd_layout(p) is not None, "LEVIR-CD's <split>/A/ or A/ folder")
+    layout = _levir_cd_layout(root)
+    ctx.note("levir_cd.image_layout", layout)
     rows = []
     for split in splits:
-        a_dir = root / split / "A"
-        if not a_dir.is_dir():
-            raise SourceError(f"{a_dir}: folder not found (splits: {list(splits)})")
-        for a in sorted(a_dir.glob("*.png")):
-            b, lab = root / split / "B" / a.name, root / split / "label" / a.name
+        hf = official_split(split, where="levir_cd splits")
+        if layout == "release":
+            base, pattern = root / split, "*.png"
+            if not (base / "A").is_dir():
+                raise SourceError(f"{base / 'A'}: folder not found (splits: {list(splits)})")
+        else:
+            base, pattern = root, f"{split}_*.png"
+        for a in sorted((base / "A").glob(pattern)):
+            b, lab = base / "B" / a.name, base / "label" / a.name
             if not b.exists() or not lab.exists():
                 ctx.drop("levir_cd: incomplete pair", 1)
                 continue
             frac = mask_fraction(lab)
-            rows.append({"eo_family": "change", "dataset": "levir_cd", "split": split, "key": f"{split}/{a.name}",
+            rows.append({"eo_family": "change", "dataset": "levir_cd", "split": hf, "key": f"{split}/{a.name}",
                          "image_a": str(a.resolve()), "image_b": str(b.resolve()),
                          "changed": frac > min_changed_frac, "changed_frac": frac, "captions": []})
+    if not rows:
+        where = root / "A" if layout == "torchgeo" else root
+        raise SourceError(f"{where}: no LEVIR-CD pair of splits {list(splits)} found ({layout} layout)")
     return pl.DataFrame(rows, schema=CHANGE_SCHEMA)
 
 
@@ -112,26 +134,27 @@ def read_levir_cc(ctx: Context, *, root: Path, json_name: str = "LevirCCcaptions
         flag = ent.get("changeflag")
         if flag not in (0, 1, True, False):
             raise SourceError(f"{path}: images[{i}]: changeflag must be 0 or 1, got {flag!r}")
-        rows.append({"eo_family": "change", "dataset": "levir_cc", "split": split, "key": f"{folder}/{ent['filename']}",
+        rows.append({"eo_family": "change", "dataset": "levir_cc", "split": official_split(split, where=str(path)), "key": f"{folder}/{ent['filename']}",
                      "image_a": str(a.resolve()), "image_b": str(b.resolve()), "changed": bool(flag),
                      "changed_frac": None, "captions": caps})
     return pl.DataFrame(rows, schema=CHANGE_SCHEMA)
 
 
 def write_levir_cd_sample(d: Path) -> None:
-    """LEVIR-CD layout with three 32×32 pairs (1024×1024 in the real set), one per split."""
+    """LEVIR-CD in the torchgeo / Hub form ``{A,B,label}/<split>_<N>.png``: three 32×32 pairs
+    (1024×1024 in the real set), one per split."""
     from PIL import Image
 
     d = Path(d)
     for i, (split, changed) in enumerate((("train", True), ("val", False), ("test", True))):
         name = f"{split}_{i + 1}.png"
-        sample_image(d / split / "A" / name, (32, 32), 900 + i, "PNG")
-        sample_image(d / split / "B" / name, (32, 32), 950 + i if changed else 900 + i, "PNG")
+        sample_image(d / "A" / name, (32, 32), 900 + i, "PNG")
+        sample_image(d / "B" / name, (32, 32), 950 + i if changed else 900 + i, "PNG")
         mask = np.zeros((32, 32), np.uint8)
         if changed:
             mask[8:20, 10:24] = 255
-        (d / split / "label").mkdir(parents=True, exist_ok=True)
-        Image.fromarray(mask, "L").save(d / split / "label" / name)
+        (d / "label").mkdir(parents=True, exist_ok=True)
+        Image.fromarray(mask, "L").save(d / "label" / name)
 
 
 def write_levir_cc_sample(d: Path) -> None:
