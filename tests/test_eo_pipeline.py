@@ -89,5 +89,8 @@ def test_caps_and_total(sample_env, tmp_path) -> None:
     assert mix["scene_cls"]["rows"] == 3 and mix["scene_cls"]["available"] == 25
     wsum = sum(m["weight"] for m in mix.values())
     assert mix["vqa"]["rows"] == min(mix["vqa"]["available"], round(20 * 1.5 / wsum))
-    assert res.rows == sum(m["rows"] for m in mix.values())
+    # only train rows are mixed; validation / test rows pass through to their own HF splits
+    held = sum(n for per in res.notes["held_out"].values() for n in per.values())
+    assert held > 0 and res.notes["split_guard"]["dropped"] == 0
+    assert res.rows == sum(m["rows"] for m in mix.values()) + held
     assert res.drops["mixture: scene_cls over cap/quota"] == 22

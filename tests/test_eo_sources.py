@@ -28,10 +28,10 @@ EXPECTED = {  # reader -> (env, rows from its sample, family)
     "aid": ("AID_ROOT", 6, "scene"),
     "nwpu_resisc45": ("NWPU_RESISC45_ROOT", 6, "scene"),
     "eurosat_rgb": ("EUROSAT_ROOT", 6, "scene"),
-    "dota": ("DOTA_ROOT", 10, "objects"),
+    "dota": ("DOTA_ROOT", 11, "objects"),
     "dior": ("DIOR_ROOT", 7, "objects"),
-    "rsvqa_lr": ("RSVQA_LR_ROOT", 4, "vqa"),
-    "rsvqa_hr": ("RSVQA_HR_ROOT", 4, "vqa"),
+    "rsvqa_lr": ("RSVQA_LR_ROOT", 6, "vqa"),
+    "rsvqa_hr": ("RSVQA_HR_ROOT", 6, "vqa"),
     "rsicd": ("RSICD_ROOT", 2, "caption"),
     "ucm_captions": ("UCM_CAPTIONS_ROOT", 2, "caption"),
     "sydney_captions": ("SYDNEY_CAPTIONS_ROOT", 2, "caption"),
@@ -160,12 +160,15 @@ def test_empty_caption_list_is_a_counted_skip(tmp_path: Path) -> None:
     assert len(df["captions"][0]) == 2
 
 
-def test_rsvqa_inactive_entries_dropped(tmp_path: Path) -> None:
+def test_rsvqa_stubs_are_not_drops(tmp_path: Path) -> None:
+    # issue 11: the {"id": k, "active": false} stubs of other splits' entries are not data
     SOURCES["rsvqa_lr"].sample(tmp_path)
     ctx = Context()
     df = SOURCES["rsvqa_lr"].fn(ctx, root=tmp_path)
     assert set(df["qtype"]) == {"presence", "comparison", "rural_urban", "count"}
-    assert ctx.drops()["rsvqa_lr: inactive question"] == 2
+    assert ctx.drops() == {}
+    assert ctx.notes["rsvqa_lr.stubs"] == 15
+    assert sorted(df["split"].unique()) == ["test", "train"]
     with pytest.raises(SourceError, match="LR_split_val_questions.json: file not found"):
         SOURCES["rsvqa_lr"].fn(Context(), root=tmp_path, splits=["val"])
 

@@ -308,8 +308,12 @@ def eo_mix(
     weights: dict[str, float] = {},
     caps: dict[str, int] = {},
     total: int | None = None,
+    splits: list[str] = ["train"],  # noqa: B006
 ) -> pl.DataFrame:
     """Per-task caps and mixture weights; the resulting mixture goes to the card (``mixture``).
+
+    Only rows of the training ``splits`` are mixed; rows of the other splits (validation,
+    test) pass through untouched, counted per split and task on the card (``held_out``).
 
     Each task first keeps at most ``caps[task]`` rows (a seeded random subset). With ``total``,
     task ``t`` then keeps at most ``round(total · w_t / Σw)`` rows; without it, the weights only
@@ -319,6 +323,14 @@ def eo_mix(
     unknown = sorted((set(weights) | set(caps)) - set(EO_TASKS))
     if unknown:
         raise SpecError(f"eo_mix: unknown task(s) {unknown} in weights/caps (tasks: {', '.join(EO_TASKS)})")
+    if "split" in df.columns:
+        held = df.filter(~pl.col("split").is_in(splits))
+        df = df.filter(pl.col("split").is_in(splits))
+        counts = held.group_by("split", "task").len().sort("split", "task")
+        ctx.note("held_out", {s: dict(zip(g["task"].to_list(), g["len"].to_list()))
+                              for (s,), g in counts.group_by(["split"], maintain_order=True)})
+    else:
+        held = df.clear()
     present = sorted(df["task"].unique().to_list())
     w = {t: float(weights.get(t, 1.0)) for t in present}
     wsum = sum(w.values()) or 1.0
@@ -347,4 +359,4 @@ def eo_mix(
         srcs = out.filter(pl.col("task") == t).group_by("source").len().sort("source")
         mixture[t]["sources"] = dict(zip(srcs["source"].to_list(), srcs["len"].to_list()))
     ctx.note("mixture", mixture)
-    return out.sort("id")
+    return pl.concat([out, held]).sort("id")
