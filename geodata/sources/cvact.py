@@ -131,7 +131,8 @@ def write_sample(d: Path) -> None:
     for split, (struct, field, _) in SPLIT_KEYS.items():
         idx = parts[split]
         # field order as the loaders index it: ``anuData['trainSet'][0][0][1]`` is the index list
-        mat[struct] = {field.replace("Ind", "Num"): float(idx.size), field: idx.reshape(-1, 1).astype(np.float64)}
+        # integer indices: Sample4Geo indexes ``ids[anuData['trainSet'][0][0][1] - 1]`` with them
+        mat[struct] = {field.replace("Ind", "Num"): idx.size, field: idx.reshape(-1, 1).astype(np.int32)}
     savemat(str(d / MAT), mat)
     for split, (_, _, folder) in SPLIT_KEYS.items():
         for i in parts[split] - 1:
