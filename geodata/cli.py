@@ -196,7 +196,7 @@ def catalog(name: Optional[str] = typer.Argument(None, help="show one source in 
     if name:
         for e in entries:
             if e.get("name") == name:
-                console.print(yaml.safe_dump(e, sort_keys=False, allow_unicode=True), highlight=False)
+                console.print(_catalog_text(e), highlight=False, markup=False, soft_wrap=True)
                 return
         raise GeodataError(f"catalog: unknown source '{name}' (known: {', '.join(e.get('name', '?') for e in entries)})")
     t = Table(title="sources (geodata catalog NAME for the layout)")
@@ -206,6 +206,24 @@ def catalog(name: Optional[str] = typer.Argument(None, help="show one source in 
         env = e.get("env") or ""
         t.add_row(e.get("name", "?"), e.get("title", ""), env, "yes" if env and os.environ.get(env) else "sample", str(e.get("license", "")))
     console.print(t)
+
+
+def _catalog_text(entry: dict) -> str:
+    """A catalog entry as plain text: one ``key: value`` line, blocks (layout, evidence) indented."""
+    lines: list[str] = []
+    for key, val in entry.items():
+        if isinstance(val, dict):
+            lines.append(f"{key}:")
+            lines += [f"  {k}: {v}" for k, v in val.items()]
+        elif isinstance(val, list):
+            lines.append(f"{key}:")
+            lines += [f"  - {v}" for v in val]
+        elif isinstance(val, str) and "\n" in val.strip():
+            lines.append(f"{key}:")
+            lines += ["  " + ln for ln in val.rstrip().splitlines()]
+        else:
+            lines.append(f"{key}: {str(val).strip()}")
+    return "\n".join(lines)
 
 
 @app.command("sample-data")

@@ -526,3 +526,23 @@ def test_eo_pipeline_builds_official_splits_and_drops_shared_test_images(tmp_pat
 
     sizes = {Image.open(io.BytesIO(im[0]["bytes"])).size for im in det.filter(pl.col("source") == "dota")["images"].to_list()}
     assert sizes == {(1024, 1024)}
+
+
+# -- catalogs ------------------------------------------------------------------------------------
+RELEASE_SOURCES = ("vigor", "cvact", "cvcities", "cvusa", "dota", "levir_cd", "geochat_instruct", "rsvqa_lr", "rsvqa_hr")
+
+
+@pytest.mark.parametrize("name", RELEASE_SOURCES)
+def test_catalog_cites_evidence_and_prints_the_layout_as_text(name: str, repo: Path) -> None:
+    import yaml
+    from typer.testing import CliRunner
+
+    from geodata.cli import app
+
+    entry = yaml.safe_load((repo / "catalogs" / f"{name}.yaml").read_text())
+    assert entry["evidence"] and all("/" in e for e in entry["evidence"]) and entry["unverified"] and entry["splits"]
+    res = CliRunner().invoke(app, ["catalog", name])
+    assert res.exit_code == 0, res.output
+    first = entry["layout"].splitlines()[1].strip()
+    assert any(line.strip() == first for line in res.output.splitlines())  # a layout line as written, unescaped
+    assert "\\n" not in res.output

@@ -104,6 +104,7 @@ def read_cvcities(
         if not cities:
             raise SourceError(f"{root}: no <city>/{INFO} found")
     root_s = str(root.resolve()) + "/"
+    ctx.note("cvcities.image_layout", f"release ({len(cities)} <city>/{INFO} files, no header)")
     frames = []
     for city in cities:
         path = root / city / INFO

@@ -140,6 +140,7 @@ def read_cvusa(
         pl.lit("cvusa").alias("source"),
         pl.lit(None, dtype=pl.String).alias("city"),
     )
+    ctx.note("cvusa.image_layout", "release (splits/*-19zl.csv, bingmap/19/, streetview/panos/)")
     loc = _read_locations(root / LOCATIONS, on_bad_line, ctx)
     if loc is not None:
         df = df.join(loc, on="pair", how="left", maintain_order="left")

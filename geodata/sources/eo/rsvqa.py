@@ -111,6 +111,7 @@ def read_rsvqa(ctx: Context, root: Path, dataset: str, prefix: str, image_dir: s
             })
     ctx.note(f"{dataset}.stubs", stubs)
     ctx.note(f"{dataset}.splits", list(splits))
+    ctx.note(f"{dataset}.image_layout", f"{prefix}_<split>_{{questions,answers,images}}.json + {image_dir}/<id>.tif")
     if not rows:
         raise SourceError(f"{root}: no usable question in {list(splits)} (images looked for in {root / image_dir})")
     return pl.DataFrame(rows, schema=VQA_SCHEMA)
