@@ -89,6 +89,7 @@ def read_karpathy_captions(ctx: Context, root: Path, dataset: str, json_name: st
             continue
         rows.append({"eo_family": "caption", "dataset": dataset, "split": official_split(split, where=f"{path}: images[{i}]"), "key": ent["filename"],
                      "image": str(img.resolve()), "captions": caps})
+    ctx.note(f"{dataset}.image_layout", f"{json_name} + {image_dir}/")
     return pl.DataFrame(rows, schema=CAPTION_SCHEMA)
 
 

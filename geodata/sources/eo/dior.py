@@ -110,6 +110,8 @@ def read_dior(
     if not ann_dir.is_dir():
         raise SourceError(f"{root}: no '{ann_dir.relative_to(root)}' folder")
     img_dirs = [root / "JPEGImages-trainval", root / "JPEGImages-test", root / "JPEGImages"]
+    ctx.note("dior.image_layout", f"{ann_dir.relative_to(root)}/ + ImageSets/Main/<split>.txt + "
+             + ", ".join(d.name for d in img_dirs if d.is_dir()))
     rows: list[dict] = []
     quads: list[list[float]] = []
     for split in splits:

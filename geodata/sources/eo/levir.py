@@ -137,6 +137,7 @@ def read_levir_cc(ctx: Context, *, root: Path, json_name: str = "LevirCCcaptions
         rows.append({"eo_family": "change", "dataset": "levir_cc", "split": official_split(split, where=str(path)), "key": f"{folder}/{ent['filename']}",
                      "image_a": str(a.resolve()), "image_b": str(b.resolve()), "changed": bool(flag),
                      "changed_frac": None, "captions": caps})
+    ctx.note("levir_cc.image_layout", f"{json_name} + images/<split>/{{A,B}}/")
     return pl.DataFrame(rows, schema=CHANGE_SCHEMA)
 
 
