@@ -121,7 +121,7 @@ def _write_sample(d: Path, prefix: str, image_dir: str, qa: list[tuple[int, str,
     """Write ``<prefix>_<split>_*.json`` in the release's form: global ids, stubs for other splits."""
     d = Path(d)
     for i in range(n_img):
-        sample_image(d / image_dir / f"{i}.tif", (32, 32), 700 + i + 10 * len(prefix), "TIFF")
+        sample_image(d / image_dir / f"{i}.tif", (32, 32), 7000 + i + 10 * len(prefix), "TIFF")
     img_split: dict[int, str] = {}
     for img, _, _, _, split in qa:
         img_split.setdefault(img, split)
