@@ -546,3 +546,18 @@ def test_catalog_cites_evidence_and_prints_the_layout_as_text(name: str, repo: P
     first = entry["layout"].splitlines()[1].strip()
     assert any(line.strip() == first for line in res.output.splitlines())  # a layout line as written, unescaped
     assert "\\n" not in res.output
+
+
+def test_split_guard_drops_train_rows_showing_a_test_tile(tmp_path: Path) -> None:
+    # VIGOR same-area: a test panorama whose tiles are also a training panorama's tiles
+    write_vigor(tmp_path)
+    ld = tmp_path / "splits__corrected" / "NewYork"
+    train = (ld / "same_area_balanced_train__corrected.txt").read_text().splitlines()
+    fields = train[0].split(" ")
+    twin = fields[0].replace("QwErTy", "ZxCvBn")
+    _img(tmp_path / "NewYork/panorama" / twin, (32, 16), 999)
+    test_file = ld / "same_area_balanced_test__corrected.txt"
+    test_file.write_text(test_file.read_text() + " ".join([twin, *fields[1:]]) + "\n")
+    res = build(_mcq_spec(tmp_path, "vigor", tmp_path), out=tmp_path / "out", force=True)
+    assert res.drops["held_out_image_in_train"] >= 1
+    _assert_no_leak(tmp_path / "out")
