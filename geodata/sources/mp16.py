@@ -520,6 +520,8 @@ def exclude_eval_overlap(
     """
     given = {k: v for k, v in benchmarks.items() if v}
     if not given:
+        ctx.note("mp16.eval_overlap", f"not checked: no truth given for {', '.join(sorted(benchmarks))} "
+                 f"(set {', '.join(k.upper() + '_ROOT' for k in sorted(benchmarks))})")
         return df
     pid = df.select(p=photo_id_expr(pl.col("id")))["p"]
     drop = pl.Series([False] * df.height)
