@@ -369,6 +369,18 @@ def _compression(head: bytes) -> str | None:
     return None
 
 
+def refuse_compressed(path: Path) -> None:
+    """Raise a clear error when ``path`` is a compressed archive (whatever its name)."""
+    with open(path, "rb") as fh:
+        kind = _compression(fh.read(8))
+    if kind:
+        raise SourceError(
+            f"{path}: a {kind}-compressed archive, not a plain tar; its images cannot be read in place "
+            f"(decompress it first, e.g. `{'gunzip' if kind == 'gzip' else kind + ' -d'} -c {path.name} > "
+            f"{path.name.split('.')[0]}.plain.tar`, and point the source at the plain tar)"
+        )
+
+
 def index_tar(files: Iterable[Path | Sequence[Path]]) -> pl.DataFrame:
     """Index the regular members of uncompressed tar archives: ``key`` = member name.
 
@@ -384,15 +396,7 @@ def index_tar(files: Iterable[Path | Sequence[Path]]) -> pl.DataFrame:
     for f in files:
         parts = [Path(p) for p in f] if isinstance(f, (list, tuple)) else [Path(f)]
         label = parts[0].name if len(parts) == 1 else f"{parts[0].name}..{parts[-1].name}"
-        with open(parts[0], "rb") as fh:
-            head = fh.read(8)
-        kind = _compression(head)
-        if kind:
-            raise SourceError(
-                f"{parts[0]}: a {kind}-compressed archive, not a plain tar; its images cannot be read in place "
-                f"(decompress it first, e.g. `{'gunzip' if kind == 'gzip' else kind + ' -d'} -c {parts[0].name} > "
-                f"{parts[0].stem}.plain.tar`, and point the source at the plain tar)"
-            )
+        refuse_compressed(parts[0])
         raw = ChunkedFile(parts)
         total = raw.total
         n = 0

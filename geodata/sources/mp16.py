@@ -231,14 +231,11 @@ def _probe_keys(img: Images, limit: int = 64) -> list[str]:
     elif img.layout in ("mp16pro", "tar"):
         import tarfile
 
-        from ..images import ChunkedFile, _compression
+        from ..images import ChunkedFile, refuse_compressed
 
         for f in img.files[:2]:
             parts = f if isinstance(f, list) else [f]
-            with open(parts[0], "rb") as fh:
-                if _compression(fh.read(8)):
-                    keys.append(f"<compressed:{parts[0].name}>")
-                    continue
+            refuse_compressed(parts[0])
             try:
                 with tarfile.open(fileobj=io.BufferedReader(ChunkedFile(parts)), mode="r:") as tf:  # type: ignore[arg-type]
                     for m in tf:
@@ -290,7 +287,7 @@ def detect(root: Path, metadata: str = "auto", images: Layout = "auto", ids: pl.
     root = Path(root)
     if not root.is_dir():
         raise SourceError(f"mp16: root {root} is not a directory (set MP16_ROOT)")
-    if _metadata_in(root) or metadata != "auto":
+    if _metadata_in(root) or (metadata != "auto" and (root / metadata).is_file()):
         bases = [root]
     else:
         bases = [c for c in sorted(root.iterdir()) if c.is_dir() and _metadata_in(c)]
@@ -332,7 +329,7 @@ def detect(root: Path, metadata: str = "auto", images: Layout = "auto", ids: pl.
                 "mp-16-images00.., images/<IMG_ID>, msgpack/*.msg or *.tar); pass images: none for a metadata-only build"
             )
         if ids is None:
-            ids = _read_metadata(meta)["id"].drop_nulls()
+            ids = read_csv_checked(meta, columns=["IMG_ID"], infer_schema=False)["IMG_ID"].drop_nulls()
         scored = [(c, _probe_hits(c, ids)) for c in cands]
         viable = [c for c, h in scored if h > 0]
         if len(viable) > 1:
@@ -447,7 +444,8 @@ def _attach(ctx: Context, df: pl.DataFrame, img: Images, root: Path, label: str)
     if problems:
         ctx.drop("bad_shard_record", len(problems))
         shown = "; ".join(problems[:5]) + (f"; … {len(problems) - 5} more" if len(problems) > 5 else "")
-        ctx.note(f"mp16.{label}bad_shards", f"{len(problems)} unreadable stretches (records lost): {shown}")
+        ctx.note(f"mp16.{label}bad_shards", f"{len(problems)} unreadable stretches of shards/archives "
+                 f"(an id whose record was there counts as missing_image): {shown}")
     keys = idx.filter(pl.col("key").is_not_null())
     dup = keys.height - keys["key"].n_unique()
     if dup:
