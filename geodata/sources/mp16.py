@@ -111,12 +111,18 @@ def _snake(name: str) -> str:
     return re.sub(r"[^0-9a-z]+", "_", name.strip().lower()).strip("_") or "column"
 
 
-def _read_metadata(path: Path) -> pl.DataFrame:
-    """Every column of an MP-16 / MP16-Pro metadata CSV, renamed to snake case."""
+def _header(path: Path) -> list[str]:
+    """The columns of a metadata CSV; an error when IMG_ID, LAT or LON is missing."""
     header = read_csv_checked(path, n_rows=0).columns
     missing = [c for c in ("IMG_ID", "LAT", "LON") if c not in header]
     if missing:
         raise SourceError(f"{path}: missing columns {missing} (expected {list(_KNOWN)}, found {header})")
+    return header
+
+
+def _read_metadata(path: Path) -> pl.DataFrame:
+    """Every column of an MP-16 / MP16-Pro metadata CSV, renamed to snake case."""
+    header = _header(path)
     rename: dict[str, str] = {}
     for c in header:
         if c in _KNOWN:
@@ -329,6 +335,7 @@ def detect(root: Path, metadata: str = "auto", images: Layout = "auto", ids: pl.
                 "mp-16-images00.., images/<IMG_ID>, msgpack/*.msg or *.tar); pass images: none for a metadata-only build"
             )
         if ids is None:
+            _header(meta)
             ids = read_csv_checked(meta, columns=["IMG_ID"], infer_schema=False)["IMG_ID"].drop_nulls()
         scored = [(c, _probe_hits(c, ids)) for c in cands]
         viable = [c for c, h in scored if h > 0]
