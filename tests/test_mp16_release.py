@@ -56,8 +56,12 @@ def test_mp16pro_release_builds_in_place(tmp_path, monkeypatch, chunked):
     root = fx.mp16pro(tmp_path / "hf", chunked=chunked)
     before = sorted(p.name for p in root.iterdir())
     monkeypatch.setenv("MP16_ROOT", str(tmp_path / "hf"))  # the folder above the release
-    r = build("geo-r1-scaffold", sets=["sample.n=100"], out=tmp_path / "ds")
+    r = build(PIPE, sets=["sample.n=100"], out=tmp_path / "rand")
     assert r.rows == 8 and "missing_image" not in r.drops  # MP16_Pro_filtered.csv: 8 rows with images
+    assert r.notes["mp16.image_layout"].startswith("mp16pro: MP16-Pro/ (")
+    # geo-r1-scaffold needs the Places365 columns MP16-Pro carries
+    r = build("geo-r1-scaffold", sets=["sample.n=100"], out=tmp_path / "ds")
+    assert r.rows == 8
     df = _rows(tmp_path / "ds")
     assert df["author"].null_count() == 0 and df["scene"].null_count() == 0
     for rid, imgs in zip(df["id"], df["images"]):
@@ -86,6 +90,7 @@ def test_ambiguous_root_lists_what_was_found(tmp_path):
         read_mp16(Context(), root=res)
     df = read_mp16(Context(), root=res, images="folder")
     assert df["images"].null_count() == 0
+    assert read_mp16(Context(), root=res, images="msgpack")["images"].to_list()[0][0].startswith("msgpack://")
 
 
 def _swapped(tmp_path: Path) -> Path:

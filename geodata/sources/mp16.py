@@ -322,7 +322,9 @@ def detect(root: Path, metadata: str = "auto", images: Layout = "auto", ids: pl.
     cands = _image_candidates(base)
     rel.found += [c.describe(root) for c in cands]
     if images != "auto":
-        chosen = [c for c in cands if c.layout == images]
+        # msgpack / tar also name the released forms of those containers
+        alias = {"msgpack": ("msgpack", "geoestimation"), "tar": ("tar", "mp16pro")}.get(images, (images,))
+        chosen = sorted((c for c in cands if c.layout in alias), key=lambda c: alias.index(c.layout))
         if not chosen:
             raise SourceError(
                 f"mp16: images: {images} but no such layout under {base} (found: {'; '.join(rel.found) or 'nothing'})"
