@@ -99,12 +99,26 @@ def _tar(mangle: Callable[[bytes], bytes]) -> Callable[[Path], Path]:
     return setup
 
 
+def two_releases(tmp: Path) -> Path:
+    fx.geoestimation(tmp / "above")
+    fx.mp16pro(tmp / "above")
+    return tmp / "above"
+
+
+def no_matching_images(tmp: Path) -> Path:
+    return _folder(tmp / "mp16", _good_rows(fx.ids()), {"other/1.jpg": fx.jpeg(1)})
+
+
 # case id, setup(tmp) -> MP16_ROOT, extra argv, exit code, drops the build records, regex on output + notes
 CASES = [
     ("symlinked-subfolder", symlinked_subfolder, [], 0, {}, r"built 10 rows"),
     ("exact-id-before-fallback", exact_before_fallback, [], 0, {"missing_image": 1}, r"built 2 rows"),
     ("ambiguous-fallback", ambiguous_fallback, [], 2,
      {}, r"error: mp16: id 'aa_bb_cc\.jpg' has no exact image and its '_'/'/' spelling is ambiguous: \['aa/bb_cc\.jpg', 'aa_bb/cc\.jpg'\]"),
+    ("two-releases-below-root", two_releases, [], 2, {},
+     r"error: mp16: \S+ holds several releases \(MP16-Pro/, resources/\); set MP16_ROOT to one of them"),
+    ("no-image-matches-an-id", no_matching_images, [], 2, {},
+     r"error: mp16: no image under \S+ matches a metadata id \(found metadata: mp16_places365\.csv; folder: images/"),
     ("empty-csv", _csv(b""), [], 2, {}, r"error: \S*mp16_places365\.csv: the file is empty"),
     ("header-only-csv", _csv(_H), [], 2, {}, r"error: \S*mp16_places365\.csv: header only, no rows"),
     ("ragged-line", _csv(_H + _R + b"a/b/c.jpg,x,1,2,0,0,0,0.1,0.1,0.1,EXTRA\n"), [], 2, {},

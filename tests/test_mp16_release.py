@@ -145,6 +145,12 @@ def test_eval_overlap_drops_benchmark_photos(tmp_path, monkeypatch):
     assert "im2gps3k: 2 rows (1 by photo id, 1 by identical image" in note and "yfcc4k: 1 rows (1 by photo id" in note
     kept = set(_rows(tmp_path / "ds")["id"])
     assert not kept & {fx.ids()[2], fx.ids()[4], fx.ids()[5]}
+    # the GeoEstimation README's form: resources/images/im2gps3k_places365.csv beside resources/images/im2gps3k/
+    shutil.copy(im / "im2gps3k_places365.csv", res / "images" / "im2gps3k_places365.csv")
+    shutil.copytree(im / "images", res / "images" / "im2gps3k")
+    monkeypatch.setenv("IM2GPS3K_ROOT", str(res / "images" / "im2gps3k"))
+    r = build(PIPE, sets=["sample.n=100"], out=tmp_path / "ds1")
+    assert r.drops["eval_overlap"] == 2 and "1 by identical image" in r.notes["mp16.eval_overlap"]
     monkeypatch.delenv("IM2GPS3K_ROOT")
     r = build(PIPE, sets=["sample.n=100"], out=tmp_path / "ds2")
     assert "eval_overlap" not in r.drops and "not checked" in r.notes["mp16.eval_overlap"]

@@ -379,11 +379,11 @@ def detect_layout(root: Path) -> str:
 def _index(img: Images) -> pl.DataFrame:
     if img.layout == "folder":
         dirs = folder_dirs(img.where)
-        return cached_frame("mp16-folder", dirs, lambda: index_folder(img.where), expand=False)
+        return cached_frame("mp16-folder-v2", dirs, lambda: index_folder(img.where), expand=False)
     if img.layout in ("geoestimation", "msgpack"):
-        return cached_frame("mp16-msgpack", img.files, lambda: index_msgpack(img.files))
+        return cached_frame("mp16-msgpack-v2", img.files, lambda: index_msgpack(img.files))
     flat = [p for f in img.files for p in (f if isinstance(f, list) else [f])]
-    return cached_frame("mp16-tar", flat, lambda: index_tar(img.files))
+    return cached_frame("mp16-tar-v2", flat, lambda: index_tar(img.files))
 
 
 def _suffix(col: pl.Expr, depth: pl.Expr | int) -> pl.Expr:
@@ -488,13 +488,21 @@ def photo_id_expr(col: pl.Expr) -> pl.Expr:
 
 
 def _eval_files(path: Path) -> tuple[Path, Path | None]:
-    """(truth CSV, image folder or None) of a benchmark given as a CSV or its root folder."""
+    """(truth CSV, image folder or None) of a benchmark given as its CSV or its folder.
+
+    Both the G3 form (``im2gps3k/im2gps3k_places365.csv`` + ``im2gps3k/images/``) and the
+    GeoEstimation README's (``images/im2gps3k_places365.csv`` beside ``images/im2gps3k/``).
+    """
     if path.is_file():
-        imgs = path.parent / "images"
-        return path, imgs if imgs.is_dir() else None
+        for d in (path.parent / "images", path.parent / path.stem.removesuffix("_places365")):
+            if d.is_dir():
+                return path, d
+        return path, None
     if not path.is_dir():
         raise SourceError(f"mp16: exclude_eval: {path} is neither a truth CSV nor a folder")
     csvs = sorted(path.glob("*.csv")) or sorted((path / "metadata").glob("*.csv"))
+    if not csvs and (path.parent / f"{path.name}_places365.csv").is_file():
+        return path.parent / f"{path.name}_places365.csv", path
     if len(csvs) != 1:
         raise SourceError(
             f"mp16: exclude_eval: {path} must hold exactly one truth CSV (found {[c.name for c in csvs] or 'none'}); "
