@@ -300,7 +300,10 @@ def index_msgpack(files: Iterable[Path], id_key: str = "id", image_key: str = "i
             sizes.append(len(_field(rec, image_key)))  # type: ignore[arg-type]
             probs.append(None)
         for p in problems:
-            keys.append(None), refs.append(None), sizes.append(None), probs.append(p)
+            keys.append(None)
+            refs.append(None)
+            sizes.append(None)
+            probs.append(p)
     return _frame(keys, refs, sizes, probs)
 
 
@@ -392,7 +395,7 @@ def index_tar(files: Iterable[Path | Sequence[Path]]) -> pl.DataFrame:
     keys: list = []
     refs: list = []
     sizes: list = []
-    probs: list = []
+    problems: list[str] = []
     for f in files:
         parts = [Path(p) for p in f] if isinstance(f, (list, tuple)) else [Path(f)]
         label = parts[0].name if len(parts) == 1 else f"{parts[0].name}..{parts[-1].name}"
@@ -409,21 +412,20 @@ def index_tar(files: Iterable[Path | Sequence[Path]]) -> pl.DataFrame:
                 try:
                     m = tf.next()
                 except (tarfile.TarError, EOFError, OSError) as exc:
-                    probs.append(f"{label}: corrupt or truncated tar at byte offset {tf.offset} after {n} members ({exc})")
-                    keys.append(None), refs.append(None), sizes.append(None)
+                    problems.append(f"{label}: corrupt or truncated tar at byte offset {tf.offset} after {n} members ({exc})")
                     break
                 if m is None:
                     break
                 if not m.isfile():
                     continue
                 if m.offset_data + m.size > total:
-                    probs.append(f"{label}: member {m.name} truncated at byte offset {total} (archive ends early)")
-                    keys.append(None), refs.append(None), sizes.append(None)
+                    problems.append(f"{label}: member {m.name} truncated at byte offset {total} (archive ends early)")
                     break
                 i, local = raw.locate(m.offset_data)
                 keys.append(m.name)
                 refs.append(f"tar://{os.path.abspath(parts[i])}@{local}:{m.size}#{_name(m.name)}")
                 sizes.append(m.size)
-                probs.append(None)
                 n += 1
-    return _frame(keys, refs, sizes, probs)
+    n_ok = len(keys)
+    return _frame(keys + [None] * len(problems), refs + [None] * len(problems), sizes + [None] * len(problems),
+                  [None] * n_ok + problems)

@@ -24,7 +24,6 @@ import csv
 import hashlib
 import io
 import json
-import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -169,7 +168,8 @@ class Images:
         chunks = [f for f in self.files if isinstance(f, list)]
         if chunks:
             return f"{self.layout}: {rel}/ (one tar in {len(chunks[0])} chunks {chunks[0][0].name}..{chunks[0][-1].name})"
-        return f"{self.layout}: {rel}/ ({len(self.files)} tar files)"
+        names = ", ".join(f.name for f in self.files[:3]) + (", …" if len(self.files) > 3 else "")
+        return f"{self.layout}: {rel}/ ({len(self.files)} tar file{'s' if len(self.files) > 1 else ''}: {names})"
 
 
 @dataclass
