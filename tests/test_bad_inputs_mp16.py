@@ -109,6 +109,16 @@ def no_matching_images(tmp: Path) -> Path:
     return _folder(tmp / "mp16", _good_rows(fx.ids()), {"other/1.jpg": fx.jpeg(1)})
 
 
+def shard_folder_as_root(tmp: Path) -> Path:
+    return fx.geoestimation(tmp) / "images" / "mp16"
+
+
+def tar_gz(tmp: Path) -> Path:
+    root = _folder(tmp / "mp16", _good_rows(fx.ids()), {})
+    (root / "mp16-000.tar.gz").write_bytes(gzip.compress(fx._tar_bytes([(f"mp16/{fx.ids()[0]}", fx.jpeg(0))])))
+    return root
+
+
 # case id, setup(tmp) -> MP16_ROOT, extra argv, exit code, drops the build records, regex on output + notes
 CASES = [
     ("symlinked-subfolder", symlinked_subfolder, [], 0, {}, r"built 10 rows"),
@@ -119,6 +129,8 @@ CASES = [
      r"error: mp16: \S+ holds several releases \(MP16-Pro/, resources/\); set MP16_ROOT to one of them"),
     ("no-image-matches-an-id", no_matching_images, [], 2, {},
      r"error: mp16: no image under \S+ matches a metadata id \(found metadata: mp16_places365\.csv; folder: images/"),
+    ("root-is-the-shard-folder", shard_folder_as_root, [], 2, {},
+     r"error: mp16: \S+/images/mp16 is GeoEstimation's shard folder; set MP16_ROOT to the release root \S+/resources$"),
     ("empty-csv", _csv(b""), [], 2, {}, r"error: \S*mp16_places365\.csv: the file is empty"),
     ("header-only-csv", _csv(_H), [], 2, {}, r"error: \S*mp16_places365\.csv: header only, no rows"),
     ("ragged-line", _csv(_H + _R + b"a/b/c.jpg,x,1,2,0,0,0,0.1,0.1,0.1,EXTRA\n"), [], 2, {},
@@ -132,6 +144,7 @@ CASES = [
     ("shard-truncated", _shards(lambda b: b[:-20]), [], 0, {"bad_shard_record": 1, "missing_image": 1},
      r"shard_1\.msg: truncated or unreadable record at byte offset \d+"),
     ("gzip-tar", _tar(gzip.compress), [], 2, {}, r"error: \S*mp-16-images\.tar: a gzip-compressed archive, not a plain tar"),
+    ("tar-gz", tar_gz, [], 2, {}, r"error: \S*mp16-000\.tar\.gz: a gzip-compressed archive, not a plain tar; .*gunzip -c mp16-000\.tar\.gz > mp16-000\.plain\.tar"),
     ("truncated-tar", _tar(lambda b: b[:3000]), [], 0, {"bad_shard_record": 1, "missing_image": 6},
      r"mp-16-images\.tar: corrupt or truncated tar at byte offset 3072 after 2 members"),
 ]

@@ -302,6 +302,10 @@ def detect(root: Path, metadata: str = "auto", images: Layout = "auto", ids: pl.
                 f"mp16: {root} holds several releases ({', '.join(b.name + '/' for b in bases)}); "
                 "set MP16_ROOT to one of them"
             )
+    if not bases and any(root.glob("shard_*.msg")) and _metadata_in(root.parent.parent):
+        raise SourceError(
+            f"mp16: {root} is GeoEstimation's shard folder; set MP16_ROOT to the release root {root.parent.parent}"
+        )
     if not bases:
         raise SourceError(
             f"mp16: no metadata under {root} (expected one of {', '.join(METADATA_FILES)}, "
