@@ -30,16 +30,19 @@ def stat_digest(paths: Iterable[Path]) -> str:
     return h.hexdigest()
 
 
-def cached_frame(kind: str, inputs: list[Path], make: Callable[[], pl.DataFrame]) -> pl.DataFrame:
+def cached_frame(
+    kind: str, inputs: list[Path], make: Callable[[], pl.DataFrame], expand: bool = True
+) -> pl.DataFrame:
     """Return ``make()``, cached under the cache dir by the stats of ``inputs``.
 
-    A folder in ``inputs`` is keyed by its own stats and those of every sub-folder.
+    A folder in ``inputs`` is keyed by its own stats and those of every sub-folder (unless
+    ``expand`` is false: then ``inputs`` already lists every path that matters).
     """
     expanded: list[Path] = []
     for p in inputs:
         p = Path(p)
         expanded.append(p)
-        if p.is_dir():
+        if expand and p.is_dir():
             expanded += sorted(Path(d) for d, _, _ in os.walk(p))[1:]
     key = stat_digest(expanded)
     path = cache_dir() / f"{kind}-{key[:24]}.parquet"

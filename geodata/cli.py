@@ -547,3 +547,30 @@ def eval_cmd(
     target.write_text(json.dumps(res, indent=2) + "\n")
     console.print(format_report(res), highlight=False, markup=False, soft_wrap=True)
     console.print(f"wrote {target}", highlight=False, soft_wrap=True)
+
+
+# -- source check (issue 11, MP-16 helper): geodata check SOURCE [--root DIR] [--deep] -----
+@app.command("check")
+@cli_errors
+def check_cmd(
+    source_name: str = typer.Argument(..., metavar="SOURCE", help="a registered source (geodata catalog lists them)"),
+    root: Optional[Path] = typer.Option(None, "--root", help="the source's root (default: $<SOURCE>_ROOT)"),
+    deep: bool = typer.Option(False, "--deep", help="also read and decode every image"),
+    param: Optional[List[str]] = typer.Option(None, "--param", help="reader parameter KEY=VALUE (e.g. images=folder)"),
+    as_json: bool = typer.Option(False, "--json", help="print the report as JSON"),
+) -> None:
+    """Before a build: detected layout, rows and columns, images found/missing, splits, would-be drops."""
+    import yaml
+
+    from .check import check_source, format_check
+
+    params = {}
+    for item in param or []:
+        key, eq, value = item.partition("=")
+        if not eq or not key or value == "":
+            raise GeodataError(f"check: --param '{item}' is not KEY=VALUE")
+        params[key] = yaml.safe_load(value)
+    rep = check_source(source_name, root, deep=deep, params=params)
+    typer.echo(json.dumps(rep, indent=1, default=str) if as_json else format_check(rep))
+    if rep["rows_after_drops"] == 0:
+        raise typer.Exit(1)

@@ -28,6 +28,7 @@ or invalid truth rows are dropped and counted; no matching id at all is an error
 from __future__ import annotations
 
 import json
+import logging
 import math
 from pathlib import Path
 from typing import Any, Literal
@@ -41,6 +42,8 @@ from .sources.predictions import load_predictions, predictions_file
 
 __all__ = ["THRESHOLDS_KM", "GEOSCORE_SCALE_KM", "load_truth", "evaluate", "evaluate_files", "metrics", "format_report"]
 
+log = logging.getLogger("geodata")
+
 THRESHOLDS_KM: tuple[float, ...] = (1.0, 25.0, 200.0, 750.0, 2500.0)
 GEOSCORE_SCALE_KM = 1492.7
 
@@ -53,11 +56,42 @@ def _find_col(df: pl.DataFrame, names: tuple[str, ...]) -> str | None:
     return None
 
 
+def _labels_swapped(df: pl.DataFrame, latc: str, lonc: str, where: Path) -> int:
+    """Rows of a table whose ``LAT``/``LON`` labels sit over lon/lat values (0: not swapped).
+
+    Decided from the values: latitudes never leave ±90, so a ``LAT`` column beyond ±90 (and
+    within ±180) while ``LON`` stays within ±90 is swapped (IM2GPS3K before GeoEstimation
+    commit 5e091c0) and says so; any other column beyond ±90 is undecidable: an error.
+    """
+    v = df.select(
+        a=(pl.col(latc).cast(pl.Float64, strict=False).abs() > 90).sum(),
+        b=(pl.col(lonc).cast(pl.Float64, strict=False).abs() > 90).sum(),
+        c=(pl.col(latc).cast(pl.Float64, strict=False).abs() > 180).sum(),
+        n=pl.len(),
+    ).row(0, named=True)
+    if not v["a"]:
+        return 0
+    if v["b"] or v["c"]:
+        raise SourceError(
+            f"truth: {where}: cannot tell latitude from longitude: {v['a']} rows have |{latc}| > 90 "
+            f"({v['c']} beyond 180) and {v['b']} rows |{lonc}| > 90; fix the file (or its header)"
+        )
+    log.warning(
+        "truth: %s: columns labelled %s,%s hold longitude,latitude (%d of %d %s values beyond ±90, none of %s): "
+        "read swapped (IM2GPS3K copies before GeoEstimation commit 5e091c0 carry this header)",
+        where, latc, lonc, v["a"], v["n"], latc, lonc,
+    )
+    return int(v["n"])
+
+
 def load_truth(path: str | Path) -> tuple[pl.DataFrame, dict[str, int]]:
     """Read ground truth as ``id, lat, lon`` (+ the drop counts of duplicate/invalid rows).
 
     ``path`` is a built dataset folder (has ``manifest.json``), a dataset name under
-    ``./datasets`` (``$GEODATA_DATASETS``), or a CSV/Parquet truth table.
+    ``./datasets`` (``$GEODATA_DATASETS``), or a CSV/Parquet truth table. A table whose
+    ``LAT``/``LON`` labels are swapped over the values (old IM2GPS3K copies) is recognised
+    from the values and read correctly, with a warning and ``truth_lat_lon_swapped`` (its row
+    count) in the returned counts; one that cannot be decided is an error.
 
     Examples
     --------
@@ -97,7 +131,11 @@ def load_truth(path: str | Path) -> tuple[pl.DataFrame, dict[str, int]]:
     lonc = _find_col(df, ("lon", "LON", "lng", "longitude"))
     if latc and lonc:
         lat, lon = pl.col(latc).cast(pl.Float64, strict=False), pl.col(lonc).cast(pl.Float64, strict=False)
+        swapped = _labels_swapped(df, latc, lonc, p)
+        if swapped:
+            lat, lon = lon, lat
     elif "solution" in df.columns:
+        swapped = 0
         lat = pl.col("solution").str.json_path_match("$.lat").cast(pl.Float64, strict=False)
         lon = pl.col("solution").str.json_path_match("$.lon").cast(pl.Float64, strict=False)
     else:
@@ -108,6 +146,8 @@ def load_truth(path: str | Path) -> tuple[pl.DataFrame, dict[str, int]]:
     drops = {"truth_duplicate_id": n0 - df.height}
     ok = valid_coords(df["lat"].fill_null(np.nan).to_numpy(), df["lon"].fill_null(np.nan).to_numpy())
     drops["truth_invalid_coordinates"] = int((~ok).sum())
+    if swapped:
+        drops["truth_lat_lon_swapped"] = swapped
     return df.filter(pl.Series(ok)), drops
 
 

@@ -3,32 +3,81 @@
 A reference is a string:
 
 * a file path (``/data/mp16/images/34/8d/9055806529.jpg``);
-* ``msgpack://FILE@OFFSET:LENGTH``: one msgpack map ``{"image": bytes, "id": str}`` at that
-  byte range of a GeoEstimation shard;
-* ``tar://FILE@OFFSET:LENGTH``: the data of one member of an uncompressed tar archive.
+* ``msgpack://FILE@OFFSET:LENGTH#NAME``: one msgpack map ``{"image": bytes, "id": str}`` at
+  that byte range of a GeoEstimation shard (keys may be bytes: shards are read ``raw``);
+* ``tar://FILE@OFFSET:LENGTH#NAME``: the data of one member of an uncompressed tar archive.
+  When ``FILE`` is one byte chunk of a split tar (``mp-16-images00``, ``mp-16-images01`` …),
+  a member that runs past its end continues in the next-numbered chunk.
 
-Index builders return polars frames ``(key, ref)`` so that joining images to metadata is a
-vectorized join, and reading one image is one seek.
+``NAME`` (URL-quoted, optional) is the image's own file name, stored as the Image feature's
+``path``. Index builders return polars frames ``(key, ref, size, problem)`` so that joining
+images to metadata is a vectorized join and reading one image is one seek; rows with a
+``problem`` (and no key) describe unreadable parts of a shard or archive.
 """
 
 from __future__ import annotations
 
 import io
+import os
+import re
 import tarfile
 from pathlib import Path
-from typing import Iterable, Iterator
+from typing import Iterable, Iterator, Sequence
+from urllib.parse import quote, unquote
 
 import msgpack
 import polars as pl
 
-__all__ = ["read_ref", "ref_name", "index_folder", "index_msgpack", "index_tar", "check_image"]
+from .errors import SourceError
+
+__all__ = [
+    "read_ref", "ref_name", "index_folder", "index_msgpack", "index_tar", "check_image",
+    "iter_msgpack_records", "ChunkedFile", "INDEX_SCHEMA",
+]
+
+INDEX_SCHEMA = {"key": pl.String, "ref": pl.String, "size": pl.Int64, "problem": pl.String}
+_REF = re.compile(r"(.*)@(\d+):(\d+)(?:#([^#@/]*))?", re.S)
+_NUMBERED = re.compile(r"^(.*?)(\d+)$")
 
 
 def _split(ref: str, scheme: str) -> tuple[str, int, int]:
-    body = ref[len(scheme) :]
-    path, _, rng = body.rpartition("@")
-    off, _, length = rng.partition(":")
-    return path, int(off), int(length)
+    m = _REF.fullmatch(ref[len(scheme):])
+    if m is None:
+        raise ValueError(f"malformed image reference {ref!r}")
+    return m.group(1), int(m.group(2)), int(m.group(3))
+
+
+def _field(obj: dict, name: str) -> object:
+    """``obj[name]`` whether the shard stored its keys as str or as raw bytes."""
+    if name in obj:
+        return obj[name]
+    return obj.get(name.encode())
+
+
+def _next_chunk(path: str) -> str | None:
+    d, _, name = path.rpartition("/")
+    m = _NUMBERED.match(name)
+    if m is None:
+        return None
+    nxt = f"{m.group(1)}{int(m.group(2)) + 1:0{len(m.group(2))}d}"
+    return f"{d}/{nxt}" if d else nxt
+
+
+def _read_range(path: str, off: int, length: int) -> bytes:
+    """``length`` bytes at ``off``; continues into the next-numbered chunk of a split file."""
+    parts = []
+    while length > 0:
+        with open(path, "rb") as fh:
+            fh.seek(off)
+            data = fh.read(length)
+        parts.append(data)
+        length -= len(data)
+        if length > 0:
+            nxt = _next_chunk(path)
+            if nxt is None or not os.path.exists(nxt):
+                raise ValueError(f"{path}@{off}: {length} bytes missing (truncated file)")
+            path, off = nxt, 0
+    return b"".join(parts)
 
 
 def read_ref(ref: str) -> bytes:
@@ -37,25 +86,42 @@ def read_ref(ref: str) -> bytes:
         path, off, length = _split(ref, "msgpack://")
         with open(path, "rb") as fh:
             fh.seek(off)
-            obj = msgpack.unpackb(fh.read(length), raw=False)
-        data = obj.get("image") if isinstance(obj, dict) else None
+            try:
+                obj = msgpack.unpackb(fh.read(length), raw=True)
+            except Exception as exc:
+                raise ValueError(f"{path}@{off}: unreadable msgpack record ({exc})") from None
+        data = _field(obj, "image") if isinstance(obj, dict) else None
         if not isinstance(data, bytes):
             raise ValueError(f"{path}@{off}: msgpack record has no 'image' bytes")
         return data
     if ref.startswith("tar://"):
         path, off, length = _split(ref, "tar://")
-        with open(path, "rb") as fh:
-            fh.seek(off)
-            return fh.read(length)
+        return _read_range(path, off, length)
     with open(ref, "rb") as fh:
         return fh.read()
 
 
 def ref_name(ref: str) -> str:
-    """A short file name for ``ref`` (stored as the Image feature's ``path``)."""
-    if ref.startswith(("msgpack://", "tar://")):
-        return ref.rpartition("@")[0].rsplit("/", 1)[-1]
+    """The image's own file name for ``ref`` (stored as the Image feature's ``path``).
+
+    Examples
+    --------
+    >>> ref_name("msgpack:///d/shard_1.msg@10:99#9055806529.jpg")
+    '9055806529.jpg'
+    >>> ref_name("/d/images/34/8d/9055806529.jpg")
+    '9055806529.jpg'
+    """
+    for scheme in ("msgpack://", "tar://"):
+        if ref.startswith(scheme):
+            m = _REF.fullmatch(ref[len(scheme):])
+            if m is not None and m.group(4):
+                return unquote(m.group(4))
+            return ref.rpartition("@")[0].rsplit("/", 1)[-1]
     return Path(ref).name
+
+
+def _name(key: str) -> str:
+    return quote(key.rstrip("/").rsplit("/", 1)[-1], safe="")
 
 
 def check_image(data: bytes) -> bool:
@@ -70,51 +136,296 @@ def check_image(data: bytes) -> bool:
         return False
 
 
-def index_folder(root: Path, pattern: str = "**/*") -> pl.DataFrame:
-    """Index every file under ``root``: ``key`` = path relative to root (posix), ``ref`` = path."""
+def _frame(keys: list, refs: list, sizes: list, problems: list) -> pl.DataFrame:
+    return pl.DataFrame({"key": keys, "ref": refs, "size": sizes, "problem": problems}, schema=INDEX_SCHEMA)
+
+
+def walk_files(root: Path) -> Iterator[tuple[str, str, int]]:
+    """Yield ``(relative posix path, path, size)`` of every file under ``root``, sorted.
+
+    Symlinked sub-folders are followed; a folder already visited (a symlink loop, or two
+    links to one folder) is entered once.
+    """
     root = Path(root)
-    keys: list[str] = []
-    refs: list[str] = []
-    for p in sorted(root.glob(pattern)):
-        if p.is_file():
-            keys.append(p.relative_to(root).as_posix())
-            refs.append(str(p.resolve()))
-    return pl.DataFrame({"key": keys, "ref": refs}, schema={"key": pl.String, "ref": pl.String})
+    seen: set[tuple[int, int]] = set()
+    stack: list[tuple[str, str]] = [(str(root), "")]
+    while stack:
+        path, rel = stack.pop()
+        try:
+            st = os.stat(path)
+        except OSError:
+            continue
+        if (st.st_dev, st.st_ino) in seen:
+            continue
+        seen.add((st.st_dev, st.st_ino))
+        try:
+            entries = sorted(os.scandir(path), key=lambda e: e.name)
+        except OSError:
+            continue
+        subdirs = []
+        for e in entries:
+            r = f"{rel}{e.name}"
+            try:
+                if e.is_dir():  # follows symlinks
+                    subdirs.append((e.path, r + "/"))
+                elif e.is_file():
+                    yield r, e.path, e.stat().st_size
+            except OSError:
+                continue
+        stack.extend(reversed(subdirs))
 
 
-def iter_msgpack_records(path: Path) -> Iterator[tuple[dict, int, int]]:
-    """Yield ``(record, offset, length)`` for each msgpack map in one shard, sequentially."""
+def folder_dirs(root: Path) -> list[Path]:
+    """Every folder under ``root`` (symlinks followed, loop-safe): the stats that key its index."""
+    root = Path(root)
+    seen: set[tuple[int, int]] = set()
+    out: list[Path] = []
+    stack = [str(root)]
+    while stack:
+        p = stack.pop()
+        try:
+            st = os.stat(p)
+        except OSError:
+            continue
+        if (st.st_dev, st.st_ino) in seen:
+            continue
+        seen.add((st.st_dev, st.st_ino))
+        out.append(Path(p))
+        try:
+            stack.extend(sorted((e.path for e in os.scandir(p) if e.is_dir()), reverse=True))
+        except OSError:
+            continue
+    return out
+
+
+def index_folder(root: Path, pattern: str | None = None) -> pl.DataFrame:
+    """Index every file under ``root``: ``key`` = path relative to root (posix), ``ref`` = path.
+
+    Symlinked sub-folders are followed (loop-safe). ``pattern`` (a glob such as ``*.jpg``)
+    keeps only files whose name matches.
+    """
+    import fnmatch
+
+    keys, refs, sizes = [], [], []
+    for rel, path, size in walk_files(Path(root)):
+        if pattern and not fnmatch.fnmatch(rel.rsplit("/", 1)[-1], pattern):
+            continue
+        keys.append(rel)
+        refs.append(os.path.abspath(path))
+        sizes.append(size)
+    return _frame(keys, refs, sizes, [None] * len(keys))
+
+
+_RESYNC = (b"\x82\xa5image", b"\x82\xa2id", b"\x82\xc4\x05image", b"\x82\xc4\x02id")
+
+
+def _resync(path: Path, start: int) -> int | None:
+    """Offset of the next plausible record header after ``start`` (None: none)."""
+    import mmap
+
     with open(path, "rb") as fh:
-        unpacker = msgpack.Unpacker(fh, raw=False, max_buffer_size=1 << 30)
-        start = 0
-        for rec in unpacker:
-            end = unpacker.tell()
-            yield rec, start, end - start
-            start = end
+        if os.fstat(fh.fileno()).st_size <= start:
+            return None
+        with mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ) as mm:
+            hits = [h for h in (mm.find(m, start) for m in _RESYNC) if h >= 0]
+    return min(hits) if hits else None
 
 
-def index_msgpack(files: Iterable[Path], id_key: str = "id") -> pl.DataFrame:
-    """One sequential pass over msgpack shards: ``key`` = the record's id, ``ref`` = byte range."""
-    keys: list[str] = []
-    refs: list[str] = []
+def iter_msgpack_records(
+    path: Path, problems: list[str] | None = None, id_key: str = "id", image_key: str = "image"
+) -> Iterator[tuple[dict, int, int]]:
+    """Yield ``(record, offset, length)`` for each msgpack map in one shard, sequentially.
+
+    Records are unpacked ``raw`` (keys and ids may be bytes, as GeoEstimation's own reader
+    expects). Garbage bytes and a truncated tail never raise: each unreadable stretch is
+    described in ``problems`` (shard name and byte offset) and reading resumes at the next
+    plausible record.
+    """
+    path = Path(path)
+    size = path.stat().st_size
+    pos = 0
+    while pos < size:
+        bad_at = None
+        with open(path, "rb") as fh:
+            fh.seek(pos)
+            unpacker = msgpack.Unpacker(fh, raw=True, max_buffer_size=1 << 30)
+            start = 0
+            try:
+                for rec in unpacker:
+                    end = unpacker.tell()
+                    if isinstance(rec, dict) and isinstance(_field(rec, image_key), bytes) and _field(rec, id_key) is not None:
+                        yield rec, pos + start, end - start
+                        start = end
+                    else:
+                        bad_at = pos + start
+                        break
+                else:
+                    if pos + start >= size:
+                        return
+                    bad_at = pos + start  # the unpacker stopped inside an incomplete record
+            except Exception:
+                bad_at = pos + start
+        nxt = _resync(path, bad_at + 1)
+        if nxt is None and problems is not None and bad_at is not None:
+            problems.append(
+                f"{path.name}: truncated or unreadable record at byte offset {bad_at} "
+                f"({size - bad_at} bytes to the end of the shard)"
+            )
+            return
+        if nxt is None:
+            return
+        if problems is not None:
+            problems.append(f"{path.name}: unreadable bytes at byte offset {bad_at} ({nxt - bad_at} bytes skipped)")
+        pos = nxt
+
+
+def index_msgpack(files: Iterable[Path], id_key: str = "id", image_key: str = "image") -> pl.DataFrame:
+    """One sequential pass over msgpack shards: ``key`` = the record's id, ``ref`` = byte range.
+
+    ``size`` is the length of the image bytes; unreadable parts of a shard are rows with a
+    ``problem`` and no key.
+    """
+    keys: list = []
+    refs: list = []
+    sizes: list = []
+    probs: list = []
     for f in files:
-        fp = str(Path(f).resolve())
-        for rec, off, length in iter_msgpack_records(Path(f)):
-            if isinstance(rec, dict) and id_key in rec:
-                keys.append(str(rec[id_key]))
-                refs.append(f"msgpack://{fp}@{off}:{length}")
-    return pl.DataFrame({"key": keys, "ref": refs}, schema={"key": pl.String, "ref": pl.String})
+        fp = os.path.abspath(f)
+        problems: list[str] = []
+        for rec, off, length in iter_msgpack_records(Path(f), problems, id_key, image_key):
+            rid = _field(rec, id_key)
+            key = rid.decode("utf-8", "replace") if isinstance(rid, bytes) else str(rid)
+            keys.append(key)
+            refs.append(f"msgpack://{fp}@{off}:{length}#{_name(key)}")
+            sizes.append(len(_field(rec, image_key)))  # type: ignore[arg-type]
+            probs.append(None)
+        for p in problems:
+            keys.append(None)
+            refs.append(None)
+            sizes.append(None)
+            probs.append(p)
+    return _frame(keys, refs, sizes, probs)
 
 
-def index_tar(files: Iterable[Path]) -> pl.DataFrame:
-    """Index the regular members of uncompressed tar archives: ``key`` = member name."""
-    keys: list[str] = []
-    refs: list[str] = []
+class ChunkedFile(io.RawIOBase):
+    """A read-only, seekable file object over byte chunks read as one file (no copy on disk)."""
+
+    def __init__(self, paths: Sequence[Path]):
+        self.paths = [str(p) for p in paths]
+        self.sizes = [os.path.getsize(p) for p in self.paths]
+        self.starts = [sum(self.sizes[:i]) for i in range(len(self.sizes))]
+        self.total = sum(self.sizes)
+        self.pos = 0
+        self._fh: tuple[int, io.BufferedReader] | None = None
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return True
+
+    def tell(self) -> int:
+        return self.pos
+
+    def seek(self, off: int, whence: int = 0) -> int:
+        base = {0: 0, 1: self.pos, 2: self.total}[whence]
+        self.pos = max(0, base + off)
+        return self.pos
+
+    def locate(self, off: int) -> tuple[int, int]:
+        """(chunk index, offset inside it) of global offset ``off``."""
+        import bisect
+
+        i = max(0, bisect.bisect_right(self.starts, off) - 1)
+        return i, off - self.starts[i]
+
+    def readinto(self, b) -> int:  # type: ignore[no-untyped-def]
+        if self.pos >= self.total:
+            return 0
+        i, local = self.locate(self.pos)
+        if self._fh is None or self._fh[0] != i:
+            if self._fh is not None:
+                self._fh[1].close()
+            self._fh = (i, open(self.paths[i], "rb"))
+        fh = self._fh[1]
+        fh.seek(local)
+        n = min(len(b), self.sizes[i] - local)
+        data = fh.read(n)
+        b[: len(data)] = data
+        self.pos += len(data)
+        return len(data)
+
+    def close(self) -> None:
+        if self._fh is not None:
+            self._fh[1].close()
+            self._fh = None
+        super().close()
+
+
+_COMPRESSED = {b"\x1f\x8b": "gzip", b"BZh": "bzip2", b"\xfd7zXZ\x00": "xz", b"(\xb5/\xfd": "zstd"}
+
+
+def _compression(head: bytes) -> str | None:
+    for magic, name in _COMPRESSED.items():
+        if head.startswith(magic):
+            return name
+    return None
+
+
+def refuse_compressed(path: Path) -> None:
+    """Raise a clear error when ``path`` is a compressed archive (whatever its name)."""
+    with open(path, "rb") as fh:
+        kind = _compression(fh.read(8))
+    if kind:
+        raise SourceError(
+            f"{path}: a {kind}-compressed archive, not a plain tar; its images cannot be read in place "
+            f"(decompress it first, e.g. `{'gunzip' if kind == 'gzip' else kind + ' -d'} -c {path.name} > "
+            f"{path.name.split('.')[0]}.plain.tar`, and point the source at the plain tar)"
+        )
+
+
+def index_tar(files: Iterable[Path | Sequence[Path]]) -> pl.DataFrame:
+    """Index the regular members of uncompressed tar archives: ``key`` = member name.
+
+    An element of ``files`` that is a list is one tar split into byte chunks, read in place
+    as one file. A compressed archive is refused with a clear error (its members cannot be
+    read by offset); a truncated or corrupt archive keeps the members before the damage and
+    adds a ``problem`` row naming the archive and the byte offset.
+    """
+    keys: list = []
+    refs: list = []
+    sizes: list = []
+    problems: list[str] = []
     for f in files:
-        fp = str(Path(f).resolve())
-        with tarfile.open(f, "r:") as tf:
-            for m in tf:
-                if m.isfile():
-                    keys.append(m.name)
-                    refs.append(f"tar://{fp}@{m.offset_data}:{m.size}")
-    return pl.DataFrame({"key": keys, "ref": refs}, schema={"key": pl.String, "ref": pl.String})
+        parts = [Path(p) for p in f] if isinstance(f, (list, tuple)) else [Path(f)]
+        label = parts[0].name if len(parts) == 1 else f"{parts[0].name}..{parts[-1].name}"
+        refuse_compressed(parts[0])
+        raw = ChunkedFile(parts)
+        total = raw.total
+        n = 0
+        try:
+            tf = tarfile.open(fileobj=io.BufferedReader(raw, 1 << 16), mode="r:")  # type: ignore[arg-type]
+        except tarfile.TarError as exc:
+            raise SourceError(f"{parts[0]}: not a readable tar archive ({exc})") from None
+        with tf:
+            while True:
+                try:
+                    m = tf.next()
+                except (tarfile.TarError, EOFError, OSError) as exc:
+                    problems.append(f"{label}: corrupt or truncated tar at byte offset {tf.offset} after {n} members ({exc})")
+                    break
+                if m is None:
+                    break
+                if not m.isfile():
+                    continue
+                if m.offset_data + m.size > total:
+                    problems.append(f"{label}: member {m.name} truncated at byte offset {total} (archive ends early)")
+                    break
+                i, local = raw.locate(m.offset_data)
+                keys.append(m.name)
+                refs.append(f"tar://{os.path.abspath(parts[i])}@{local}:{m.size}#{_name(m.name)}")
+                sizes.append(m.size)
+                n += 1
+    n_ok = len(keys)
+    return _frame(keys + [None] * len(problems), refs + [None] * len(problems), sizes + [None] * len(problems),
+                  [None] * n_ok + problems)

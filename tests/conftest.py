@@ -18,7 +18,7 @@ os.environ["GEODATA_DATA"] = str(_SESSION / "data")
 os.environ["GEODATA_DATASETS"] = str(_SESSION / "datasets")
 os.environ["HF_DATASETS_CACHE"] = str(_SESSION / "hf-datasets")
 os.environ["HF_HOME"] = str(_SESSION / "hf-home")
-for var in ("MP16_ROOT", "PREDICTIONS", "SAMPLE_N", "MP16_IMAGES"):
+for var in ("MP16_ROOT", "PREDICTIONS", "SAMPLE_N", "MP16_IMAGES", "IM2GPS3K_ROOT", "YFCC4K_ROOT"):
     os.environ.pop(var, None)
 
 REPO = Path(__file__).resolve().parent.parent

@@ -1,17 +1,31 @@
-"""MP-16 (and MP16-Pro) reader, image-layout detection and the embedded sample writer.
+"""MP-16 (GeoEstimation release, MP16-Pro) reader, release detection and the sample writer.
 
-See ``catalogs/mp16.yaml`` for the on-disk layout. Rows keep the file's ``IMG_ID`` as ``id``;
-images are matched to ids by their last path components, so ``34/8d/9055806529.jpg``
-(folder tree, msgpack ``id``, tar member ``mp16/34/8d/9055806529.jpg``) and the MP16-Pro
-spelling ``34_8d_9055806529.jpg`` all meet.
+See ``catalogs/mp16.yaml`` for the layouts and the public evidence. ``MP16_ROOT`` is a
+release root or the folder above it:
+
+* **GeoEstimation** (``resources/``): ``mp16_places365.csv``, ``mp16_urls.csv`` and msgpack
+  shards ``images/mp16/shard_<N>.msg`` (records ``{"image": <JPEG>, "id": <IMG_ID>}``, keys
+  possibly bytes), ``images/yfcc25600/`` + ``yfcc25600_places365.csv`` for validation;
+* **MP16-Pro** (G3): ``metadata/MP16_Pro_places365.csv`` | ``MP16_Pro_filtered.csv`` and
+  ``mp-16-images.tar`` or its byte chunks ``mp-16-images00`` … (read in place; the shipped
+  ``tar_index.pkl`` is never unpickled), members ``./images/<hh>_<hh>_<id>.jpg``;
+* the plain forms ``images/<IMG_ID>`` (a folder tree, symlinks followed), ``msgpack/*.msg``
+  and ``*.tar``.
+
+Rows keep the file's ``IMG_ID`` as ``id``. An image matches an id exactly (the id equals the
+last path components of the image key); the ``_`` ↔ ``/`` spelling (MP16-Pro's
+``34_8d_9055806529.jpg`` for ``34/8d/9055806529.jpg``) is a fallback, and an error where it
+is ambiguous.
 """
 
 from __future__ import annotations
 
+import csv
 import hashlib
 import io
 import json
-import os
+import re
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
@@ -21,105 +35,102 @@ import polars as pl
 from .._cache import cached_frame
 from ..context import Context
 from ..errors import SourceError
-from ..images import index_folder, index_msgpack, index_tar
+from ..images import folder_dirs, index_folder, index_msgpack, index_tar, iter_msgpack_records, read_ref
 from ..registry import source
 
-__all__ = ["read_mp16", "write_sample", "detect_layout", "METADATA_FILES"]
+__all__ = [
+    "read_mp16", "write_sample", "detect", "detect_layout", "Release", "METADATA_FILES",
+    "read_csv_checked", "photo_id_expr",
+]
 
-METADATA_FILES = ("mp16_places365.csv", "MP16_Pro_places365.csv", "MP16_Pro_filtered.csv")
+METADATA_FILES = ("mp16_places365.csv", "MP16_Pro_filtered.csv", "MP16_Pro_places365.csv")
+VALIDATION_FILE = "yfcc25600_places365.csv"
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp", ".gif", ".bmp", ".tif", ".tiff")
 
-_PLACES_COLUMNS = {
-    "IMG_ID": "id",
-    "AUTHOR": "author",
-    "LAT": "lat",
-    "LON": "lon",
-    "S3_Label": "s3_label",
-    "S16_Label": "s16_label",
-    "S365_Label": "s365_label",
-    "Prob_indoor": "prob_indoor",
-    "Prob_natural": "prob_natural",
-    "Prob_urban": "prob_urban",
+_KNOWN = {
+    "IMG_ID": "id", "AUTHOR": "author", "LAT": "lat", "LON": "lon",
+    "S3_Label": "s3_label", "S16_Label": "s16_label", "S365_Label": "s365_label",
+    "Prob_indoor": "prob_indoor", "Prob_natural": "prob_natural", "Prob_urban": "prob_urban",
 }
-_PRO_COLUMNS = {
-    "IMG_ID": "id",
-    "LAT": "lat",
-    "LON": "lon",
-    "neighbourhood": "pro_neighbourhood",
-    "city": "pro_city",
-    "county": "pro_county",
-    "state": "pro_state",
-    "region": "pro_region",
-    "country": "pro_country",
-    "continent": "pro_continent",
-}
+# MP16-Pro's own place names; prefixed so they never clash with the reverse-geocoded columns
+_PRO_PLACES = ("neighbourhood", "city", "county", "state", "region", "country", "continent")
 
-Layout = Literal["auto", "folder", "msgpack", "tar", "none"]
+Layout = Literal["auto", "geoestimation", "mp16pro", "folder", "msgpack", "tar", "none"]
+_LAYOUTS = ("geoestimation", "mp16pro", "folder", "msgpack", "tar")
 
 
-def _metadata_path(root: Path, metadata: str) -> Path:
-    if not root.is_dir():
-        raise SourceError(f"mp16: root {root} is not a directory (set MP16_ROOT)")
-    if metadata != "auto":
-        p = root / metadata
-        if not p.is_file():
-            raise SourceError(f"mp16: metadata file {p} does not exist")
-        return p
-    for name in METADATA_FILES:
-        if (root / name).is_file():
-            return root / name
-    raise SourceError(
-        f"mp16: no metadata under {root} (expected one of {', '.join(METADATA_FILES)}); "
-        "set MP16_ROOT or run `geodata sample-data`"
-    )
+# --------------------------------------------------------------------------------------
+# CSV reading with one-line errors
+# --------------------------------------------------------------------------------------
 
 
-def detect_layout(root: Path) -> str:
-    """``folder`` if ``images/`` exists, else ``msgpack`` if ``msgpack/*.msg``, else ``tar``."""
-    if (root / "images").is_dir():
-        return "folder"
-    if any((root / "msgpack").glob("*.msg")):
-        return "msgpack"
-    if any(root.glob("*.tar")):
-        return "tar"
-    return "none"
+def _locate_csv_problem(path: Path) -> str:
+    """Find the first line of ``path`` that is not well-formed CSV (slow path: errors only)."""
+    with open(path, "rb") as fh:
+        for i, raw in enumerate(fh, 1):
+            try:
+                raw.decode("utf-8")
+            except UnicodeDecodeError as exc:
+                bad = raw[max(0, exc.start - 8): exc.end + 8]
+                return f"line {i}: bytes that are not UTF-8 ({bad!r}); re-save the file as UTF-8 (e.g. iconv -f latin1 -t utf-8)"
+    with open(path, newline="", encoding="utf-8") as fh:
+        reader = csv.reader(fh, strict=True)
+        width = None
+        line = 1
+        try:
+            for row in reader:
+                if width is None:
+                    width = len(row)
+                elif row and len(row) != width:
+                    return f"line {line}: {len(row)} fields where the header has {width}"
+                line = reader.line_num + 1
+        except csv.Error as exc:
+            return f"line {line}: {exc} (an unterminated or stray quote)"
+    return "malformed CSV"
 
 
-def _image_files(root: Path, layout: str) -> list[Path]:
-    if layout == "msgpack":
-        return sorted((root / "msgpack").glob("*.msg"))
-    if layout == "tar":
-        return sorted(root.glob("*.tar"))
-    return []
+def read_csv_checked(path: Path, **kwargs: object) -> pl.DataFrame:
+    """``pl.read_csv`` whose failures are one-line errors naming the file and line.
+
+    An empty or header-only file is an error.
+    """
+    path = Path(path)
+    try:
+        df = pl.read_csv(path, **kwargs)  # type: ignore[arg-type]
+    except pl.exceptions.NoDataError:
+        raise SourceError(f"{path}: the file is empty (no header, no rows)") from None
+    except (pl.exceptions.ComputeError, pl.exceptions.PolarsError, UnicodeDecodeError):
+        raise SourceError(f"{path}: {_locate_csv_problem(path)}") from None
+    if kwargs.get("n_rows") != 0 and df.height == 0:
+        raise SourceError(f"{path}: header only, no rows (columns {df.columns})")
+    return df
 
 
-def fingerprint_files(root: Path, metadata: str = "auto", images: Layout = "auto") -> list[Path]:
-    """Files whose size and mtime decide whether an MP-16 build is up to date."""
-    files = [_metadata_path(root, metadata)]
-    layout = detect_layout(root) if images == "auto" else images
-    if layout == "folder":
-        # directory mtimes change whenever an entry is added or removed
-        files += sorted(Path(d) for d, _, _ in os.walk(root / "images"))
-    else:
-        files += _image_files(root, layout)
-    return files
+def _snake(name: str) -> str:
+    return re.sub(r"[^0-9a-z]+", "_", name.strip().lower()).strip("_") or "column"
+
+
+def _header(path: Path) -> list[str]:
+    """The columns of a metadata CSV; an error when IMG_ID, LAT or LON is missing."""
+    header = read_csv_checked(path, n_rows=0).columns
+    missing = [c for c in ("IMG_ID", "LAT", "LON") if c not in header]
+    if missing:
+        raise SourceError(f"{path}: missing columns {missing} (expected {list(_KNOWN)}, found {header})")
+    return header
 
 
 def _read_metadata(path: Path) -> pl.DataFrame:
-    header = pl.read_csv(path, n_rows=0).columns
-    mapping = _PRO_COLUMNS if path.name.startswith("MP16_Pro") else _PLACES_COLUMNS
-    required = ["IMG_ID", "LAT", "LON"]
-    missing = [c for c in required if c not in header]
-    if missing:
-        raise SourceError(
-            f"{path}: missing columns {missing} (expected {list(mapping)}, found {header})"
-        )
-    present = {k: v for k, v in mapping.items() if k in header}
-    df = pl.read_csv(
-        path,
-        columns=list(present),
-        schema_overrides={c: pl.String for c in present},
-        infer_schema=False,
-    ).rename(present)
+    """Every column of an MP-16 / MP16-Pro metadata CSV, renamed to snake case."""
+    header = _header(path)
+    rename: dict[str, str] = {}
+    for c in header:
+        if c in _KNOWN:
+            rename[c] = _KNOWN[c]
+        elif c.lower() in _PRO_PLACES:
+            rename[c] = f"pro_{c.lower()}"
+        else:
+            rename[c] = _snake(c)
+    df = read_csv_checked(path, infer_schema=False).rename(rename)
     casts = []
     for col in df.columns:
         if col in ("lat", "lon") or col.startswith("prob_"):
@@ -127,24 +138,479 @@ def _read_metadata(path: Path) -> pl.DataFrame:
         elif col.endswith("_label"):
             casts.append(pl.col(col).str.strip_chars().cast(pl.Int32, strict=False))
     df = df.with_columns(casts)
-    if "author" not in df.columns:  # MP16-Pro has no AUTHOR: keep the column for one schema
+    if "author" not in df.columns:
         df = df.with_columns(author=pl.lit(None, dtype=pl.String))
     return df
 
 
-def _index_images(root: Path, layout: str) -> pl.DataFrame:
-    if layout == "folder":
-        return cached_frame("mp16-folder", [root / "images"], lambda: index_folder(root / "images"))
-    files = _image_files(root, layout)
-    if layout == "msgpack":
-        return cached_frame("mp16-msgpack", files, lambda: index_msgpack(files))
-    return cached_frame("mp16-tar", files, lambda: index_tar(files))
+# --------------------------------------------------------------------------------------
+# Release detection
+# --------------------------------------------------------------------------------------
 
 
-def _norm_key(col: pl.Expr, depth: int) -> pl.Expr:
-    """Last ``depth`` path components joined by '_' (MP16-Pro's spelling of IMG_ID)."""
-    parts = col.str.replace_all("_", "/").str.split("/")
-    return parts.list.slice(-depth, depth).list.join("_")
+@dataclass
+class Images:
+    """One image layout found under a release root."""
+
+    layout: str
+    where: Path
+    files: list = field(default_factory=list)  # shards, tars (a list = one tar in chunks), or [folder]
+
+    def describe(self, root: Path) -> str:
+        try:
+            rel = self.where.relative_to(root).as_posix() or "."
+        except ValueError:
+            rel = str(self.where)
+        if self.layout == "folder":
+            return f"{self.layout}: {rel}/ (image files)"
+        if self.layout in ("geoestimation", "msgpack"):
+            return f"{self.layout}: {rel}/ ({len(self.files)} msgpack shards)"
+        chunks = [f for f in self.files if isinstance(f, list)]
+        if chunks:
+            return f"{self.layout}: {rel}/ (one tar in {len(chunks[0])} chunks {chunks[0][0].name}..{chunks[0][-1].name})"
+        names = ", ".join(f.name for f in self.files[:3]) + (", …" if len(self.files) > 3 else "")
+        return f"{self.layout}: {rel}/ ({len(self.files)} tar file{'s' if len(self.files) > 1 else ''}: {names})"
+
+
+@dataclass
+class Release:
+    """What :func:`detect` found: the release folder, its metadata and its images."""
+
+    root: Path
+    base: Path
+    metadata: Path
+    images: Images | None
+    found: list[str] = field(default_factory=list)
+    validation: tuple[Path, Images] | None = None
+
+    def describe(self) -> str:
+        meta = self.metadata.relative_to(self.root).as_posix() if self.metadata.is_relative_to(self.root) else str(self.metadata)
+        img = self.images.describe(self.root) if self.images else "none (metadata only)"
+        return f"{img}; metadata {meta}"
+
+
+def _metadata_in(base: Path) -> list[Path]:
+    out = []
+    for d in (base, base / "metadata"):
+        out += [d / n for n in METADATA_FILES if (d / n).is_file()]
+    return out
+
+
+def _shard_no(p: Path) -> tuple[int, str]:
+    m = re.search(r"(\d+)", p.stem)
+    return (int(m.group(1)) if m else -1, p.name)
+
+
+def _image_candidates(base: Path) -> list[Images]:
+    out = []
+    shards = sorted((base / "images" / "mp16").glob("shard_*.msg"), key=_shard_no)
+    if shards:
+        out.append(Images("geoestimation", base / "images" / "mp16", shards))
+    legacy = sorted((base / "msgpack").glob("*.msg"), key=_shard_no)
+    if legacy:
+        out.append(Images("msgpack", base / "msgpack", legacy))
+    for d in (base, base / "images"):
+        single = d / "mp-16-images.tar"
+        chunks = sorted((p for p in d.glob("mp-16-images[0-9]*") if re.fullmatch(r"mp-16-images\d+", p.name)), key=_shard_no)
+        if single.is_file():
+            out.append(Images("mp16pro", d, [single]))
+        elif chunks:
+            out.append(Images("mp16pro", d, [chunks]))
+    tars = sorted(p for pat in ("*.tar", "*.tar.gz", "*.tgz") for p in base.glob(pat) if p.name != "mp-16-images.tar")
+    if tars:
+        out.append(Images("tar", base, tars))
+    if (base / "images").is_dir():
+        out.append(Images("folder", base / "images", [base / "images"]))
+    return out
+
+
+def _probe_keys(img: Images, limit: int = 64) -> list[str]:
+    """A few image keys of a layout, read cheaply (first records / members / files)."""
+    keys: list[str] = []
+    if img.layout in ("geoestimation", "msgpack"):
+        for f in img.files[:2]:
+            for rec, _, _ in iter_msgpack_records(f):
+                rid = rec.get(b"id", rec.get("id"))
+                keys.append(rid.decode("utf-8", "replace") if isinstance(rid, bytes) else str(rid))
+                if len(keys) >= limit:
+                    return keys
+    elif img.layout in ("mp16pro", "tar"):
+        import tarfile
+
+        from ..images import ChunkedFile, refuse_compressed
+
+        for f in img.files[:2]:
+            parts = f if isinstance(f, list) else [f]
+            refuse_compressed(parts[0])
+            try:
+                with tarfile.open(fileobj=io.BufferedReader(ChunkedFile(parts)), mode="r:") as tf:  # type: ignore[arg-type]
+                    for m in tf:
+                        if m.isfile():
+                            keys.append(m.name)
+                        if len(keys) >= limit:
+                            return keys
+            except (tarfile.TarError, OSError, EOFError):
+                keys.append(f"<unreadable:{parts[0].name}>")
+    else:
+        from ..images import walk_files
+
+        for rel, _, _ in walk_files(img.where):
+            if rel.lower().endswith(IMAGE_SUFFIXES):
+                keys.append(rel)
+                if len(keys) >= limit:
+                    break
+    return keys
+
+
+def _norm(col: pl.Expr) -> pl.Expr:
+    return col.str.strip_prefix("./").str.replace_all("_", "/")
+
+
+def _probe_hits(img: Images, ids: pl.Series) -> int:
+    """How many probed image keys (and sampled ids) of ``img`` meet the metadata ids."""
+    keys = [k for k in _probe_keys(img) if not k.startswith("<")]
+    hits = 0
+    if keys:
+        norm_ids = ids.to_frame("id").select(n=_norm(pl.col("id"))).to_series()
+        depth = int(norm_ids.head(1000).str.count_matches("/").max() or 0) + 1
+        kn = pl.Series(keys).to_frame("k").select(
+            n=_norm(pl.col("k")).str.split("/").list.slice(-depth, depth).list.join("/")
+        ).to_series()
+        hits = int(kn.is_in(norm_ids.implode()).sum())
+    if img.layout == "folder" and hits == 0:
+        for i in ids.head(50).to_list():
+            if any((img.where / c).is_file() for c in {i, i.replace("/", "_"), i.replace("_", "/")}):
+                hits += 1
+    return hits
+
+
+def detect(root: Path, metadata: str = "auto", images: Layout = "auto", ids: pl.Series | None = None) -> Release:
+    """Find the MP-16 release under ``root`` (the release root or the folder above it).
+
+    A layout whose images meet none of the metadata ids is never chosen while another meets
+    some; two layouts that both do are an error listing what was found.
+    """
+    root = Path(root)
+    if not root.is_dir():
+        raise SourceError(f"mp16: root {root} is not a directory (set MP16_ROOT)")
+    if _metadata_in(root) or (metadata != "auto" and (root / metadata).is_file()):
+        bases = [root]
+    else:
+        bases = [c for c in sorted(root.iterdir()) if c.is_dir() and _metadata_in(c)]
+        if len(bases) > 1:
+            raise SourceError(
+                f"mp16: {root} holds several releases ({', '.join(b.name + '/' for b in bases)}); "
+                "set MP16_ROOT to one of them"
+            )
+    if not bases and any(root.glob("shard_*.msg")) and _metadata_in(root.parent.parent):
+        raise SourceError(
+            f"mp16: {root} is GeoEstimation's shard folder; set MP16_ROOT to the release root {root.parent.parent}"
+        )
+    if not bases:
+        raise SourceError(
+            f"mp16: no metadata under {root} (expected one of {', '.join(METADATA_FILES)}, "
+            f"directly, under metadata/ or one folder down, e.g. resources/); set MP16_ROOT or run `geodata sample-data`"
+        )
+    base = bases[0]
+    if metadata != "auto":
+        cands = [p for p in (base / metadata, base / "metadata" / metadata) if p.is_file()]
+        if not cands:
+            raise SourceError(f"mp16: metadata file {base / metadata} does not exist")
+        meta = cands[0]
+    else:
+        meta = _metadata_in(base)[0]
+    found = [f"metadata: {p.relative_to(root).as_posix()}" for p in _metadata_in(base)]
+    rel = Release(root, base, meta, None, found)
+    if images == "none":
+        return rel
+    cands = _image_candidates(base)
+    rel.found += [c.describe(root) for c in cands]
+    if images != "auto":
+        # msgpack / tar also name the released forms of those containers
+        alias = {"msgpack": ("msgpack", "geoestimation"), "tar": ("tar", "mp16pro")}.get(images, (images,))
+        chosen = sorted((c for c in cands if c.layout in alias), key=lambda c: alias.index(c.layout))
+        if not chosen:
+            raise SourceError(
+                f"mp16: images: {images} but no such layout under {base} (found: {'; '.join(rel.found) or 'nothing'})"
+            )
+        rel.images = chosen[0]
+    else:
+        if not cands:
+            raise SourceError(
+                f"mp16: no images under {base} (expected images/mp16/shard_<N>.msg, mp-16-images.tar or "
+                "mp-16-images00.., images/<IMG_ID>, msgpack/*.msg or *.tar); pass images: none for a metadata-only build"
+            )
+        if ids is None:
+            _header(meta)
+            ids = read_csv_checked(meta, columns=["IMG_ID"], infer_schema=False)["IMG_ID"].drop_nulls()
+        scored = [(c, _probe_hits(c, ids)) for c in cands]
+        viable = [c for c, h in scored if h > 0]
+        if len(viable) > 1:
+            raise SourceError(
+                f"mp16: ambiguous root {base}: images of the metadata ids in several layouts "
+                f"({'; '.join(c.describe(root) for c in viable)}); pass images: "
+                f"{' | '.join(c.layout for c in viable)}"
+            )
+        if not viable:
+            sample = ids.head(3).to_list()
+            raise SourceError(
+                f"mp16: no image under {base} matches a metadata id (found {'; '.join(rel.found)}; "
+                f"ids look like {sample}); pass images: <layout> to read one anyway or images: none"
+            )
+        rel.images = viable[0]
+    if rel.images.layout == "geoestimation":
+        vshards = sorted((base / "images" / "yfcc25600").glob("shard_*.msg"), key=_shard_no)
+        if vshards and (base / VALIDATION_FILE).is_file():
+            rel.validation = (base / VALIDATION_FILE, Images("geoestimation", base / "images" / "yfcc25600", vshards))
+            rel.found.append(f"validation: {VALIDATION_FILE} + images/yfcc25600/ ({len(vshards)} shards)")
+    return rel
+
+
+def detect_layout(root: Path) -> str:
+    """The image layout ``auto`` picks under ``root`` (``none`` when there is no image)."""
+    try:
+        rel = detect(root)
+    except SourceError:
+        return "none"
+    return rel.images.layout if rel.images else "none"
+
+
+# --------------------------------------------------------------------------------------
+# Images: index, match to ids
+# --------------------------------------------------------------------------------------
+
+
+def _index(img: Images) -> pl.DataFrame:
+    if img.layout == "folder":
+        dirs = folder_dirs(img.where)
+        return cached_frame("mp16-folder-v2", dirs, lambda: index_folder(img.where), expand=False)
+    if img.layout in ("geoestimation", "msgpack"):
+        return cached_frame("mp16-msgpack-v2", img.files, lambda: index_msgpack(img.files))
+    flat = [p for f in img.files for p in (f if isinstance(f, list) else [f])]
+    return cached_frame("mp16-tar-v2", flat, lambda: index_tar(img.files))
+
+
+def _suffix(col: pl.Expr, depth: pl.Expr | int) -> pl.Expr:
+    parts = col.str.split("/")
+    return parts.list.slice(-depth if isinstance(depth, int) else -depth, depth).list.join("/")
+
+
+def match_images(df: pl.DataFrame, idx: pl.DataFrame, where: str = "mp16") -> pl.DataFrame:
+    """Add ``_ref`` and ``_size`` to ``df`` (by ``id``): exact match first, then the ``_``/``/`` form.
+
+    Exact: the id equals the last components of an image key (``34/8d/1.jpg`` meets
+    ``mp16/34/8d/1.jpg``). Fallback, for ids without an exact match: both sides spelled with
+    ``/`` for ``_``; a fallback that could mean two images, or two ids that would share one,
+    is an error naming them.
+
+    Examples
+    --------
+    >>> idx = pl.DataFrame({"key": ["aa/bb_cc.jpg", "x/34_8d_1.jpg"], "ref": ["r1", "r2"], "size": [1, 2]})
+    >>> df = pl.DataFrame({"id": ["aa/bb_cc.jpg", "aa_bb/cc.jpg", "34/8d/1.jpg"]})
+    >>> match_images(df, idx)["_ref"].to_list()
+    ['r1', None, 'r2']
+    """
+    idx = idx.filter(pl.col("key").is_not_null()).select("key", "ref", "size")
+    idx = idx.with_columns(key=pl.col("key").str.strip_prefix("./"))
+    depth = pl.col("id").str.count_matches("/") + 1
+    df = df.with_columns(_row=pl.int_range(pl.len(), dtype=pl.UInt32), _d=depth.cast(pl.Int32))
+    depths = [d for d in df["_d"].drop_nulls().unique().sort().to_list()]
+    long = pl.concat(
+        [idx.select(_k=_suffix(pl.col("key"), d), _d=pl.lit(d, pl.Int32), _ref=pl.col("ref"), _size=pl.col("size"))
+         for d in depths] or [pl.DataFrame(schema={"_k": pl.String, "_d": pl.Int32, "_ref": pl.String, "_size": pl.Int64})]
+    ).unique(["_k", "_d"], keep="first", maintain_order=True)
+    ex = df.select("_row", "id", "_d").join(long, left_on=["id", "_d"], right_on=["_k", "_d"], how="inner")
+    rest = df.filter(pl.col("id").is_not_null() & ~pl.col("_row").is_in(ex["_row"].implode())).select("_row", "id")
+    fb = pl.DataFrame(schema={"_row": pl.UInt32, "_ref": pl.String, "_size": pl.Int64})
+    if rest.height:
+        rest = rest.with_columns(_n=_norm(pl.col("id"))).with_columns(_nd=(pl.col("_n").str.count_matches("/") + 1).cast(pl.Int32))
+        # an image that is some id's exact match is not another id's fallback
+        cand_idx = idx.join(ex.select(ref=pl.col("_ref")).unique(), on="ref", how="anti")
+        nlong = pl.concat(
+            [cand_idx.select(_n=_suffix(_norm(pl.col("key")), d), _nd=pl.lit(d, pl.Int32), _ref="ref", _size="size", key="key")
+             for d in rest["_nd"].unique().to_list()]
+        )
+        hit = rest.join(nlong, on=["_n", "_nd"], how="inner")
+        if hit.height:
+            multi_img = hit.group_by("_row").agg(pl.col("key").unique().alias("keys"), pl.first("id")).filter(pl.col("keys").list.len() > 1)
+            if multi_img.height:
+                r = multi_img.row(0, named=True)
+                raise SourceError(
+                    f"{where}: id '{r['id']}' has no exact image and its '_'/'/' spelling is ambiguous: "
+                    f"{sorted(r['keys'])[:3]} ({multi_img.height} ids like this); rename the files or fix the ids"
+                )
+            multi_id = hit.group_by("_ref").agg(pl.col("id").unique().alias("ids"), pl.first("key")).filter(pl.col("ids").list.len() > 1)
+            if multi_id.height:
+                r = multi_id.row(0, named=True)
+                raise SourceError(
+                    f"{where}: ids {sorted(r['ids'])[:3]} differ only in '_' vs '/' and none has an exact image; "
+                    f"the one image '{r['key']}' cannot be told apart ({multi_id.height} images like this)"
+                )
+            fb = hit.select("_row", "_ref", "_size")
+    both = pl.concat([ex.select("_row", "_ref", "_size"), fb])
+    return df.join(both, on="_row", how="left", maintain_order="left").drop("_row", "_d")
+
+
+def _attach(ctx: Context, df: pl.DataFrame, img: Images, root: Path, label: str) -> pl.DataFrame:
+    idx = _index(img)
+    problems = idx.filter(pl.col("problem").is_not_null())["problem"].to_list()
+    if problems:
+        ctx.drop("bad_shard_record", len(problems))
+        shown = "; ".join(problems[:5]) + (f"; … {len(problems) - 5} more" if len(problems) > 5 else "")
+        ctx.note(f"mp16.{label}bad_shards", f"{len(problems)} unreadable stretches of shards/archives "
+                 f"(an id whose record was there counts as missing_image): {shown}")
+    keys = idx.filter(pl.col("key").is_not_null())
+    dup = keys.height - keys["key"].n_unique()
+    if dup:
+        ctx.note(f"mp16.{label}duplicate_images", f"{dup} image keys occur more than once; the first is used")
+    if keys.height == 0:
+        raise SourceError(f"mp16: {img.describe(root)} holds no image" + (f" ({problems[0]})" if problems else ""))
+    return match_images(df, keys, "mp16")
+
+
+# --------------------------------------------------------------------------------------
+# Benchmark hygiene: rows that are IM2GPS3K / YFCC4K test photos
+# --------------------------------------------------------------------------------------
+
+
+def photo_id_expr(col: pl.Expr) -> pl.Expr:
+    """The Flickr photo id in an image id: the leading digits of its file name.
+
+    ``34/8d/9055806529.jpg``, ``34_8d_9055806529.jpg``, ``9055806529.jpg`` and
+    ``9055806529_e60e9cdfb4_1125_78841376@N00.jpg`` all give ``9055806529``.
+
+    Examples
+    --------
+    >>> ids = ["34/8d/9055806529.jpg", "34_8d_9055806529.jpg", "1000269685_e6_1125_7884@N00.jpg", "x.jpg"]
+    >>> pl.DataFrame({"i": ids}).select(photo_id_expr(pl.col("i")))["i"].to_list()
+    ['9055806529', '9055806529', '1000269685', None]
+    """
+    name = col.str.split("/").list.last()
+    # MP-16 names are <hh>_<hh>_<photo id>.jpg in MP16-Pro; IM2GPS names are <photo id>_<secret>_...
+    pro = name.str.extract(r"^[0-9a-f]{2}_[0-9a-f]{2}_(\d+)\.", 1)
+    return pl.coalesce(pro, name.str.extract(r"^(\d+)(?:[_.]|$)", 1))
+
+
+def _eval_files(path: Path) -> tuple[Path, Path | None]:
+    """(truth CSV, image folder or None) of a benchmark given as its CSV or its folder.
+
+    Both the G3 form (``im2gps3k/im2gps3k_places365.csv`` + ``im2gps3k/images/``) and the
+    GeoEstimation README's (``images/im2gps3k_places365.csv`` beside ``images/im2gps3k/``).
+    """
+    if path.is_file():
+        for d in (path.parent / "images", path.parent / path.stem.removesuffix("_places365")):
+            if d.is_dir():
+                return path, d
+        return path, None
+    if not path.is_dir():
+        raise SourceError(f"mp16: exclude_eval: {path} is neither a truth CSV nor a folder")
+    csvs = sorted(path.glob("*.csv")) or sorted((path / "metadata").glob("*.csv"))
+    if not csvs and (path.parent / f"{path.name}_places365.csv").is_file():
+        return path.parent / f"{path.name}_places365.csv", path
+    if len(csvs) != 1:
+        raise SourceError(
+            f"mp16: exclude_eval: {path} must hold exactly one truth CSV (found {[c.name for c in csvs] or 'none'}); "
+            "give the CSV's path"
+        )
+    imgs = path / "images"
+    return csvs[0], imgs if imgs.is_dir() else None
+
+
+def _sha256(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def _eval_hashes(folder: Path) -> pl.DataFrame:
+    def make() -> pl.DataFrame:
+        idx = index_folder(folder)
+        hashes = [_sha256(Path(r).read_bytes()) for r in idx["ref"].to_list()]
+        return idx.select("key", "size").with_columns(sha256=pl.Series(hashes, dtype=pl.String))
+
+    return cached_frame("eval-sha256", folder_dirs(folder), make, expand=False)
+
+
+def exclude_eval_overlap(
+    ctx: Context, df: pl.DataFrame, benchmarks: dict[str, str | None], *, images: bool = True
+) -> pl.DataFrame:
+    """Drop rows that are benchmark test photos: same Flickr photo id, or byte-identical image.
+
+    Counted as ``eval_overlap``; the overlap per benchmark is noted (``mp16.eval_overlap``).
+    ``df`` has ``id`` and, when images are compared, ``_ref`` / ``_size``.
+    """
+    given = {k: v for k, v in benchmarks.items() if v}
+    if not given:
+        ctx.note("mp16.eval_overlap", f"not checked: no truth given for {', '.join(sorted(benchmarks))} "
+                 f"(set {', '.join(k.upper() + '_ROOT' for k in sorted(benchmarks))})")
+        return df
+    pid = df.select(p=photo_id_expr(pl.col("id")))["p"]
+    drop = pl.Series([False] * df.height)
+    report = []
+    for name, where in sorted(given.items()):
+        truth, img_dir = _eval_files(Path(where).expanduser())
+        header = read_csv_checked(truth, n_rows=0).columns
+        idc = next((c for c in header if c.lower() in ("img_id", "id")), None)
+        if idc is None:
+            raise SourceError(f"mp16: exclude_eval: {truth}: no IMG_ID column (found {header})")
+        tids = read_csv_checked(truth, columns=[idc], infer_schema=False)[idc].drop_nulls()
+        tp = tids.to_frame("i").select(p=photo_id_expr(pl.col("i")))["p"].drop_nulls()
+        by_id = pid.is_in(tp.implode()).fill_null(False) | df["id"].is_in(tids.implode()).fill_null(False)
+        by_hash = pl.Series([False] * df.height)
+        n_hashed = 0
+        if images and img_dir is not None and "_ref" in df.columns:
+            eh = _eval_hashes(img_dir)
+            cand = df.select(pl.int_range(pl.len()).alias("i"), "_ref", "_size").filter(
+                pl.col("_size").is_in(eh["size"].implode()) & pl.col("_ref").is_not_null() & ~by_id
+            )
+            hits = []
+            for i, ref in zip(cand["i"].to_list(), cand["_ref"].to_list()):
+                try:
+                    hits.append((i, _sha256(read_ref(ref))))
+                except (OSError, ValueError):
+                    continue
+            n_hashed = len(hits)
+            hs = set(eh["sha256"].to_list())
+            bad = [i for i, h in hits if h in hs]
+            if bad:
+                by_hash = pl.Series(np.isin(np.arange(df.height), bad))
+        this = by_id | by_hash
+        report.append(
+            f"{name}: {int(this.sum())} rows ({int(by_id.sum())} by photo id, {int((by_hash & ~by_id).sum())} by identical image"
+            + (f", {n_hashed} same-size images hashed" if img_dir is not None and images else ", no images compared") + ")"
+        )
+        drop = drop | this
+    ctx.drop("eval_overlap", int(drop.sum()))
+    ctx.note("mp16.eval_overlap", "; ".join(report))
+    return df.filter(~drop)
+
+
+# --------------------------------------------------------------------------------------
+# The reader
+# --------------------------------------------------------------------------------------
+
+
+def fingerprint_files(
+    root: Path, metadata: str = "auto", images: Layout = "auto", exclude_eval: dict[str, str | None] | None = None,
+    validation: bool = False,
+) -> list[Path]:
+    """Files whose size and mtime decide whether an MP-16 build is up to date."""
+    rel = detect(root, metadata, images)
+    files = [rel.metadata]
+    sets = [rel.images] if rel.images else []
+    if validation and rel.validation:
+        files.append(rel.validation[0])
+        sets.append(rel.validation[1])
+    for img in sets:
+        if img.layout == "folder":
+            files += folder_dirs(img.where)  # directory mtimes change whenever an entry is added or removed
+        else:
+            files += [p for f in img.files for p in (f if isinstance(f, list) else [f])]
+    for where in (exclude_eval or {}).values():
+        if where:
+            truth, img_dir = _eval_files(Path(where).expanduser())
+            files.append(truth)
+            if img_dir is not None:
+                files += folder_dirs(img_dir)
+    return files
 
 
 @source("mp16", env="MP16_ROOT", sample=lambda d: write_sample(d), fingerprint=fingerprint_files)
@@ -154,39 +620,43 @@ def read_mp16(
     root: Path,
     metadata: str = "auto",
     images: Layout = "auto",
+    validation: bool = False,
+    exclude_eval: dict[str, str | None] = {},  # noqa: B006 - pydantic copies defaults
 ) -> pl.DataFrame:
-    """Read MP-16 metadata and index its images (folder tree, msgpack shards or tars).
+    """Read MP-16 metadata and index its images (GeoEstimation shards, MP16-Pro tars, folders).
 
-    Returns one row per metadata line: id, lat, lon (null when not numeric), author and the
-    Places365 columns (or MP16-Pro's address columns, prefixed ``pro_``), and ``images``:
-    a one-element list of image references, null when the image is missing, empty when
-    ``images="none"`` (metadata-only build).
+    Returns one row per metadata line with every column the file carries (``id``, ``lat``,
+    ``lon``, ``author``, the Places365 columns, MP16-Pro's place names as ``pro_*``), a
+    ``split`` column (``train``; GeoEstimation's yfcc25600 rows are ``validation`` when
+    ``validation`` is true) and ``images``: a one-element list of image references, null
+    when the image is missing, empty when ``images="none"`` (metadata-only build).
+    ``exclude_eval`` maps benchmark names to their truth CSV or root (IM2GPS3K, YFCC4K):
+    rows that are those test photos are dropped as ``eval_overlap``.
     """
     root = Path(root)
     if not root.is_dir():
         raise SourceError(f"mp16: root {root} is not a directory (set MP16_ROOT)")
-    df = _read_metadata(_metadata_path(root, metadata))
-    layout = detect_layout(root) if images == "auto" else images
-    ctx.note("mp16.image_layout", layout)
-    if layout == "none":
-        if images == "auto":
-            raise SourceError(
-                f"mp16: no images under {root} (expected images/, msgpack/*.msg or *.tar); "
-                "pass images: none for a metadata-only build"
-            )
-        return df.with_columns(images=pl.lit([], dtype=pl.List(pl.String)))
-    idx = _index_images(root, layout)
-    sample_id = df["id"].drop_nulls().head(1).to_list()
-    depth = (sample_id[0].replace("_", "/").count("/") + 1) if sample_id else 3
-    idx = idx.with_columns(_k=_norm_key(pl.col("key"), depth)).unique("_k", keep="first").select(
-        "_k", "ref"
-    )
-    df = df.with_columns(_k=_norm_key(pl.col("id"), depth)).join(
-        idx, on="_k", how="left", maintain_order="left"
-    )
-    return df.with_columns(
-        images=pl.when(pl.col("ref").is_null()).then(None).otherwise(pl.concat_list("ref"))
-    ).drop("_k", "ref")
+    rel0 = detect(root, metadata, "none")
+    df = _read_metadata(rel0.metadata).with_columns(split=pl.lit("train"))
+    rel = detect(root, metadata, images, ids=df["id"].drop_nulls()) if images != "none" else rel0
+    ctx.note("mp16.image_layout", rel.describe())
+    if rel.images is None:
+        df = df.with_columns(_ref=pl.lit(None, pl.String), _size=pl.lit(None, pl.Int64))
+    else:
+        df = _attach(ctx, df, rel.images, root, "")
+        if validation:
+            if rel.validation is None:
+                raise SourceError(f"mp16: validation: true but {rel.base} has no {VALIDATION_FILE} with images/yfcc25600/")
+            vdf = _read_metadata(rel.validation[0]).with_columns(split=pl.lit("validation"))
+            vdf = _attach(ctx, vdf, rel.validation[1], root, "validation.")
+            df = pl.concat([df, vdf], how="diagonal_relaxed")
+    if exclude_eval:
+        df = exclude_eval_overlap(ctx, df, exclude_eval)
+    if rel.images is None:
+        df = df.with_columns(images=pl.lit([], dtype=pl.List(pl.String)))
+    else:
+        df = df.with_columns(images=pl.when(pl.col("_ref").is_null()).then(None).otherwise(pl.concat_list("_ref")))
+    return df.drop("_ref", "_size")
 
 
 # --------------------------------------------------------------------------------------
@@ -261,21 +731,37 @@ def sample_frame(n: int = 3000, seed: int = 16) -> pl.DataFrame:
     )
 
 
+def _write_shards(folder: Path, blobs: list[tuple[str, bytes]], per: int) -> None:
+    """GeoEstimation's writer: ``shard_<N>.msg`` streams of ``msgpack.packb({"image", "id"})`` + ``writer.log``."""
+    import msgpack
+
+    folder.mkdir(parents=True, exist_ok=True)
+    for s in range(0, len(blobs), per):
+        with open(folder / f"shard_{s // per}.msg", "wb") as fh:
+            for img_id, data in blobs[s : s + per]:
+                fh.write(msgpack.packb({"image": data, "id": img_id}))
+    (folder / "writer.log").write_text(
+        f"geodata sample - ImageDownloader - INFO - Sucesfully downloaded {len(blobs)}/{len(blobs)} images (1.000)\n"
+    )
+
+
 def write_sample(
     out: Path,
     n: int = 3000,
-    layouts: tuple[str, ...] = ("folder", "msgpack"),
+    layouts: tuple[str, ...] = ("msgpack",),
     seed: int = 16,
     bad_rows: bool = True,
 ) -> dict[str, int]:
-    """Write an MP-16-format source to ``out``: metadata CSV plus images in ``layouts``.
+    """Write an MP-16 release to ``out``: metadata CSV plus images in ``layouts``.
 
-    With ``bad_rows`` the sample also holds what real copies have: rows with NaN,
-    out-of-range, (0, 0) and non-numeric coordinates, duplicate ids, ids without an image
-    and one undecodable JPEG. Returns the planted counts per drop reason.
+    ``msgpack`` (the default) is GeoEstimation's ``resources/`` form: ``mp16_places365.csv``,
+    ``mp16_urls.csv``, ``images/mp16/shard_<N>.msg`` with ``writer.log``, and a small
+    validation set (``yfcc25600_places365.csv``, ``images/yfcc25600/``); ``folder`` writes
+    ``images/<IMG_ID>``, ``tar`` writes ``mp16-<k>.tar`` archives. With ``bad_rows`` the
+    sample also holds what real copies have: rows with NaN, out-of-range, (0, 0) and
+    non-numeric coordinates, duplicate ids, ids without an image and one undecodable JPEG.
+    Returns the planted counts per drop reason.
     """
-    import msgpack
-
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     df = sample_frame(n, seed)
@@ -317,12 +803,17 @@ def write_sample(
             p.parent.mkdir(parents=True, exist_ok=True)
             p.write_bytes(data)
     if "msgpack" in layouts:
-        (out / "msgpack").mkdir(exist_ok=True)
-        per = max(1, (len(blobs) + 2) // 3)
-        for s in range(0, len(blobs), per):
-            with open(out / "msgpack" / f"shard_{s // per}.msg", "wb") as fh:
-                for img_id, data in blobs[s : s + per]:
-                    fh.write(msgpack.packb({"image": data, "id": img_id}, use_bin_type=True))
+        # GeoEstimation's download_images.py: mp16_urls.csv (image_id,url; no header) -> shards
+        pl.DataFrame({"image_id": ids, "url": [f"https://farm1.staticflickr.com/1/{Path(i).stem}_0.jpg" for i in ids]}).write_csv(
+            out / "mp16_urls.csv", include_header=False
+        )
+        _write_shards(out / "images" / "mp16", blobs, max(1, (len(blobs) + 2) // 3))
+        val = sample_frame(max(10, n // 20), seed + 100).with_columns(
+            IMG_ID=pl.format("{}/{}", pl.lit("val"), pl.col("IMG_ID").str.split("/").list.last())
+        )
+        val.write_csv(out / VALIDATION_FILE)
+        vblobs = [(i, _jpeg(rng, a, b)) for i, a, b in val.select("IMG_ID", "LAT", "LON").iter_rows()]
+        _write_shards(out / "images" / "yfcc25600", vblobs, len(vblobs))
     if "tar" in layouts:
         import tarfile
 

@@ -1,0 +1,172 @@
+"""``geodata check SOURCE``: what a source holds, and what a build would drop, before any build.
+
+Runs the source's reader exactly as a build does (the image indexes are the same cached
+ones), without decoding any image, and summarises the result: the detected layout (every
+reader notes it as ``<reader>.image_layout``), metadata rows and columns, images found and
+missing (three example ids), the splits and their sizes (a ``split`` column), and the rows
+the standard steps would drop and why: the reader's own drops, then ``invalid_coordinates``,
+``duplicate_id`` and ``missing_image`` in the order a build applies them. Everything is
+vectorized; ``deep`` also reads and decodes every image (``unreadable_image``,
+``undecodable_image``).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import polars as pl
+
+from .context import Context
+from .errors import SourceError
+from .geo import valid_coords
+
+__all__ = ["check_source", "format_check"]
+
+_WHY = {
+    "invalid_coordinates": "latitude/longitude null, NaN, out of range or exactly (0, 0)",
+    "duplicate_id": "the id occurs again after its first row",
+    "missing_id": "no id",
+    "missing_image": "no image file or record for the id",
+    "bad_shard_record": "an unreadable stretch of a shard or archive (records lost)",
+    "eval_overlap": "a benchmark test photo (same photo id or identical image)",
+    "unreadable_image": "the image bytes could not be read",
+    "undecodable_image": "the image does not decode",
+}
+
+
+def _root(info: Any, root: Path | None) -> tuple[Path, str]:
+    if root is not None:
+        return Path(root).expanduser(), "--root"
+    if os.environ.get(info.env):
+        return Path(os.environ[info.env]).expanduser(), f"${info.env}"
+    from .engine import sample_root
+
+    sample = sample_root(info.name)
+    if (sample / ".complete").exists():
+        return sample, "the embedded sample"
+    raise SourceError(f"check: source '{info.name}': pass --root DIR or set {info.env} (or run `geodata sample-data`)")
+
+
+def check_source(
+    name: str, root: Path | None = None, *, deep: bool = False, params: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    """Read source ``name`` and report what it holds and what a build would drop.
+
+    Parameters
+    ----------
+    name
+        A registered source (``geodata catalog`` lists them).
+    root
+        Its root folder (default: ``$<NAME>_ROOT``, else the embedded sample if written).
+    deep
+        Also read and decode every image.
+    params
+        Reader parameters (``{"images": "folder"}``), validated like a spec's.
+    """
+    from .registry import get_source, validate_params
+
+    info = get_source(name)
+    where, how = _root(info, root)
+    kwargs = validate_params(info.params, dict(params or {}), f"check {name}")
+    ctx = Context()
+    ctx.current_step = f"read:{name}"
+    df = info.fn(ctx, root=where, **kwargs)
+    rep: dict[str, Any] = {"source": name, "root": str(where), "root_from": how}
+    rep["layout"] = {k: v for k, v in ctx.notes.items() if k.endswith("image_layout")}
+    rep["rows"] = df.height
+    rep["columns"] = {c: str(t) for c, t in df.schema.items()}
+    if "split" in df.columns:
+        vc = df.group_by("split").len().sort("split")
+        rep["splits"] = dict(zip(vc["split"].cast(pl.String).to_list(), vc["len"].to_list()))
+    drops: dict[str, int] = dict(ctx.drops())
+    idc = "id" if "id" in df.columns else None
+    rest = df
+    if "lat" in df.columns and "lon" in df.columns:
+        la = rest["lat"].cast(pl.Float64, strict=False).fill_null(np.nan).to_numpy()
+        lo = rest["lon"].cast(pl.Float64, strict=False).fill_null(np.nan).to_numpy()
+        ok = valid_coords(la, lo)
+        drops["invalid_coordinates"] = int((~ok).sum())
+        rest = rest.filter(pl.Series(ok))
+    if idc:
+        nulls = rest[idc].null_count()
+        drops["missing_id"] = nulls
+        rest = rest.filter(pl.col(idc).is_not_null())
+        first = rest.filter(pl.col(idc).is_first_distinct())
+        drops["duplicate_id"] = rest.height - first.height
+        rest = first
+    if "images" in df.columns:
+        col = df["images"]
+        missing_all = col.is_null() | col.list.eval(pl.element().is_null()).list.any().fill_null(False)
+        empty = (col.list.len().fill_null(1) == 0) & ~missing_all
+        ex = df.filter(missing_all).head(3)
+        rep["images"] = {
+            "rows_with_images": int((~missing_all & ~empty).sum()),
+            "rows_missing_images": int(missing_all.sum()),
+            "rows_without_images": int(empty.sum()),
+            "image_refs": int(col.list.len().fill_null(0).sum()),
+            "missing_examples": ex[idc].cast(pl.String).to_list() if idc else [str(i) for i in range(ex.height)],
+        }
+        rc = rest["images"]
+        miss = rc.is_null() | rc.list.eval(pl.element().is_null()).list.any().fill_null(False)
+        drops["missing_image"] = int(miss.sum())
+        rest = rest.filter(~miss)
+        if deep:
+            from .images import check_image, read_ref
+
+            bad_read = bad_dec = 0
+            keep = []
+            for refs in rest["images"].to_list():
+                ok_row = True
+                for ref in refs or []:
+                    try:
+                        data = read_ref(ref)
+                    except (OSError, ValueError):
+                        bad_read += 1
+                        ok_row = False
+                        break
+                    if not check_image(data):
+                        bad_dec += 1
+                        ok_row = False
+                        break
+                keep.append(ok_row)
+            drops["unreadable_image"] = bad_read
+            drops["undecodable_image"] = bad_dec
+            rest = rest.filter(pl.Series(keep, dtype=pl.Boolean))
+    rep["drops"] = {k: v for k, v in drops.items() if v}
+    rep["rows_after_drops"] = rest.height
+    rep["deep"] = deep
+    rep["notes"] = {k: v for k, v in ctx.notes.items() if not k.endswith("image_layout")}
+    return rep
+
+
+def format_check(rep: dict[str, Any]) -> str:
+    """The report of :func:`check_source` as plain text."""
+    cols = list(rep["columns"])
+    lines = [
+        f"source   {rep['source']} at {rep['root']} (from {rep['root_from']})",
+        "layout   " + ("; ".join(f"{v}" for v in rep["layout"].values()) or "(the reader notes none)"),
+        f"rows     {rep['rows']} metadata rows, {len(cols)} columns: {', '.join(cols)}",
+    ]
+    im = rep.get("images")
+    if im:
+        text = f"images   {im['rows_with_images']} rows with images found, {im['rows_missing_images']} missing"
+        if im["missing_examples"]:
+            text += " (e.g. " + ", ".join(repr(x) for x in im["missing_examples"]) + ")"
+        if im["rows_without_images"]:
+            text += f", {im['rows_without_images']} metadata-only"
+        lines.append(text)
+    if rep.get("splits"):
+        lines.append("splits   " + ", ".join(f"{k} {v}" for k, v in rep["splits"].items()))
+    if rep["drops"]:
+        lines.append("a build would drop" + ("" if rep["deep"] else " (images not decoded; --deep decodes)") + ":")
+        for k, v in rep["drops"].items():
+            lines.append(f"  {k:<20} {v:>9}  {_WHY.get(k, '')}".rstrip())
+    else:
+        lines.append("a build would drop nothing" + ("" if rep["deep"] else " (images not decoded; --deep decodes)"))
+    lines.append(f"rows left {rep['rows_after_drops']}")
+    for k, v in rep["notes"].items():
+        lines.append(f"note     {k}: {v}")
+    return "\n".join(lines)
