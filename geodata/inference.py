@@ -329,20 +329,28 @@ def _retry_after(exc: Any) -> float | None:
 
 
 class _Progress:
-    """requests/s and tokens/s: a rich bar on a terminal, else a log line every ``every`` s."""
+    """requests/s and tokens/s: a bar in the build's live display (or its own on a terminal),
+    and a log line every ``every`` seconds."""
 
     def __init__(self, label: str, total: int, every: float = 10.0) -> None:
+        from ._progress import active
+
         self.label, self.total, self.every = label, total, every
         self.t0 = self.last = time.monotonic()
         self.done = self.sent = self.tokens = 0
+        self._ui = active()
         self._bar: Any = None
-        if sys.stderr.isatty() and total:
+        self._task: Any = None
+        if self._ui is not None and total:
+            self._task = self._ui.add_counter(label, total)
+        elif sys.stderr.isatty() and total:
+            from rich.console import Console
             from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
             self._bar = Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
-                                 TextColumn("{task.fields[rate]}"), TimeRemainingColumn(), transient=True)
+                                 TimeRemainingColumn(), console=Console(stderr=True), transient=True)
             self._bar.start()
-            self._task = self._bar.add_task(label, total=total, rate="")
+            self._task = self._bar.add_task(label, total=total)
 
     def rate(self) -> str:
         dt = max(time.monotonic() - self.t0, 1e-9)
@@ -353,9 +361,12 @@ class _Progress:
         if not res.cached:
             self.sent += 1
             self.tokens += res.completion_tokens
-        if self._bar is not None:
-            self._bar.update(self._task, advance=1, rate=self.rate())
-        elif time.monotonic() - self.last >= self.every:
+        desc = f"{self.label}: {self.rate()}"
+        if self._ui is not None:
+            self._ui.update_counter(self._task, advance=1, description=desc)
+        elif self._bar is not None:
+            self._bar.update(self._task, advance=1, description=desc)
+        if time.monotonic() - self.last >= self.every:
             self.last = time.monotonic()
             log.info("%s: %d/%d done, %s", self.label, self.done, self.total, self.rate())
 
