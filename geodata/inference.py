@@ -36,6 +36,7 @@ import json
 import logging
 import os
 import random
+import re
 import sqlite3
 import sys
 import time
@@ -91,6 +92,9 @@ class Endpoint:
     def __post_init__(self) -> None:
         if not self.base_url.startswith(("http://", "https://")):
             raise SpecError(f"base_url must start with http:// or https:// (got {self.base_url!r})")
+        if self.api_key_env is not None and not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", self.api_key_env):
+            # never echo the value: it may be the key itself, pasted by mistake
+            raise SpecError("api_key_env must be the name of an environment variable, not the key itself")
         if self.concurrency < 1:
             raise SpecError(f"concurrency must be >= 1 (got {self.concurrency})")
         if self.timeout <= 0 or self.max_retries < 0 or self.max_tokens < 1:

@@ -274,6 +274,9 @@ def test_client_gives_up_after_max_retries_and_fails_fast_on_a_bad_key(cache: Pa
         chat(reqs, ep)
     with pytest.raises(SpecError, match="base_url"):
         Endpoint(base_url="127.0.0.1:8000")
+    with pytest.raises(SpecError, match="name of an environment variable") as info:
+        Endpoint(base_url="http://127.0.0.1:8000/v1", api_key_env=KEY)
+    assert KEY not in str(info.value)
 
 
 # -- teacher-written Geo-R1 exemplars ---------------------------------------------------------
