@@ -282,6 +282,23 @@ def test_client_gives_up_after_max_retries_and_fails_fast_on_a_bad_key(cache: Pa
 # -- teacher-written Geo-R1 exemplars ---------------------------------------------------------
 
 
+def test_coordinate_leak_reads_hemispheres_truncation_and_only_before_the_last_sentence() -> None:
+    from geodata.steps.scaffold import coordinate_leak
+
+    lat, lon = -33.8688, 151.2093  # Sydney
+    think = [
+        "<think>Sunlight from the north: 33.87° S. Harbour. So near (-33.8688, 151.2093).</think>",  # rounded, S
+        "<think>Longitude about 151.20 E. Harbour. So near Sydney.</think>",  # truncated
+        "<think>A 12.50 m ferry. Gum trees. So near (-33.8688, 151.2093).</think>",  # other numbers
+        "<think>Latitude near -33.9 by the sun. So near (-33.8688, 151.2093).</think>",  # one decimal
+        "<answer>(-33.8688, 151.2093)</answer>",  # no think
+        None,
+    ]
+    assert coordinate_leak(think, [lat] * 6, [lon] * 6).tolist() == [True, True, False, False, False, False]
+    strict = ["<think>At 33.869 S. Harbour. So near it.</think>", think[0]]
+    assert coordinate_leak(strict, [lat] * 2, [lon] * 2, min_decimals=3).tolist() == [True, False]
+
+
 def test_teacher_build_filters_by_reward_and_leak_and_reruns_from_cache(
     cache: Path, datasets_tmp: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
