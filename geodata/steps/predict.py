@@ -71,7 +71,10 @@ def model_predictions(
     )
     text = f"{question} {THINK_ANSWER_SUFFIX}"
     requests = [ChatRequest(text=text, images=tuple(imgs or ()), system=system_prompt) for imgs in df["images"].to_list()]
-    results, stats = chat(requests, ep, label=ctx.current_step)
+    try:
+        results, stats = chat(requests, ep, label=ctx.current_step)
+    except BuildError as exc:
+        raise BuildError(f"step '{ctx.current_step}': {exc}") from None
     answers = pl.Series("completion", [r.text for r in results], dtype=pl.String)
     ok = answers.is_not_null()
     if df.height and not ok.any():

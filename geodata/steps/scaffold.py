@@ -492,7 +492,10 @@ def teacher_rationale(
         ChatRequest(text=t, images=tuple(imgs or ()), system=system_prompt, seed=s)
         for t, imgs, s in zip(texts.to_list(), df["images"].to_list(), seeds)
     ]
-    results, stats = chat(requests, ep, label=ctx.current_step)
+    try:
+        results, stats = chat(requests, ep, label=ctx.current_step)
+    except BuildError as exc:
+        raise BuildError(f"step '{ctx.current_step}': {exc}") from None
     answers = [r.text.strip() if r.text is not None else None for r in results]
     error = np.array([a is None for a in answers])
     if df.height and error.all():
