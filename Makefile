@@ -113,8 +113,8 @@ inspect: install ## interactive DuckDB shell over a dataset's views (DATASET=x; 
 EVAL_PREDICTIONS = $(or $(PREDICTIONS),$(or $(GEODATA_DATA),data)/samples/predictions/predictions.csv)
 EVAL_TRUTH = $(or $(TRUTH),mp16-hard-200k)
 
-mp16-hard-200k: install ## MP16-Hard-200K (PREDICTIONS=preds.parquet MP16_ROOT=/data/mp16; default: sample predictions)
-	$(if $(PREDICTIONS),PREDICTIONS=$(PREDICTIONS)) $(BIN)/geodata build mp16-hard-200k $(SET_ARGS)
+mp16-hard-200k: install ## MP16-Hard-200K (PREDICTIONS=preds.parquet or PREDICT_URL=http://host:8000/v1 MP16_ROOT=/data/mp16; default: sample predictions)
+	$(if $(PREDICTIONS),PREDICTIONS=$(PREDICTIONS)) $(if $(PREDICT_URL),PREDICT_URL=$(PREDICT_URL)) $(BIN)/geodata build mp16-hard-200k $(SET_ARGS)
 
 eval: install ## score predictions (PREDICTIONS=preds.csv TRUTH=dataset-name|folder|im2gps3k_places365.csv)
 	@if [ -z "$(TRUTH)" ]; then $(BIN)/geodata build mp16-hard-200k; fi

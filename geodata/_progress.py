@@ -8,6 +8,14 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
 
+_ACTIVE: "BuildProgress | None" = None
+
+
+def active() -> "BuildProgress | None":
+    """The live build display, if one is shown (steps add their own counters to it)."""
+    return _ACTIVE
+
+
 class BuildProgress:
     def __init__(self, name: str, enabled: bool = True) -> None:
         self.enabled = enabled
@@ -24,11 +32,24 @@ class BuildProgress:
             )
             self._p.__enter__()
             self._stage = self._p.add_task(f"{self.name}: starting", total=None)
+            global _ACTIVE
+            _ACTIVE = self
         return self
 
     def __exit__(self, *exc: Any) -> None:
+        global _ACTIVE
+        if _ACTIVE is self:
+            _ACTIVE = None
         if self._p is not None:
             self._p.__exit__(*exc)
+
+    def add_counter(self, label: str, total: int) -> Any:
+        """A further bar (e.g. a step's model requests); ``update_counter`` moves it."""
+        return self._p.add_task(label, total=total) if self._p is not None else None
+
+    def update_counter(self, task: Any, **kw: Any) -> None:
+        if self._p is not None and task is not None:
+            self._p.update(task, **kw)
 
     def stage(self, label: str) -> None:
         if self._p is not None:

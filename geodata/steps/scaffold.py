@@ -21,17 +21,27 @@ writes one per photo, walking cue → prior → inference:
 
 Each sentence has several wordings, chosen per row from the build's seeded generator, so
 a model does not learn one sentence.
+
+:func:`teacher_rationale` (step id ``teacher`` in ``pipelines/geo-r1-scaffold.yaml``) replaces
+the templated ``<think>`` with one a served model writes (see ``docs/inference.md``): the
+teacher sees the photo and the true place, and its rationale is kept only when its own
+answer scores at least ``min_reward`` under the ``geolocation`` reward and it does not
+quote the coordinates before its last sentence (:func:`coordinate_leak`). Without a
+``base_url`` the step passes the templated rows through.
 """
 
 from __future__ import annotations
 
 import functools
+import hashlib
 from importlib import resources
+from typing import Sequence
 
 import numpy as np
 import polars as pl
 
 from ..context import Context
+from ..errors import BuildError
 from ..registry import step
 from ..schema import (
     THINK_ANSWER_SUFFIX,
@@ -40,12 +50,17 @@ from ..schema import (
     decimal_expr,
     prompt_expr,
     solution_expr,
+    template_expr,
 )
 from .core import _need
 from .mp16 import COR_QUESTION, cor_answer_expr
 
 __all__ = [
     "geo_r1_scaffold",
+    "teacher_rationale",
+    "coordinate_leak",
+    "TEACHER_PROMPT",
+    "TEACHER_SYSTEM",
     "country_cues",
     "places365_names",
     "climate_band_expr",
@@ -335,3 +350,176 @@ def geo_r1_scaffold(
         ctx.note(f"{ctx.current_step}.rows_without_country_cues", n_nocue)
     ctx.note(f"{ctx.current_step}.wordings", {k: len(v) for k, v in TEMPLATES.items()})
     return out.drop([c for c in out.columns if c.startswith("_")])
+
+
+# -- the teacher: a served model writes the rationale -------------------------------------
+
+TEACHER_SYSTEM = (
+    "You are an expert at geolocating photographs. You write the step-by-step reasoning that "
+    "leads from what a photo shows to where it was taken."
+)
+
+#: The teacher's user turn (after the image); ``{name}`` slots are filled per row.
+TEACHER_PROMPT = (
+    "This photo was taken at a known place.\n"
+    "Country: {country} ({continent}); state or region: {admin1}; nearest city: {city}; "
+    "coordinates: ({lat}, {lon}).\n"
+    "Places365 scene: {scene}; climate band: {climate_band}; driving side: {driving_side}; "
+    "languages: {languages}.\n\n"
+    "Write the reasoning an expert would give who sees only the photo. Name the cues that are "
+    "visible in it (vegetation, terrain, light, architecture, road markings, vehicles, signs "
+    "and scripts, clothing) and tie each to a geographic prior, narrowing from continent to "
+    "country, region and city. Never say that you were told the place, and do not write the "
+    "coordinates before the final sentence of the reasoning. Reply with exactly\n"
+    "<think>the reasoning</think><answer>Country: {country}; State: {admin1}; City: {city}; "
+    "Coordinates: ({lat}, {lon})</answer>"
+)
+
+_TEACHER_FIELDS = ("country", "continent", "admin1", "city", "lat", "lon", "scene", "climate_band",
+                   "driving_side", "languages")
+
+
+def coordinate_leak(
+    texts: Sequence[str | None], lat: Sequence[float], lon: Sequence[float], min_decimals: int = 2
+) -> np.ndarray:
+    """True where a ``<think>`` quotes the given coordinates before its last sentence.
+
+    The leak check of :func:`teacher_rationale`: the reasoning may *arrive* at the
+    coordinates (in its final sentence) but not start from them. A number with at least
+    ``min_decimals`` decimals anywhere before the last sentence of the ``<think>`` (sentences
+    end at ``.``, ``!`` or ``?`` followed by white space, so decimal points do not split
+    them) leaks when it equals the given ``|lat|`` or ``|lon|`` rounded or truncated to its
+    own number of decimals. Signs and hemisphere letters are ignored, so ``48.86° N``
+    counts.
+
+    Examples
+    --------
+    >>> t = ["<think>Gothic spires. So about (48.86, 2.35).</think><answer>x</answer>",
+    ...      "<think>At 48.856 N this is Paris. Spires.</think><answer>x</answer>",
+    ...      "<think>Latitude near 48.9. Spires, so (48.86, 2.35).</think>"]
+    >>> coordinate_leak(t, [48.8566] * 3, [2.3522] * 3).tolist()
+    [False, True, False]
+    """
+    n = len(texts)
+    df = pl.DataFrame(
+        {"t": pl.Series(list(texts), dtype=pl.String), "lat": pl.Series(list(lat), dtype=pl.Float64),
+         "lon": pl.Series(list(lon), dtype=pl.Float64)}
+    ).with_row_index("i")
+    think = pl.col("t").str.extract(r"(?s)<think>(.*?)</think>", 1).fill_null("")
+    head = think.str.extract(r"(?s)^(.*[.!?])\s+\S", 1).fill_null("")
+    nums = (
+        df.select("i", "lat", "lon", n=head.str.extract_all(r"\d+\.\d+"))
+        .explode("n")
+        .drop_nulls("n")
+        .with_columns(d=pl.col("n").str.split(".").list.get(1).str.len_chars(), x=pl.col("n").cast(pl.Float64))
+        .filter(pl.col("d") >= min_decimals)
+    )
+    tol = pl.lit(10.0).pow(-pl.col("d").cast(pl.Float64)) * 1.000001
+    hit = nums.filter(((pl.col("x") - pl.col("lat").abs()).abs() < tol) | ((pl.col("x") - pl.col("lon").abs()).abs() < tol))
+    out = np.zeros(n, dtype=bool)
+    out[hit["i"].unique().to_numpy()] = True
+    return out
+
+
+@step("teacher_rationale")
+def teacher_rationale(
+    df: pl.DataFrame,
+    ctx: Context,
+    *,
+    base_url: str | None = None,
+    model: str | None = None,
+    api_key_env: str | None = None,
+    temperature: float = 0.7,
+    max_tokens: int = 1024,
+    top_p: float | None = None,
+    seed: int | None = None,
+    concurrency: int = 8,
+    timeout: float = 120.0,
+    max_retries: int = 5,
+    backoff: float = 1.0,
+    prompt_template: str = TEACHER_PROMPT,
+    system_prompt: str | None = TEACHER_SYSTEM,
+    min_reward: float = 0.95,
+    leak_decimals: int = 2,
+    decimals: int = 6,
+) -> pl.DataFrame:
+    """Replace templated rationales by a served teacher's, kept when they score and do not leak.
+
+    Without ``base_url`` the rows pass through unchanged (templated rationales). With it, each
+    row's image(s) and the filled ``prompt_template`` (slots: country, continent, admin1,
+    city, lat, lon, scene, climate_band, driving_side, languages) go to the OpenAI-compatible
+    endpoint (:mod:`geodata.inference`; the key is read from ``$<api_key_env>``). The reply
+    becomes the completion when it has the ``<think>…</think><answer>…</answer>`` format
+    (else ``unparsed``), does not quote the coordinates before reasoning to them
+    (:func:`coordinate_leak`, else ``coordinate_leak``) and scores ``>= min_reward`` under the
+    ``geolocation`` reward (else ``low_reward``); failed requests count as ``teacher_error``.
+    With ``seed`` unset each request gets a seed from the build seed and the row id, so a
+    rebuild asks the same questions and is answered from the response cache.
+    """
+    if base_url is None:
+        ctx.note(f"{ctx.current_step}.rationales", "templates (no base_url set)")
+        return df
+    from ..inference import ChatRequest, chat, endpoint_from_params
+    from ..rewards.geolocation import format_ok, geolocation
+
+    _need(df, ctx, "id", "lat", "lon", "country", "admin1", "city", "images", "solution", "completion")
+    ep = endpoint_from_params(
+        ctx.current_step, base_url=base_url, model=model, api_key_env=api_key_env, temperature=temperature,
+        max_tokens=max_tokens, top_p=top_p, seed=seed, concurrency=concurrency, timeout=timeout,
+        max_retries=max_retries, backoff=backoff,
+    )
+    unknown = pl.lit("unknown")
+    fields = {}
+    for name in _TEACHER_FIELDS:
+        if name in ("lat", "lon"):
+            fields[f"_{name}"] = decimal_expr(name, decimals)
+        elif name == "admin1":
+            fields["_admin1"] = (pl.when(pl.col("admin1").fill_null("") == "").then(pl.col("city"))
+                                 .otherwise(pl.col("admin1")))
+        else:
+            fields[f"_{name}"] = pl.col(name).cast(pl.String).fill_null("unknown") if name in df.columns else unknown
+    try:
+        texts = df.with_columns(**fields).select(t=template_expr(prompt_template).fill_null(""))["t"]
+    except pl.exceptions.ColumnNotFoundError as exc:
+        raise BuildError(f"step '{ctx.current_step}': prompt_template names an unknown slot ({exc})") from None
+    if seed is None:
+        base = int(ctx.rng("teacher").integers(0, 2**31 - 1))
+        seeds = [int.from_bytes(hashlib.sha256(f"{base}/{i}".encode()).digest()[:4], "little") >> 1
+                 for i in df["id"].cast(pl.String).to_list()]
+    else:
+        seeds = [None] * df.height
+    requests = [
+        ChatRequest(text=t, images=tuple(imgs or ()), system=system_prompt, seed=s)
+        for t, imgs, s in zip(texts.to_list(), df["images"].to_list(), seeds)
+    ]
+    try:
+        results, stats = chat(requests, ep, label=ctx.current_step)
+    except BuildError as exc:
+        raise BuildError(f"step '{ctx.current_step}': {exc}") from None
+    answers = [r.text.strip() if r.text is not None else None for r in results]
+    error = np.array([a is None for a in answers])
+    if df.height and error.all():
+        raise BuildError(
+            f"step '{ctx.current_step}': all {df.height} requests to {base_url} failed (e.g. {results[0].error})"
+        )
+    filled = [a or "" for a in answers]
+    fmt = format_ok(filled) & ~error
+    leak = coordinate_leak(filled, df["lat"].to_numpy(), df["lon"].to_numpy(), leak_decimals) & fmt
+    score = geolocation(filled, df["solution"].to_list())
+    low = fmt & ~leak & (score < min_reward)
+    keep = fmt & ~leak & ~low
+    ctx.drop("teacher_error", int(error.sum()))
+    ctx.drop("unparsed", int((~error & ~fmt).sum()))
+    ctx.drop("coordinate_leak", int(leak.sum()))
+    ctx.drop("low_reward", int(low.sum()))
+    sampling = ep.sampling()
+    if seed is None:
+        sampling["seed"] = "per row (build seed, id)"
+    ctx.note(f"{ctx.current_step}.inference", stats.note(sampling))
+    ctx.note(f"{ctx.current_step}.rationales", f"teacher ({stats.model}), min_reward {min_reward}")
+    if not keep.any():
+        raise BuildError(
+            f"step '{ctx.current_step}': no rationale passed the checks ({ctx.drops(ctx.current_step)})"
+        )
+    out = df.with_columns(_teacher=pl.Series(answers, dtype=pl.String)).filter(pl.Series(keep))
+    return out.with_columns(completion=completion_expr(pl.col("_teacher"))).drop("_teacher")
