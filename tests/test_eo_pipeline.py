@@ -68,8 +68,10 @@ def test_gold_scores_max_under_every_task_reward(built) -> None:
         scores = np.asarray(info.fn(comps, sols))
         assert (scores == info.max_score).all(), (task, [s for s, v in zip(sols, scores) if v != 1.0])
         assert (np.asarray(fmt.fn(comps, sols)) == 1.0).all(), task
-        # a wrong answer does not score 1 (the rewards can fail)
-        wrong = ["<think>x</think><answer>{<90><90><95><99>|<10>} lorem ipsum</answer>"] * len(sols)
+        # a wrong answer does not score 1 (the rewards can fail); no number for VQA rows, whose
+        # counts are scored by RSVQA bin (a stray 90 is right for any gold of 11-100)
+        bad = "{<90><90><95><99>|<10>} lorem ipsum" if task in ("detection", "referring") else "lorem ipsum"
+        wrong = [f"<think>x</think><answer>{bad}</answer>"] * len(sols)
         assert (np.asarray(info.fn(wrong, sols)) < 1.0).all(), task
 
 
