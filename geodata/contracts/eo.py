@@ -569,8 +569,12 @@ def rsvqa_bin(value: float, edges: Sequence[float] = RSVQA_BINS) -> int:
     return int(np.searchsorted(np.asarray(edges, dtype=float), float(value), side="left"))
 
 
-def _range_bins(lo: float, hi: float, edges: Sequence[float]) -> set[int]:
-    return {rsvqa_bin(lo, edges), rsvqa_bin(hi, edges)} if math.isfinite(hi) else {rsvqa_bin(lo + 1e-9, edges)}
+def _interval_bin(iv: tuple[float, float], edges: Sequence[float]) -> int:
+    lo, hi = iv
+    if lo == hi:
+        return rsvqa_bin(lo, edges)
+    # a binned answer ("between 11 and 100", "more than 1000"): its upper end, or just above its lower end
+    return rsvqa_bin(hi, edges) if math.isfinite(hi) else rsvqa_bin(lo + 1e-9, edges)
 
 
 def numeric_match(
@@ -584,9 +588,10 @@ def numeric_match(
 ) -> bool | None:
     """Whether a count/area answer matches the gold; ``None`` when ``pred`` holds no number.
 
-    ``mode="bins"`` (default, RSVQA): same bin; a range gold (``between 11 and 100``, ``more
-    than 1000``) matches a number inside it or the same range. ``"tolerance"``: within
-    ``max(abs_tol, rel_tol·gold)``. ``"exact"``: equal numbers.
+    ``mode="bins"`` (default, RSVQA): same bin, a binned answer (``between 11 and 100``,
+    ``more than 1000 m2``) standing for its bin on either side. ``"tolerance"``: within
+    ``max(abs_tol, rel_tol·gold)``; ``"exact"``: equal numbers (a range gold accepts a number
+    inside it in both).
 
     Examples
     --------
@@ -594,20 +599,22 @@ def numeric_match(
     (True, False, None)
     >>> numeric_match("42", "between 11 and 100"), numeric_match("0", "between 1 and 10")
     (True, False)
+    >>> numeric_match("more than 1000 m2", "1234m2"), numeric_match("between 0m2 and 10m2", "7m2")
+    (True, True)
     """
     g, p = parse_numeric(gold), parse_numeric(pred)
     if p is None:
         return None
     if g is None:
         return False
+    if mode == "bins":
+        return _interval_bin(p, edges) == _interval_bin(g, edges)
     if g[0] != g[1]:  # a range gold
         if p[0] == p[1]:
             return g[0] <= p[0] <= g[1]
         return p == g
     if p[0] != p[1]:
         return False
-    if mode == "bins":
-        return rsvqa_bin(p[0], edges) == rsvqa_bin(g[0], edges)
     if mode == "tolerance":
         return abs(p[0] - g[0]) <= max(abs_tol, rel_tol * abs(g[0]))
     return p[0] == g[0]
