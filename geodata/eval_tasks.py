@@ -39,7 +39,7 @@ import numpy as np
 import polars as pl
 from pydantic import BaseModel, Field
 
-from .contracts.eo import answer_boxes, extract_answer, normalize_answer, rotated_iou_matrix
+from .contracts.eo import answer_boxes, extract_answer, label_key, label_set, normalize_answer, rotated_iou_matrix, yes_no
 from .errors import SourceError
 
 __all__ = [
@@ -162,11 +162,9 @@ def _score_mcq(comps: list[str], sols: list[dict], opt: dict) -> TaskResult:
 
 
 def _score_scene(comps: list[str], sols: list[dict], opt: dict) -> TaskResult:
-    from .rewards.eo import _label_key
-
-    pred = [_label_key(extract_answer(c)) for c in comps]
-    gold = [_label_key(s["label"]) for s in sols]
-    syn = [{_label_key(x) for x in s.get("synonyms", [])} for s in sols]
+    pred = [label_key(extract_answer(c)) for c in comps]
+    gold = [label_key(s["label"]) for s in sols]
+    syn = [{label_key(x) for x in s.get("synonyms", [])} for s in sols]
     pred = [g if p in sy else p for p, g, sy in zip(pred, gold, syn)]
     ok = np.array([bool(p) and p == g for p, g in zip(pred, gold)])
     f1s = []
@@ -179,13 +177,11 @@ def _score_scene(comps: list[str], sols: list[dict], opt: dict) -> TaskResult:
 
 
 def _score_multilabel(comps: list[str], sols: list[dict], opt: dict) -> TaskResult:
-    from .rewards.eo import _label_key, _label_set
-
     f1, exact, tp, npred, ngold, unparsed = [], [], 0, 0, 0, 0
     for c, s in zip(comps, sols):
         ans = extract_answer(c)
         unparsed += not ans
-        p, g = _label_set(ans), {_label_key(x) for x in s["labels"]}
+        p, g = label_set(ans), {label_key(x) for x in s["labels"]}
         f1.append(1.0 if not p and not g else 2 * len(p & g) / (len(p) + len(g)))
         exact.append(p == g)
         tp, npred, ngold = tp + len(p & g), npred + len(p), ngold + len(g)
@@ -363,9 +359,7 @@ def _score_caption(task: str) -> Scorer:
 
 
 def _score_change(comps: list[str], sols: list[dict], opt: dict) -> TaskResult:
-    from .rewards.eo import _yes_no
-
-    got = [_yes_no(extract_answer(c)) for c in comps]
+    got = [yes_no(extract_answer(c)) for c in comps]
     ok = [g is not None and g == bool(s["changed"]) for g, s in zip(got, sols)]
     return TaskResult(task="change_presence", n=len(comps), n_unparsed=sum(g is None for g in got),
                       metrics={"accuracy": _mean(ok)})

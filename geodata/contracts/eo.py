@@ -27,15 +27,20 @@ VLM-R1 style), so the same geometry scores the same in either form.
 
 from __future__ import annotations
 
+import csv
 import json
 import math
 import re
 import string
+from functools import lru_cache
+from importlib import resources
 from typing import Any, Iterable, Sequence
 
 import numpy as np
 import shapely
 from numpy.typing import ArrayLike, NDArray
+
+from ..errors import SourceError
 
 __all__ = [
     "EO_TASKS",
@@ -49,6 +54,12 @@ __all__ = [
     "QWEN_MIN_PIXELS",
     "QWEN_MAX_PIXELS",
     "RSVQA_BINS",
+    "class_key",
+    "class_table",
+    "canonical_class",
+    "label_key",
+    "label_set",
+    "yes_no",
     "quads_to_boxes",
     "hbbs_to_boxes",
     "canonical_boxes",
@@ -128,6 +139,61 @@ QWEN_MAX_PIXELS = 28 * 28 * 1280
 
 #: RSVQA count / area bins (upper edges, right-closed): 0 | 1–10 | 11–100 | 101–1000 | >1000.
 RSVQA_BINS: tuple[float, ...] = (0.0, 10.0, 100.0, 1000.0)
+
+
+# -- class names --------------------------------------------------------------------------
+def class_key(name: str) -> str:
+    """Look-up key of a class name: CamelCase split, lower-cased, non-alphanumerics removed.
+
+    Examples
+    --------
+    >>> class_key("Expressway-Service-area"), class_key("StorageTanks"), class_key("golf_course")
+    ('expresswayservicearea', 'storagetanks', 'golfcourse')
+    """
+    return re.sub(r"[^a-z0-9]", "", str(name).lower())
+
+
+@lru_cache(maxsize=1)
+def class_table() -> dict[str, tuple[str, str]]:
+    """``key -> (canonical, kind)`` for every alias in ``geodata/data/eo_classes.csv``."""
+    text = resources.files("geodata").joinpath("data/eo_classes.csv").read_text()
+    out: dict[str, tuple[str, str]] = {}
+    for lineno, row in enumerate(csv.DictReader(text.splitlines()), start=2):
+        canon, kind = row["canonical"].strip(), row["kind"].strip()
+        for alias in [canon, *row["aliases"].split("|")]:
+            if not alias.strip():
+                continue
+            key = class_key(alias)
+            if key in out and out[key][0] != canon:
+                raise SourceError(
+                    f"eo_classes.csv line {lineno}: alias '{alias}' already maps to '{out[key][0]}'"
+                )
+            out[key] = (canon, kind)
+    return out
+
+
+def canonical_class(name: str, *, strict: bool = False, where: str = "") -> str | None:
+    """The canonical class name of ``name`` (``None``, or an error when ``strict``).
+
+    Examples
+    --------
+    >>> canonical_class("baseball_diamond"), canonical_class("BaseballField")
+    ('baseball field', 'baseball field')
+    >>> canonical_class("Expressway-toll-station")
+    'expressway toll station'
+    >>> canonical_class("plane"), canonical_class("storage-tank")
+    ('airplane', 'storage tank')
+    """
+    hit = class_table().get(class_key(name))
+    if hit is None:
+        # plural fallback: "tennis courts" -> "tennis court"
+        k = class_key(name)
+        hit = class_table().get(k[:-1]) if k.endswith("s") else None
+    if hit is None:
+        if strict:
+            raise SourceError(f"{where}: unknown class name '{name}' (add it to geodata/data/eo_classes.csv)")
+        return None
+    return hit[0]
 
 
 # -- geometry ---------------------------------------------------------------------------------
@@ -504,6 +570,56 @@ def extract_answer(completion: Any) -> str:
     text = _text(completion)
     found = _ANSWER.findall(text)
     return (found[-1] if found else text).strip()
+
+
+_LEAD = re.compile(r"^(the answer is|answer:|it is|this is|the image shows|the scene is)\s+", re.I)
+_ARTICLE = re.compile(r"^(a|an|the)\s+", re.I)
+
+
+def label_key(text: str) -> str:
+    """Comparison key of a class answer: lead-in and article dropped, synonyms to the canonical class.
+
+    Examples
+    --------
+    >>> label_key("The answer is a Baseball diamond."), label_key("harbour")
+    ('baseballfield', 'harbor')
+    """
+    t = _LEAD.sub("", text.strip()).strip(" .!\"'")
+    t = _ARTICLE.sub("", t)
+    canon = canonical_class(t)
+    return class_key(canon if canon else t)
+
+
+def label_set(text: str) -> set[str]:
+    """Label keys of a comma / ``and`` separated list (``none`` is the empty set).
+
+    Examples
+    --------
+    >>> sorted(label_set("plane, ship and harbour"))
+    ['airplane', 'harbor', 'ship']
+    """
+    parts = re.split(r",|;|\n|\band\b", text)
+    return {k for k in (label_key(p) for p in parts) if k and k != "none"}
+
+
+_YES = {"yes", "true", "changed", "change"}
+_NO = {"no", "false", "unchanged", "none"}
+
+
+def yes_no(text: str) -> bool | None:
+    """The first yes / no word of an answer (``None`` without one).
+
+    Examples
+    --------
+    >>> yes_no("Yes, new buildings."), yes_no("No."), yes_no("maybe")
+    (True, False, None)
+    """
+    for w in re.findall(r"[a-z]+", text.lower()):
+        if w in _YES:
+            return True
+        if w in _NO:
+            return False
+    return None
 
 
 _PUNCT = str.maketrans("", "", string.punctuation)

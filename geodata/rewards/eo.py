@@ -56,15 +56,17 @@ from ..contracts.eo import (
     RSVQA_BINS,
     answer_boxes,
     extract_answer,
+    label_key,
+    label_set,
     normalize_answer,
     numeric_match,
     parse_numeric,
     parse_qwen,
     rotated_iou_matrix,
+    yes_no,
 )
 from ..registry import reward
 from ..schema import messages_text
-from ..sources.eo.common import canonical_class, class_key
 
 __all__ = [
     "extract_answer",
@@ -144,17 +146,6 @@ def eo_format(completions: Sequence[Any], solutions: Sequence[str]) -> np.ndarra
 
 
 # -- classification -------------------------------------------------------------------------------
-_LEAD = re.compile(r"^(the answer is|answer:|it is|this is|the image shows|the scene is)\s+", re.I)
-_ARTICLE = re.compile(r"^(a|an|the)\s+", re.I)
-
-
-def _label_key(text: str) -> str:
-    t = _LEAD.sub("", text.strip()).strip(" .!\"'")
-    t = _ARTICLE.sub("", t)
-    canon = canonical_class(t)
-    return class_key(canon if canon else t)
-
-
 @reward("eo_scene_cls", tasks=("scene_cls",))
 def eo_scene_cls(completions: Sequence[Any], solutions: Sequence[str]) -> np.ndarray:
     """Normalized exact match of the class name; aliases in ``eo_classes.csv`` are synonyms.
@@ -167,15 +158,10 @@ def eo_scene_cls(completions: Sequence[Any], solutions: Sequence[str]) -> np.nda
     """
     out = np.zeros(len(completions))
     for i, (c, s) in enumerate(zip(completions, _solutions(solutions))):
-        pred = _label_key(extract_answer(c))
-        gold = {_label_key(s["label"]), *(_label_key(x) for x in s.get("synonyms", []))}
+        pred = label_key(extract_answer(c))
+        gold = {label_key(s["label"]), *(label_key(x) for x in s.get("synonyms", []))}
         out[i] = float(bool(pred) and pred in gold)
     return out
-
-
-def _label_set(text: str) -> set[str]:
-    parts = re.split(r",|;|\n|\band\b", text)
-    return {k for k in (_label_key(p) for p in parts) if k and k != "none"}
 
 
 @reward("eo_multilabel", tasks=("multilabel_cls",))
@@ -196,8 +182,8 @@ def eo_multilabel(
     """
     out = np.zeros(len(completions))
     for i, (c, s) in enumerate(zip(completions, _solutions(solutions))):
-        pred = _label_set(extract_answer(c))
-        gold = {_label_key(x) for x in s["labels"]}
+        pred = label_set(extract_answer(c))
+        gold = {label_key(x) for x in s["labels"]}
         if not pred and not gold:
             out[i] = 1.0
             continue
@@ -460,19 +446,6 @@ def eo_caption(completions: Sequence[Any], solutions: Sequence[str], *, rouge_we
 
 
 # -- change presence ----------------------------------------------------------------------------
-_YES = {"yes", "true", "changed", "change"}
-_NO = {"no", "false", "unchanged", "none"}
-
-
-def _yes_no(text: str) -> bool | None:
-    for w in re.findall(r"[a-z]+", text.lower()):
-        if w in _YES:
-            return True
-        if w in _NO:
-            return False
-    return None
-
-
 @reward("eo_change", tasks=("change_presence",))
 def eo_change(completions: Sequence[Any], solutions: Sequence[str]) -> np.ndarray:
     """1 when the answer's yes/no matches whether the scene changed.
@@ -485,6 +458,6 @@ def eo_change(completions: Sequence[Any], solutions: Sequence[str]) -> np.ndarra
     """
     out = np.zeros(len(completions))
     for i, (c, s) in enumerate(zip(completions, _solutions(solutions))):
-        yn = _yes_no(extract_answer(c))
+        yn = yes_no(extract_answer(c))
         out[i] = float(yn is not None and yn == bool(s["changed"]))
     return out

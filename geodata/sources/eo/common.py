@@ -21,10 +21,7 @@ DIOR's ``Expressway-Service-area`` resolve too.
 
 from __future__ import annotations
 
-import csv
 import re
-from functools import lru_cache
-from importlib import resources
 from pathlib import Path
 
 import numpy as np
@@ -38,6 +35,9 @@ from ...contracts.eo import (  # noqa: F401 - re-exported: the contract is the o
     box_corners,
     box_polygons,
     canonical_boxes,
+    canonical_class,
+    class_key,
+    class_table,
     format_box,
     format_boxes,
     hbbs_to_boxes,
@@ -70,61 +70,6 @@ __all__ = [
     "clean_caption",
     "sample_image",
 ]
-
-
-# -- class names --------------------------------------------------------------------------
-def class_key(name: str) -> str:
-    """Look-up key of a class name: CamelCase split, lower-cased, non-alphanumerics removed.
-
-    Examples
-    --------
-    >>> class_key("Expressway-Service-area"), class_key("StorageTanks"), class_key("golf_course")
-    ('expresswayservicearea', 'storagetanks', 'golfcourse')
-    """
-    return re.sub(r"[^a-z0-9]", "", str(name).lower())
-
-
-@lru_cache(maxsize=1)
-def class_table() -> dict[str, tuple[str, str]]:
-    """``key -> (canonical, kind)`` for every alias in ``geodata/data/eo_classes.csv``."""
-    text = resources.files("geodata").joinpath("data/eo_classes.csv").read_text()
-    out: dict[str, tuple[str, str]] = {}
-    for lineno, row in enumerate(csv.DictReader(text.splitlines()), start=2):
-        canon, kind = row["canonical"].strip(), row["kind"].strip()
-        for alias in [canon, *row["aliases"].split("|")]:
-            if not alias.strip():
-                continue
-            key = class_key(alias)
-            if key in out and out[key][0] != canon:
-                raise SourceError(
-                    f"eo_classes.csv line {lineno}: alias '{alias}' already maps to '{out[key][0]}'"
-                )
-            out[key] = (canon, kind)
-    return out
-
-
-def canonical_class(name: str, *, strict: bool = False, where: str = "") -> str | None:
-    """The canonical class name of ``name`` (``None``, or an error when ``strict``).
-
-    Examples
-    --------
-    >>> canonical_class("baseball_diamond"), canonical_class("BaseballField")
-    ('baseball field', 'baseball field')
-    >>> canonical_class("Expressway-toll-station")
-    'expressway toll station'
-    >>> canonical_class("plane"), canonical_class("storage-tank")
-    ('airplane', 'storage tank')
-    """
-    hit = class_table().get(class_key(name))
-    if hit is None:
-        # plural fallback: "tennis courts" -> "tennis court"
-        k = class_key(name)
-        hit = class_table().get(k[:-1]) if k.endswith("s") else None
-    if hit is None:
-        if strict:
-            raise SourceError(f"{where}: unknown class name '{name}' (add it to geodata/data/eo_classes.csv)")
-        return None
-    return hit[0]
 
 
 # -- files ------------------------------------------------------------------------------------
