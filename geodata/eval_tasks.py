@@ -11,8 +11,8 @@ scene_cls           accuracy, macro F1 over the gold classes (class synonyms cou
 multilabel_cls      sample F1 (mean), micro F1, exact-set accuracy
 vqa                 accuracy per question type (RSVQA: counts / areas by bin, else normalized
                     exact match), overall accuracy (OA) and average accuracy over types (AA)
-referring           Acc@0.5 (GeoChat: IoU of the first box ≥ 0.5; several gold boxes: all matched
-                    one-to-one), mean IoU
+referring           Acc@0.5 (TEOChat's GeoChat scorer: gold boxes matched one-to-one at IoU ≥ 0.5
+                    over all gold boxes), mean IoU of the first box with its best gold box
 detection           mAP@0.5 (VOC all-point AP per class, rotated IoU, greedy matching), precision,
                     recall
 *_caption           BLEU-1…4, METEOR, ROUGE-L, CIDEr (pycocoevalcap, corpus level)
@@ -227,26 +227,21 @@ def _match(pred: list[list[float]], gold: list[list[float]], size, thr: float) -
 
 
 def _score_referring(comps: list[str], sols: list[dict], opt: dict) -> TaskResult:
+    """Acc@0.5 as TEOChat scores GeoChat referring: gold boxes matched (IoU ≥ 0.5, one-to-one) / gold boxes."""
     thr = opt.get("iou_threshold", 0.5)
-    hits, ious, unparsed = [], [], 0
+    tp, n_gold, ious, unparsed = 0, 0, [], 0
     for c, s in zip(comps, sols):
         boxes = answer_boxes(extract_answer(c), s)
         gold = s["boxes"]
+        n_gold += len(gold)
         if not boxes:
             unparsed += boxes is None
-            hits.append(False)
             ious.append(0.0)
             continue
-        if len(gold) == 1:
-            v = float(rotated_iou_matrix(boxes[:1], gold, s.get("size"))[0, 0])
-            hits.append(v >= thr)
-            ious.append(v)
-        else:
-            tp = _match(boxes, gold, s.get("size"), thr)
-            hits.append(int(tp.sum()) == len(gold) == len(boxes))
-            ious.append(float(rotated_iou_matrix(boxes, gold, s.get("size")).max(axis=1).mean()))
+        tp += int(_match(boxes, gold, s.get("size"), thr).sum())
+        ious.append(float(rotated_iou_matrix(boxes[:1], gold, s.get("size")).max()))
     return TaskResult(task="referring", n=len(comps), n_unparsed=unparsed,
-                      metrics={f"acc@{thr:g}": _mean(hits), "mean_iou": _mean(ious)})
+                      metrics={f"acc@{thr:g}": tp / n_gold if n_gold else 0.0, "mean_iou": _mean(ious)})
 
 
 def voc_ap(scores: np.ndarray, tp: np.ndarray, n_gt: int) -> float:

@@ -78,6 +78,7 @@ def test_boxes_referring_and_detection() -> None:
         ("r3", "referring", "dota", "test", {"boxes": [[0, 0, 50, 25, 0]], "box_format": "qwen", "size": [400, 200],
                                               "resized": [392, 196]}),
         ("r4", "referring", "dota", "test", {"boxes": [[0, 0, 10, 10, 0]]}),
+        ("r5", "referring", "geochat", "test", {"boxes": [[0, 0, 10, 10, 0], [50, 50, 60, 60, 0]]}),
         ("d1", "detection", "dota", "test", {"boxes": [[0, 0, 10, 10, 0], [20, 20, 30, 30, 0]], "category": "ship"}),
         ("d2", "detection", "dota", "test", {"boxes": [[0, 0, 10, 10, 0]], "category": "ship"}),
         ("d3", "detection", "dota", "test", {"boxes": [[50, 50, 60, 60, 0]], "category": "plane"}),
@@ -87,14 +88,16 @@ def test_boxes_referring_and_detection() -> None:
         "r2": "<answer>{<5><0><15><10>|<0>}</answer>",                 # IoU 1/3
         "r3": '<answer>[{"bbox_2d": [0, 0, 196, 49], "label": "x"}]</answer>',  # IoU 1 (Qwen form)
         "r4": "<answer>{<0><0><10><10>|<-5>}</answer>",                # unreadable by GeoChat's parser
+        "r5": "<answer>{<0><0><10><10>|<0>} {<80><80><90><90>|<0>}</answer>",  # 1 of 2 gold boxes
         "d1": "<answer>{<0><0><10><10>|<0>} {<70><70><80><80>|<0>}</answer>",  # 1 TP, 1 FP
         "d2": "<answer>{<0><0><10><10>|<0>}</answer>",                 # 1 TP
         "d3": "<answer>none</answer>",                                 # no prediction, not unparsed
     }
     r = _run(rows, comps)
     ref = r.tasks["referring"]
+    # TEOChat's Acc@0.5: matched gold boxes / gold boxes = (1 + 0 + 1 + 0 + 1) / 6
     assert ref.metrics["acc@0.5"] == 0.5 and ref.n_unparsed == 1
-    assert ref.metrics["mean_iou"] == pytest.approx((1 + 1 / 3 + 1 + 0) / 4)
+    assert ref.metrics["mean_iou"] == pytest.approx((1 + 1 / 3 + 1 + 0 + 1) / 5)
     det = r.tasks["detection"]
     # ship: 3 predictions (2 TP), 3 gold -> AP = recall 2/3 × precision 2/3; plane: AP 0
     assert det.per_type["ship"]["ap"] == pytest.approx(4 / 9) and det.per_type["plane"]["ap"] == 0.0
