@@ -166,3 +166,22 @@ def test_qwen_convention_build(sample_env, tmp_path, monkeypatch) -> None:
             assert s["resized"] == [int(rw), int(rh)]
             assert all(b[4] == 0 for b in s["boxes"])  # horizontal: the axis-aligned hull
     assert "bbox_2d" in df["prompt"][0].to_list()[0]["content"][0]["text"]
+
+
+def test_eval_scores_gold_predictions_as_perfect(built, tmp_path) -> None:
+    from geodata.eval_tasks import evaluate_task_files
+
+    _, out = built
+    df = _rows(out)
+    preds = tmp_path / "gold.parquet"
+    df.select("id", completion=pl.col("completion").list.first().struct.field("content").list.first()
+              .struct.field("text")).write_parquet(preds)
+    rep = evaluate_task_files(preds, out, by="source", meteor=False)
+    assert set(rep.tasks) == set(EO_TASKS)
+    for task, r in rep.tasks.items():
+        assert r.n_unparsed == 0, task
+        for k, v in r.metrics.items():
+            if k.startswith(("bleu", "rouge", "accuracy", "overall", "average", "acc@", "map", "precision",
+                             "recall", "sample_f1", "micro_f1", "macro_f1", "exact", "mean_iou")):
+                assert v == pytest.approx(1.0), (task, k, v)
+    assert "dota" in rep.breakdown and "detection" in rep.breakdown["dota"]
