@@ -465,6 +465,8 @@ def evaluate_task_files(
     """:func:`evaluate_tasks` on a predictions file and a built dataset (folder or name)."""
     from .sources.predictions import load_predictions, predictions_file
 
+    if Path(truth).is_file():
+        raise SourceError(f"eval: {truth} is a truth table; per-task scoring and --by need a built dataset (folder or name)")
     ppath = predictions_file(Path(predictions))
     pred = load_predictions(ppath)
     report = evaluate_tasks(pred, load_task_truth(truth), by=by, unknown_ids=unknown_ids, geocode=geocode, meteor=meteor)

@@ -311,7 +311,6 @@ def _geochat(df: pl.DataFrame, tasks: set[str], ctx: Context, p: dict) -> list[d
             if p["boxes"] == "qwen":
                 ref = _REFERENT.search(a)
                 a, boxes = form.answer(np.array(boxes), ref.group(1).strip() if ref else "object")
-                q = q.replace(BOX_HINT["geochat"], "")
             sol: dict = form.solution(boxes)
         elif task in ("image_caption", "region_caption"):
             sol = {"references": [a]}
