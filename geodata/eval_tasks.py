@@ -508,7 +508,7 @@ def format_task_report(r: EvalReport) -> str:
             ms = "  ".join(f"{k} {_fmt(v)}" for k, v in res.metrics.items())
             out.append(f"{indent}{t:<16} n {res.n:<6} unparsed {res.n_unparsed:<5} {ms}")
             for qt, pm in res.per_type.items():
-                out.append(f"{indent}  {qt:<14} " + "  ".join(f"{k} {_fmt(v)}" for k, v in pm.items()))
+                out.append(f"{indent}  {qt:<14} " + "  ".join(f"{k} {int(v) if k == 'n' else _fmt(v)}" for k, v in pm.items()))
         return out
 
     lines = [f"predictions {r.predictions}  vs  truth {r.truth}",
