@@ -68,8 +68,10 @@ def test_gold_scores_max_under_every_task_reward(built) -> None:
         scores = np.asarray(info.fn(comps, sols))
         assert (scores == info.max_score).all(), (task, [s for s, v in zip(sols, scores) if v != 1.0])
         assert (np.asarray(fmt.fn(comps, sols)) == 1.0).all(), task
-        # a wrong answer does not score 1 (the rewards can fail)
-        wrong = ["<think>x</think><answer>{<90><90><95><99>|<10>} lorem ipsum</answer>"] * len(sols)
+        # a wrong answer does not score 1 (the rewards can fail); no number for VQA rows, whose
+        # counts are scored by RSVQA bin (a stray 90 is right for any gold of 11-100)
+        bad = "{<90><90><95><99>|<10>} lorem ipsum" if task in ("detection", "referring") else "lorem ipsum"
+        wrong = [f"<think>x</think><answer>{bad}</answer>"] * len(sols)
         assert (np.asarray(info.fn(wrong, sols)) < 1.0).all(), task
 
 
@@ -94,3 +96,95 @@ def test_caps_and_total(sample_env, tmp_path) -> None:
     assert held > 0 and res.notes["split_guard"]["dropped"] == 0
     assert res.rows == sum(m["rows"] for m in mix.values()) + held
     assert res.drops["mixture: scene_cls over cap/quota"] == 22
+
+
+def _source_polygons(sample_env: Path, source: str, rid: str) -> dict[str, list[np.ndarray]]:
+    """Pixel polygons of the source annotation of a row's image, by canonical class."""
+    from geodata.sources.eo.common import canonical_class
+    from geodata.sources.eo.dior import OBB_DIR, parse_dior_xml
+    from geodata.sources.eo.dota import parse_dota_label
+
+    _, split, image_id = rid.split("-")[:3]
+    if source == "dota":
+        _, objs, _ = parse_dota_label(sample_env / "dota" / split / "labelTxt" / f"{image_id}.txt")
+        items = [(cat, q) for _, q, cat, _ in objs]
+    else:
+        _, objs, _ = parse_dior_xml(sample_env / "dior" / OBB_DIR / f"{image_id}.xml", True)
+        items = [(name, q) for _, name, q in objs]
+    out: dict[str, list[np.ndarray]] = {}
+    for cat, q in items:
+        out.setdefault(canonical_class(cat), []).append(np.asarray(q, dtype=float).reshape(4, 2))
+    return out
+
+
+def test_every_box_parses_with_geochat_regex_and_round_trips(built, sample_env) -> None:
+    import math
+    import re
+
+    import shapely
+
+    from geodata.contracts.eo import GEOCHAT_INT_RE, box_corners, extract_answer, parse_boxes
+
+    _, out = built
+    df = _rows(out)
+    checked = 0
+    for r in df.filter(pl.col("task").is_in(["detection", "referring"])).iter_rows(named=True):
+        sol = json.loads(r["solution"])
+        ans = extract_answer(r["completion"][0]["content"][0]["text"])
+        groups = re.findall(r"\{[^{}]*\}", ans)
+        assert groups, r["id"]
+        for g in groups:  # GeoChat's integer regex reads every number of every box
+            assert len(GEOCHAT_INT_RE.findall(g)) == 5 and "-" not in g and "." not in g, (r["id"], g)
+        assert parse_boxes(ans, strict=True) == sol["boxes"], r["id"]
+        if r["source"] not in ("dota", "dior"):
+            continue
+        W, H = sol["size"]
+        polys = _source_polygons(sample_env, r["source"], r["id"])[r["category"]]
+        for box in sol["boxes"]:
+            c = box_corners([box], (W, H))[0]
+            tol = math.hypot(0.5 * W / 100, 0.5 * H / 100) + math.radians(0.5) * math.hypot(*(c[2] - c[0])) / 2 + 0.01
+            d = min(shapely.hausdorff_distance(shapely.Polygon(c), shapely.Polygon(p)) for p in polys)
+            assert d <= tol, (r["id"], box, d, tol)
+            checked += 1
+    assert checked >= 10
+
+
+def test_qwen_convention_build(sample_env, tmp_path, monkeypatch) -> None:
+    from geodata.contracts.eo import parse_qwen, smart_resize
+
+    monkeypatch.setenv("EO_BOXES", "qwen")
+    _, out = None, tmp_path / "qwen"
+    build("eo-instruct", out=out, force=True)
+    df = _rows(out)
+    fmt = get_reward("eo_format")
+    for task in ("detection", "referring"):
+        g = df.filter(pl.col("task") == task)
+        comps = [m[0]["content"][0]["text"] for m in g["completion"].to_list()]
+        sols = g["solution"].to_list()
+        assert (np.asarray(reward_for_task(task).fn(comps, sols)) == 1.0).all(), task
+        assert (np.asarray(fmt.fn(comps, sols)) == 1.0).all(), task
+        for c, s in zip(comps, map(json.loads, sols)):
+            assert s["box_format"] == "qwen" and parse_qwen(c)
+            rh, rw = smart_resize(s["size"][1], s["size"][0])
+            assert s["resized"] == [int(rw), int(rh)]
+            assert all(b[4] == 0 for b in s["boxes"])  # horizontal: the axis-aligned hull
+    assert "bbox_2d" in df["prompt"][0].to_list()[0]["content"][0]["text"]
+
+
+def test_eval_scores_gold_predictions_as_perfect(built, tmp_path) -> None:
+    from geodata.eval_tasks import evaluate_task_files
+
+    _, out = built
+    df = _rows(out)
+    preds = tmp_path / "gold.parquet"
+    df.select("id", completion=pl.col("completion").list.first().struct.field("content").list.first()
+              .struct.field("text")).write_parquet(preds)
+    rep = evaluate_task_files(preds, out, by="source", meteor=False)
+    assert set(rep.tasks) == set(EO_TASKS)
+    for task, r in rep.tasks.items():
+        assert r.n_unparsed == 0, task
+        for k, v in r.metrics.items():
+            if k.startswith(("bleu", "rouge", "accuracy", "overall", "average", "acc@", "map", "precision",
+                             "recall", "sample_f1", "micro_f1", "macro_f1", "exact", "mean_iou")):
+                assert v == pytest.approx(1.0), (task, k, v)
+    assert "dota" in rep.breakdown and "detection" in rep.breakdown["dota"]

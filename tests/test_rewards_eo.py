@@ -115,9 +115,12 @@ def test_vqa_reward() -> None:
     ]
     comps = ["<answer>Yes.</answer>", "<answer>an urban area</answer>", "<answer>1,300 m2</answer>",
              "<answer>2000m2</answer>", "<answer>42</answer>", "<answer>1</answer>"]
-    assert eo_vqa(comps, sols).tolist() == [1.0, 0.0, 1.0, 0.0, 1.0, 0.0]
+    # issue 12: RSVQA bins by default (1234 m2 and 2000 m2 are both "more than 1000 m2")
+    assert eo_vqa(comps, sols).tolist() == [1.0, 0.0, 1.0, 1.0, 1.0, 0.0]
+    assert eo_vqa(comps, sols, numeric="tolerance").tolist() == [1.0, 0.0, 1.0, 0.0, 1.0, 0.0]
     assert eo_vqa(comps[3:4], sols[3:4], bins=[0, 10, 100, 1000]).tolist() == [1.0]
-    assert eo_vqa(["<answer>urban area</answer>"], [_sol("vqa", answer="urban")]).tolist() == [0.5]
+    # issue 12: normalized exact match, no token-Jaccard partial credit
+    assert eo_vqa(["<answer>urban area</answer>"], [_sol("vqa", answer="urban")]).tolist() == [0.0]
 
 
 def test_caption_reward_libraries() -> None:
@@ -168,3 +171,41 @@ def test_geodata_eo_does_not_import_torch() -> None:
     code = "import sys, geodata.rewards.eo, geodata.steps.eo, geodata.sources.eo; print('torch' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
+
+
+def test_rsvqa_bins_reference_values() -> None:
+    # syvlo/RSVQA VocabEncoder.py and big_vision rsvqa bin_answer: 0 | 1-10 | 11-100 | 101-1000 | >1000
+    from geodata.contracts.eo import rsvqa_bin
+
+    assert [rsvqa_bin(v) for v in (0, 1, 10, 11, 100, 101, 1000, 1001, 10**6)] == [0, 1, 1, 2, 2, 3, 3, 4, 4]
+    sol = [_sol("vqa", answer="12", numeric=True)] * 5
+    comps = ["<answer>15</answer>", "<answer>11</answer>", "<answer>10</answer>", "<answer>101</answer>", "<answer>a few</answer>"]
+    assert eo_vqa(comps, sol).tolist() == [1.0, 1.0, 0.0, 0.0, 0.0]          # gold 12, answer 15 now scores 1
+    area = [_sol("vqa", answer="1234m2", numeric=True)] * 3
+    assert eo_vqa(["<answer>999m2</answer>", "<answer>5000 m2</answer>", "<answer>more than 1000 m2</answer>"], area).tolist() == [0.0, 1.0, 1.0]
+    zero = [_sol("vqa", answer="0", numeric=True)] * 2
+    assert eo_vqa(["<answer>0</answer>", "<answer>1</answer>"], zero).tolist() == [1.0, 0.0]
+
+
+def test_yes_no_normalized_exact_match() -> None:
+    # TEOChat videollava/eval/classification.py: lower-case, string.punctuation removed, exact match
+    sol = [_sol("vqa", answer="yes", numeric=False)] * 4
+    comps = ["<answer>YES!</answer>", "<answer> yes </answer>", "<answer>Yes, there is one.</answer>", "<answer>no</answer>"]
+    assert eo_vqa(comps, sol).tolist() == [1.0, 1.0, 0.0, 0.0]
+
+
+def test_geochat_untagged_turns_are_routed_by_the_question() -> None:
+    from geodata.steps.eo import geochat_route
+
+    # the issue's example: a count question with a sentence answer is VQA (count), not a caption
+    assert geochat_route("How many buildings are there in the image?", "image_caption", "") == ("vqa", "count")
+    assert geochat_route("What is the area covered by buildings?", "image_caption", "") == ("vqa", "area")
+    assert geochat_route("Is the number of roads greater than the number of houses?", "vqa", "") == ("vqa", "comparison")
+    assert geochat_route("Are there any ships in the harbor?", "image_caption", "") == ("vqa", "presence")
+    assert geochat_route("Is it a rural or an urban area?", "vqa", "") == ("vqa", "rural_urban")
+    assert geochat_route("Describe the image in detail.", "vqa", "") == ("image_caption", None)
+    assert geochat_route("[refer] where is the ship?", "referring", "refer") == ("referring", None)
+    assert geochat_route("Classify the image. Classes: forest, river", "scene_cls", "") == ("scene_cls", None)
+    # scored as a count: the sentence gold "There are 4 buildings" takes 5 (same bin) and refuses 40
+    sol = [_sol("vqa", answer="There are 4 buildings present in the image.", qtype="count", numeric=True)] * 2
+    assert eo_vqa(["<answer>5</answer>", "<answer>40</answer>"], sol).tolist() == [1.0, 0.0]

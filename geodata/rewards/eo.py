@@ -9,9 +9,10 @@ is scored by :func:`eo_format`).
 =================  ===================  ==========================================================
 reward             tasks                score
 =================  ===================  ==========================================================
-eo_format          (any; add it)        1 for ``<think>…</think><answer>…</answer>`` with valid box
-                                        syntax, 0.5 when the tags are right but a box is malformed
-                                        or missing where one is required, else 0
+eo_format          (any; add it)        1 for ``<think>…</think><answer>…</answer>`` with boxes GeoChat's
+                                        parsers read (non-negative integers, θ ≤ 90) or, on a qwen
+                                        row, ``bbox_2d`` JSON; 0.5 when the tags are right but a box
+                                        is malformed or missing where one is required, else 0
 eo_scene_cls       scene_cls            normalized exact match; class synonyms from
                                         ``geodata/data/eo_classes.csv`` count as equal
 eo_multilabel      multilabel_cls       F1 (default) or Jaccard of the canonical label sets
@@ -19,8 +20,13 @@ eo_detection       detection            greedy IoU matching (rotated IoU ≥ ``i
                                         mean matched IoU × matched / (gold + predicted − matched)
 eo_referring       referring            rotated IoU of the first predicted box with the gold box
                                         (several gold boxes: the detection score)
-eo_vqa             vqa                  numbers (count, area) by tolerance or by bin; other
-                                        answers by normalized token Jaccard
+
+Boxes are read in the row's convention (``box_format`` of the solution) and in the other one
+(a Qwen ``bbox_2d`` answer to a GeoChat row is rescaled, VLM-R1 style); IoU is computed in
+pixels of the image (``size``), see :mod:`geodata.contracts.eo`.
+eo_vqa             vqa                  count / area by RSVQA bin (0 | 1–10 | 11–100 | 101–1000 |
+                                        >1000; or tolerance); other answers by normalized exact
+                                        match (lower-case, punctuation removed)
 eo_caption         image_caption,       mean of ROUGE-L F (``rouge-score``) and self-normalized
                    region_caption,      METEOR (``nltk``), maximized over the references
                    change_caption
@@ -38,16 +44,29 @@ one of the references, so it scores 1.0.
 from __future__ import annotations
 
 import json
-import math
 import re
 from functools import lru_cache
 from typing import Any, Literal, Sequence
 
 import numpy as np
 
+from ..contracts.eo import (
+    BOX_RE,
+    BOX_TASKS,
+    RSVQA_BINS,
+    answer_boxes,
+    extract_answer,
+    label_key,
+    label_set,
+    normalize_answer,
+    numeric_match,
+    parse_numeric,
+    parse_qwen,
+    rotated_iou_matrix,
+    yes_no,
+)
 from ..registry import reward
 from ..schema import messages_text
-from ..sources.eo.common import BOX_RE, BOX_TASKS, canonical_class, class_key, parse_boxes, rotated_iou_matrix
 
 __all__ = [
     "extract_answer",
@@ -61,30 +80,15 @@ __all__ = [
     "eo_change",
     "detection_score",
     "parse_numeric",
+    "vqa_correct",
     "caption_score",
 ]
 
-_ANSWER = re.compile(r"<answer>(.*?)</answer>", re.S | re.I)
 _FORMAT = re.compile(r"^\s*<think>(.*?)</think>\s*<answer>(.*?)</answer>\s*$", re.S)
 
 
 def _text(c: Any) -> str:
     return messages_text(c) if not isinstance(c, str) else c
-
-
-def extract_answer(completion: Any) -> str:
-    """The text of the last ``<answer>`` block, else the whole completion (stripped).
-
-    Examples
-    --------
-    >>> extract_answer("<think>hm</think><answer> forest </answer>")
-    'forest'
-    >>> extract_answer("forest")
-    'forest'
-    """
-    text = _text(completion)
-    found = _ANSWER.findall(text)
-    return (found[-1] if found else text).strip()
 
 
 def _solutions(solutions: Sequence[str]) -> list[dict]:
@@ -100,9 +104,11 @@ def eo_format(completions: Sequence[Any], solutions: Sequence[str]) -> np.ndarra
     """Format reward: ``<think>…</think><answer>…</answer>`` and well-formed boxes.
 
     1.0 when the completion is exactly one think block followed by one answer block, every
-    ``{…}`` group in the answer that contains ``<`` is a valid box ``{<x1><y1><x2><y2>|<θ>}``
-    with ``x1 < x2`` and ``y1 < y2``, and (for detection / referring rows with gold boxes) the
-    answer holds at least one box; 0.5 when only the box part fails; 0.0 otherwise.
+    ``{…}`` group in the answer that contains ``<`` is a box GeoChat's parsers read
+    (``{<x1><y1><x2><y2>|<θ>}``, non-negative integers, ``x1 < x2``, ``y1 < y2``, ``θ ≤ 90``),
+    every ``bbox_2d`` of a qwen row is ordered and non-negative, and (for detection / referring
+    rows with gold boxes) the answer holds at least one box of the row's form; 0.5 when only the
+    box part fails; 0.0 otherwise.
 
     Examples
     --------
@@ -110,6 +116,8 @@ def eo_format(completions: Sequence[Any], solutions: Sequence[str]) -> np.ndarra
     >>> eo_format(["<think>x</think><answer>{<1><2><3><4>|<0>}</answer>",
     ...            "<think>x</think><answer>{<1><2><3>|<0>}</answer>", "{<1><2><3><4>|<0>}"], sol).tolist()
     [1.0, 0.5, 0.0]
+    >>> eo_format(["<think>x</think><answer>{<1><2><3><4>|<-30>}</answer>"], sol[:1]).tolist()  # unreadable
+    [0.5]
     """
     out = np.zeros(len(completions))
     for i, (c, s) in enumerate(zip(completions, _solutions(solutions))):
@@ -124,28 +132,20 @@ def eo_format(completions: Sequence[Any], solutions: Sequence[str]) -> np.ndarra
                 if not bm:
                     ok = False
                     break
-                v = [float(x) for x in bm.groups()[:4]]
-                if not (v[0] < v[2] and v[1] < v[3]):
+                v = [float(x) if x is not None else 0.0 for x in bm.groups()]
+                if not (v[0] < v[2] and v[1] < v[3] and v[4] <= 90):
                     ok = False
                     break
-        if ok and s.get("task") in BOX_TASKS and s.get("boxes") and not parse_boxes(answer):
+        qwen = parse_qwen(answer) if s.get("box_format") == "qwen" else []
+        if ok and any(not (b[0] < b[2] and b[1] < b[3] and min(b) >= 0) for b in qwen):
+            ok = False
+        if ok and s.get("task") in BOX_TASKS and s.get("boxes") and not (qwen or BOX_RE.search(answer)):
             ok = False
         out[i] = 1.0 if ok else 0.5
     return out
 
 
 # -- classification -------------------------------------------------------------------------------
-_LEAD = re.compile(r"^(the answer is|answer:|it is|this is|the image shows|the scene is)\s+", re.I)
-_ARTICLE = re.compile(r"^(a|an|the)\s+", re.I)
-
-
-def _label_key(text: str) -> str:
-    t = _LEAD.sub("", text.strip()).strip(" .!\"'")
-    t = _ARTICLE.sub("", t)
-    canon = canonical_class(t)
-    return class_key(canon if canon else t)
-
-
 @reward("eo_scene_cls", tasks=("scene_cls",))
 def eo_scene_cls(completions: Sequence[Any], solutions: Sequence[str]) -> np.ndarray:
     """Normalized exact match of the class name; aliases in ``eo_classes.csv`` are synonyms.
@@ -158,15 +158,10 @@ def eo_scene_cls(completions: Sequence[Any], solutions: Sequence[str]) -> np.nda
     """
     out = np.zeros(len(completions))
     for i, (c, s) in enumerate(zip(completions, _solutions(solutions))):
-        pred = _label_key(extract_answer(c))
-        gold = {_label_key(s["label"]), *(_label_key(x) for x in s.get("synonyms", []))}
+        pred = label_key(extract_answer(c))
+        gold = {label_key(s["label"]), *(label_key(x) for x in s.get("synonyms", []))}
         out[i] = float(bool(pred) and pred in gold)
     return out
-
-
-def _label_set(text: str) -> set[str]:
-    parts = re.split(r",|;|\n|\band\b", text)
-    return {k for k in (_label_key(p) for p in parts) if k and k != "none"}
 
 
 @reward("eo_multilabel", tasks=("multilabel_cls",))
@@ -187,8 +182,8 @@ def eo_multilabel(
     """
     out = np.zeros(len(completions))
     for i, (c, s) in enumerate(zip(completions, _solutions(solutions))):
-        pred = _label_set(extract_answer(c))
-        gold = {_label_key(x) for x in s["labels"]}
+        pred = label_set(extract_answer(c))
+        gold = {label_key(x) for x in s["labels"]}
         if not pred and not gold:
             out[i] = 1.0
             continue
@@ -201,7 +196,12 @@ def eo_multilabel(
 
 
 # -- boxes ------------------------------------------------------------------------------------------
-def detection_score(pred: Sequence[Sequence[float]], gold: Sequence[Sequence[float]], iou_threshold: float = 0.5) -> float:
+def detection_score(
+    pred: Sequence[Sequence[float]],
+    gold: Sequence[Sequence[float]],
+    iou_threshold: float = 0.5,
+    size: Sequence[float] | None = None,
+) -> float:
     """Greedy one-to-one matching by descending rotated IoU (pairs below the threshold never match).
 
     Score = mean IoU of the matched pairs × ``matched / (n_gold + n_pred − matched)``: every
@@ -222,7 +222,7 @@ def detection_score(pred: Sequence[Sequence[float]], gold: Sequence[Sequence[flo
         return 1.0
     if len(gold) == 0 or len(pred) == 0:
         return 0.0
-    iou = rotated_iou_matrix(pred, gold)
+    iou = rotated_iou_matrix(pred, gold, size)
     order = np.dstack(np.unravel_index(np.argsort(-iou, axis=None, kind="stable"), iou.shape))[0]
     used_p: set[int] = set()
     used_g: set[int] = set()
@@ -242,8 +242,8 @@ def detection_score(pred: Sequence[Sequence[float]], gold: Sequence[Sequence[flo
     return float(np.mean(matched)) * m / (len(gold) + len(pred) - m)
 
 
-def _answer_boxes(c: Any) -> list[list[float]]:
-    return [b for b in parse_boxes(extract_answer(c)) if b[0] < b[2] and b[1] < b[3]]
+def _answer_boxes(c: Any, s: dict) -> list[list[float]]:
+    return answer_boxes(extract_answer(c), s) or []
 
 
 @reward("eo_detection", tasks=("detection",))
@@ -257,7 +257,10 @@ def eo_detection(completions: Sequence[Any], solutions: Sequence[str], *, iou_th
     [1.0]
     """
     sols = _solutions(solutions)
-    return np.array([detection_score(_answer_boxes(c), s["boxes"], iou_threshold) for c, s in zip(completions, sols)], dtype=float)
+    return np.array(
+        [detection_score(_answer_boxes(c, s), s["boxes"], iou_threshold, s.get("size")) for c, s in zip(completions, sols)],
+        dtype=float,
+    )
 
 
 @reward("eo_referring", tasks=("referring",))
@@ -275,50 +278,15 @@ def eo_referring(completions: Sequence[Any], solutions: Sequence[str], *, iou_th
     """
     out = np.zeros(len(completions))
     for i, (c, s) in enumerate(zip(completions, _solutions(solutions))):
-        pred, gold = _answer_boxes(c), s["boxes"]
+        pred, gold = _answer_boxes(c, s), s["boxes"]
         if len(gold) == 1:
-            out[i] = float(rotated_iou_matrix(pred[:1], gold)[0, 0]) if pred else 0.0
+            out[i] = float(rotated_iou_matrix(pred[:1], gold, s.get("size"))[0, 0]) if pred else 0.0
         else:
-            out[i] = detection_score(pred, gold, iou_threshold)
+            out[i] = detection_score(pred, gold, iou_threshold, s.get("size"))
     return out
 
 
 # -- VQA --------------------------------------------------------------------------------------------
-_NUM = r"(\d+(?:\.\d+)?)"
-
-
-def parse_numeric(text: str) -> tuple[float, float] | None:
-    """An answer as a closed interval ``(lo, hi)``; ``None`` when it holds no number.
-
-    Examples
-    --------
-    >>> parse_numeric("12"), parse_numeric("1,234m2"), parse_numeric("between 11 and 100")
-    ((12.0, 12.0), (1234.0, 1234.0), (11.0, 100.0))
-    >>> parse_numeric("more than 1000"), parse_numeric("yes")
-    ((1000.0, inf), None)
-    """
-    t = text.lower().replace(",", "")
-    m = re.search(rf"between\s+{_NUM}\s*(?:m2)?\s+and\s+{_NUM}", t)
-    if m:
-        return float(m.group(1)), float(m.group(2))
-    m = re.search(rf"(?:more|greater) than\s+{_NUM}", t)
-    if m:
-        return float(m.group(1)), math.inf
-    m = re.search(rf"(?:less|fewer) than\s+{_NUM}", t)
-    if m:
-        return 0.0, float(m.group(1))
-    m = re.search(_NUM, t)
-    if m:
-        v = float(m.group(1))
-        return v, v
-    words = {"zero": 0, "one": 1, "two": 2, "three": 3, "four": 4, "five": 5, "six": 6, "seven": 7,
-             "eight": 8, "nine": 9, "ten": 10, "none": 0, "no": 0}
-    tok = re.findall(r"[a-z]+", t)
-    if len(tok) == 1 and tok[0] in words:
-        return float(words[tok[0]]), float(words[tok[0]])
-    return None
-
-
 def _tokens(text: str) -> set[str]:
     t = re.sub(r"[^a-z0-9 ]", " ", text.lower())
     return {w for w in t.split() if w not in ("a", "an", "the")}
@@ -338,8 +306,21 @@ def token_jaccard(pred: str, gold: str) -> float:
     return len(p & g) / len(p | g)
 
 
-def _bin(v: float, edges: Sequence[float]) -> int:
-    return int(np.searchsorted(np.asarray(edges, dtype=float), v, side="left"))
+def vqa_correct(answer: str, solution: dict, *, numeric: str = "bins", bins: Sequence[float] = RSVQA_BINS,
+                rel_tol: float = 0.1, abs_tol: float = 0.5) -> bool | None:
+    """RSVQA-style correctness of one answer (``None``: a count/area answer without a number).
+
+    Examples
+    --------
+    >>> vqa_correct("15", {"answer": "12", "numeric": True}), vqa_correct("Yes.", {"answer": "yes"})
+    (True, True)
+    >>> vqa_correct("Yes, there is one.", {"answer": "yes"})
+    False
+    """
+    gold = str(solution["answer"])
+    if solution.get("numeric"):
+        return numeric_match(answer, gold, mode=numeric, edges=bins, rel_tol=rel_tol, abs_tol=abs_tol)
+    return normalize_answer(answer) == normalize_answer(gold)
 
 
 @reward("eo_vqa", tasks=("vqa",))
@@ -347,48 +328,35 @@ def eo_vqa(
     completions: Sequence[Any],
     solutions: Sequence[str],
     *,
+    numeric: Literal["bins", "tolerance", "exact"] = "bins",
+    bins: list[float] | None = None,
     rel_tol: float = 0.1,
     abs_tol: float = 0.5,
-    bins: list[float] | None = None,
 ) -> np.ndarray:
-    """VQA reward: numeric answers by tolerance (or bin), other answers by token Jaccard.
+    """VQA reward as RSVQA scores it: 1 for a correct answer, else 0.
 
-    Rows whose solution carries ``numeric: true`` (RSVQA ``count`` and ``area``) compare the
-    first number of the answer: a point gold ``g`` accepts ``p`` when
-    ``|p − g| ≤ max(abs_tol, rel_tol·|g|)``; a range gold (``between 11 and 100``,
-    ``more than 1000``) accepts a number inside it or the same range. With ``bins`` (upper bin
-    edges, e.g. RSVQA's ``[0, 10, 100, 1000]``) point answers match when they fall in the same
-    bin. Everything else scores the token Jaccard of the normalized answers.
+    Rows whose solution carries ``numeric: true`` (counts and areas) compare the first number
+    of the answer by RSVQA bin (``numeric: bins``, upper edges ``bins``, default
+    ``[0, 10, 100, 1000]``: 0 | 1–10 | 11–100 | 101–1000 | >1000); a range gold (``between
+    11 and 100``) accepts a number inside it. ``numeric: tolerance`` accepts
+    ``|p − g| ≤ max(abs_tol, rel_tol·|g|)``; ``exact`` equal numbers. Every other answer is a
+    normalized exact match (lower-case, punctuation removed: TEOChat's cleaner).
 
     Examples
     --------
     >>> sol = ['{"task": "vqa", "answer": "12", "numeric": true}'] * 3
-    >>> eo_vqa(["<answer>12</answer>", "<answer>13</answer>", "<answer>20</answer>"], sol).tolist()
+    >>> eo_vqa(["<answer>12</answer>", "<answer>15</answer>", "<answer>200</answer>"], sol).tolist()
     [1.0, 1.0, 0.0]
-    >>> eo_vqa(["<answer>20</answer>"], sol[:1], bins=[0, 10, 100, 1000]).tolist()
-    [1.0]
-    >>> eo_vqa(["<answer>No.</answer>"], ['{"task": "vqa", "answer": "no"}']).tolist()
-    [1.0]
+    >>> eo_vqa(["<answer>15</answer>"], sol[:1], numeric="tolerance").tolist()
+    [0.0]
+    >>> eo_vqa(["<answer>No.</answer>", "<answer>No, there is none.</answer>"], ['{"task": "vqa", "answer": "no"}'] * 2).tolist()
+    [1.0, 0.0]
     """
+    edges = RSVQA_BINS if bins is None else bins
     out = np.zeros(len(completions))
     for i, (c, s) in enumerate(zip(completions, _solutions(solutions))):
-        ans = extract_answer(c)
-        gold_text = str(s["answer"])
-        if s.get("numeric"):
-            g, p = parse_numeric(gold_text), parse_numeric(ans)
-            if g is None or p is None:
-                out[i] = 0.0
-            elif g[0] == g[1] and p[0] == p[1]:
-                if bins:
-                    out[i] = float(_bin(p[0], bins) == _bin(g[0], bins))
-                else:
-                    out[i] = float(abs(p[0] - g[0]) <= max(abs_tol, rel_tol * abs(g[0])))
-            elif p[0] == p[1]:
-                out[i] = float(g[0] <= p[0] <= g[1])
-            else:
-                out[i] = float(p == g)
-        else:
-            out[i] = token_jaccard(ans, gold_text)
+        ok = vqa_correct(extract_answer(c), s, numeric=numeric, bins=edges, rel_tol=rel_tol, abs_tol=abs_tol)
+        out[i] = float(bool(ok))
     return out
 
 
@@ -478,19 +446,6 @@ def eo_caption(completions: Sequence[Any], solutions: Sequence[str], *, rouge_we
 
 
 # -- change presence ----------------------------------------------------------------------------
-_YES = {"yes", "true", "changed", "change"}
-_NO = {"no", "false", "unchanged", "none"}
-
-
-def _yes_no(text: str) -> bool | None:
-    for w in re.findall(r"[a-z]+", text.lower()):
-        if w in _YES:
-            return True
-        if w in _NO:
-            return False
-    return None
-
-
 @reward("eo_change", tasks=("change_presence",))
 def eo_change(completions: Sequence[Any], solutions: Sequence[str]) -> np.ndarray:
     """1 when the answer's yes/no matches whether the scene changed.
@@ -503,6 +458,6 @@ def eo_change(completions: Sequence[Any], solutions: Sequence[str]) -> np.ndarra
     """
     out = np.zeros(len(completions))
     for i, (c, s) in enumerate(zip(completions, _solutions(solutions))):
-        yn = _yes_no(extract_answer(c))
+        yn = yes_no(extract_answer(c))
         out[i] = float(yn is not None and yn == bool(s["changed"]))
     return out

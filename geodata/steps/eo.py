@@ -18,7 +18,8 @@ objects    detection (one row per image × category), referring (a category's on
 vqa        vqa (RSVQA presence / comparison / rural_urban / count / area)
 caption    image_caption
 change     change_caption (two images), change_presence (two images)
-geochat    the task GeoChat's turn maps to (see :mod:`geodata.sources.eo.geochat`)
+geochat    tagged turns by their token (:mod:`geodata.sources.eo.geochat`); untagged ones by the
+           question (:func:`geochat_route`: count / area / comparison / presence → vqa, describe → caption)
 =========  ==================================================================================
 """
 
@@ -35,9 +36,27 @@ from ..context import Context
 from ..errors import SpecError
 from ..registry import step
 from ..schema import completion_expr, prompt_expr
-from ..sources.eo.common import EO_TASKS, SYSTEM_EO, format_box, format_boxes, parse_boxes
+from ..contracts.eo import (
+    BOX_FORMATS,
+    BOX_RE_ANY,
+    EO_TASKS,
+    QWEN_MAX_PIXELS,
+    QWEN_MIN_PIXELS,
+    SYSTEM_EO,
+    SYSTEM_EO_QWEN,
+    boxes_to_qwen,
+    canonical_boxes,
+    format_box,
+    format_boxes,
+    format_qwen,
+    geochat_question_type,
+    parse_boxes,
+    qwen_to_boxes,
+    smart_resize,
+)
+from ..sources.eo.common import image_size
 
-__all__ = ["eo_tasks", "eo_mix", "FAMILY_TASKS"]
+__all__ = ["eo_tasks", "eo_mix", "FAMILY_TASKS", "geochat_route"]
 
 FAMILY_TASKS: dict[str, tuple[str, ...]] = {
     "scene": ("scene_cls",),
@@ -48,7 +67,10 @@ FAMILY_TASKS: dict[str, tuple[str, ...]] = {
     "geochat": EO_TASKS,
 }
 
-BOX_HINT = "Write each box as {<x1><y1><x2><y2>|<θ>} on a 0-100 grid of the image."
+BOX_HINT = {
+    "geochat": "Write each box as {<x1><y1><x2><y2>|<θ>} with whole numbers on a 0-100 grid of the image.",
+    "qwen": 'Answer in JSON as [{"bbox_2d": [x1, y1, x2, y2], "label": "name"}] in pixels of the image.',
+}
 
 THINK = {
     "scene_cls": "I look at the land cover, the objects and their spatial layout, and compare them with the candidate scene classes.",
@@ -99,15 +121,52 @@ def _scene(df: pl.DataFrame, tasks: set[str], ctx: Context, p: dict) -> list[dic
     return rows
 
 
+class _Boxes:
+    """The row's box convention for one image: text of boxes, the solution fields."""
+
+    def __init__(self, p: dict, width: float | None, height: float | None):
+        self.fmt = p["boxes"]
+        self.size = [int(width), int(height)] if width and height else None
+        self.resized = None
+        if self.fmt == "qwen":
+            if self.size is None:
+                raise SpecError("eo_tasks: boxes: qwen needs the image size of every box row")
+            rh, rw = smart_resize(self.size[1], self.size[0], min_pixels=p["min_pixels"], max_pixels=p["max_pixels"])
+            self.resized = [int(rw), int(rh)]
+
+    def answer(self, boxes: np.ndarray, label: str) -> tuple[str, list[list[float]]]:
+        """(answer text, solution boxes on the grid) of canonical grid ``boxes``."""
+        if self.fmt == "qwen":
+            px = boxes_to_qwen(boxes, self.size, self.resized)
+            return format_qwen(px, label), qwen_to_boxes(px, self.resized).tolist()
+        return format_boxes(boxes), np.asarray(boxes, dtype=float).reshape(-1, 5).tolist()
+
+    def region(self, box: np.ndarray) -> str:
+        """A box quoted in a prompt."""
+        if self.fmt == "qwen":
+            return json.dumps([int(v) for v in boxes_to_qwen([box], self.size, self.resized)[0]])
+        return format_box(box)
+
+    def solution(self, boxes: list[list[float]]) -> dict:
+        sol: dict = {"boxes": boxes, "box_format": self.fmt}
+        if self.size:
+            sol["size"] = self.size
+        if self.resized:
+            sol["resized"] = self.resized
+        return sol
+
+
 def _objects(df: pl.DataFrame, tasks: set[str], ctx: Context, p: dict) -> list[dict]:
     rows = []
     rng = ctx.rng("region_caption")
     vocab = {d: sorted(set(g["category"])) for (d,), g in df.group_by(["dataset"])}
+    hint = BOX_HINT[p["boxes"]]
     for (dataset, split, image_id, image), g in df.sort("where").group_by(
         ["dataset", "split", "image_id", "image"], maintain_order=True
     ):
         src = str(dataset)
         base = f"{dataset}-{split}-{image_id}"
+        form = _Boxes(p, g["width"][0], g["height"][0])
         boxes = np.array(g["box"].to_list(), dtype=float)
         cats = g["category"].to_list()
         by_cat: dict[str, list[int]] = {}
@@ -121,10 +180,11 @@ def _objects(df: pl.DataFrame, tasks: set[str], ctx: Context, p: dict) -> list[d
                 if len(cb) > p["max_boxes"]:
                     ctx.drop("detection: more boxes than max_boxes", 1)
                 else:
-                    text = (f"Detect every {cat} in this image. Answer with one rotated box per instance, separated "
-                            f"by spaces. {BOX_HINT}")
-                    rows.append(_row(f"{base}-detection-{cat}", src, "detection", [image], text, format_boxes(cb),
-                                     {"boxes": cb.tolist(), "category": cat}, split, category=cat))
+                    text = (f"Detect every {cat} in this image. Answer with one box per instance, separated "
+                            f"by spaces. {hint}")
+                    ans, sb = form.answer(cb, cat)
+                    rows.append(_row(f"{base}-detection-{cat}", src, "detection", [image], text, ans,
+                                     {**form.solution(sb), "category": cat}, split, category=cat))
             if "referring" in tasks:
                 area = (cb[:, 2] - cb[:, 0]) * (cb[:, 3] - cb[:, 1])
                 ref = None
@@ -135,14 +195,15 @@ def _objects(df: pl.DataFrame, tasks: set[str], ctx: Context, p: dict) -> list[d
                     if area[top[0]] >= p["largest_ratio"] * area[top[1]]:
                         ref, phrase = cb[top[0]], f"the largest {cat}"
                 if ref is not None:
-                    text = f"Where is {phrase} in this image? Answer with its rotated box. {BOX_HINT}"
-                    rows.append(_row(f"{base}-referring-{cat}", src, "referring", [image], text, format_box(ref),
-                                     {"boxes": [ref.tolist()], "referent": phrase}, split, category=cat))
+                    text = f"Where is {phrase} in this image? Answer with its box. {hint}"
+                    ans, sb = form.answer(ref[None], cat)
+                    rows.append(_row(f"{base}-referring-{cat}", src, "referring", [image], text, ans,
+                                     {**form.solution(sb), "referent": phrase}, split, category=cat))
         if "region_caption" in tasks:
             k = min(p["regions_per_image"], len(cats))
             for i in sorted(rng.choice(len(cats), size=k, replace=False).tolist()):
                 cat = cats[i]
-                text = f"What is in the region {format_box(boxes[i])} of this image? Answer with a short phrase."
+                text = f"What is in the region {form.region(boxes[i])} of this image? Answer with a short phrase."
                 ans = f"{_article(cat).capitalize()} {cat}."
                 rows.append(_row(f"{base}-region_caption-{i}", src, "region_caption", [image], text, ans,
                                  {"references": [ans]}, split, category=cat))
@@ -200,24 +261,65 @@ def _change(df: pl.DataFrame, tasks: set[str], ctx: Context, p: dict) -> list[di
     return rows
 
 
+_REFERENT = re.compile(r"<p>(.*?)</p>", re.S)
+
+
+def _canonical_text(text: str, size: list[int] | None) -> str:
+    """Every box in ``text`` rewritten in the integer GeoChat form (θ folded into [0, 90))."""
+    def sub(m: re.Match) -> str:
+        vals = [float(g) if g is not None else 0.0 for g in m.groups()]
+        return format_box(canonical_boxes([vals], size)[0])
+
+    return BOX_RE_ANY.sub(sub, text)
+
+
+def geochat_route(question: str, task: str, tag: str) -> tuple[str, str | None]:
+    """``(task, qtype)`` of a GeoChat turn: untagged non-classification turns by the question.
+
+    Examples
+    --------
+    >>> geochat_route("How many buildings are there?", "image_caption", "")
+    ('vqa', 'count')
+    >>> geochat_route("Describe the image in detail", "vqa", "")
+    ('image_caption', None)
+    >>> geochat_route("[vqa] Is there a road?", "vqa", "vqa")
+    ('vqa', 'presence')
+    """
+    if task == "vqa" or (not tag and task != "scene_cls"):
+        qt = geochat_question_type(question)
+        return ("image_caption", None) if qt == "caption" else ("vqa", qt)
+    return task, None
+
+
 def _geochat(df: pl.DataFrame, tasks: set[str], ctx: Context, p: dict) -> list[dict]:
     rows = []
     skipped = 0
     for r in df.iter_rows(named=True):
-        task, a = r["task"], r["answer"]
+        q, a = r["question"], r["answer"]
+        task, qtype = geochat_route(q, r["task"], r["tag"] or "")
         if task not in tasks:
             skipped += 1
             continue
+        size = None
+        if BOX_RE_ANY.search(q) or BOX_RE_ANY.search(a) or (task == "referring" and p["boxes"] == "qwen"):
+            w, h = image_size(r["image"])
+            size = [w, h]
+            q, a = _canonical_text(q, size), _canonical_text(a, size)
         if task == "referring":
-            sol: dict = {"boxes": parse_boxes(a)}
+            boxes = parse_boxes(a, strict=True)
+            form = _Boxes(p, *size) if size else _Boxes({**p, "boxes": "geochat"}, None, None)
+            if p["boxes"] == "qwen":
+                ref = _REFERENT.search(a)
+                a, boxes = form.answer(np.array(boxes), ref.group(1).strip() if ref else "object")
+            sol: dict = form.solution(boxes)
         elif task in ("image_caption", "region_caption"):
             sol = {"references": [a]}
         elif task == "scene_cls":
             sol = {"label": a.strip().rstrip(".")}
         else:
-            sol = {"answer": a, "qtype": "geochat", "numeric": bool(re.fullmatch(r"\d+(\.\d+)?", a.strip()))}
-        rows.append(_row(f"geochat-{task}-{r['key']}", r["dataset"], task, [r["image"]], r["question"], a, sol,
-                         r["split"], qtype=r["tag"] or None))
+            sol = {"answer": a, "qtype": qtype or "other", "numeric": qtype in ("count", "area")}
+        rows.append(_row(f"geochat-{task}-{r['key']}", r["dataset"], task, [r["image"]], q, a, sol,
+                         r["split"], qtype=qtype or r["tag"] or None))
     ctx.drop("geochat: task not requested", skipped)
     return rows
 
@@ -232,7 +334,7 @@ BUILDERS: dict[str, Callable[[pl.DataFrame, set[str], Context, dict], list[dict]
 }
 
 
-def assemble(rows: list[dict]) -> pl.DataFrame:
+def assemble(rows: list[dict], boxes: str = "geochat") -> pl.DataFrame:
     """Rows → the schema columns (``prompt`` with the EO system prompt, ``completion``)."""
     base = pl.DataFrame(rows, schema=ROW_SCHEMA)
     parts = []
@@ -241,7 +343,7 @@ def assemble(rows: list[dict]) -> pl.DataFrame:
         parts.append(
             g.select(
                 "id", "source", "task", "images",
-                prompt=prompt_expr(pl.col("text"), int(n), SYSTEM_EO),
+                prompt=prompt_expr(pl.col("text"), int(n), SYSTEM_EO_QWEN if boxes == "qwen" else SYSTEM_EO),
                 completion=completion_expr(
                     pl.concat_str([pl.lit("<think>"), think, pl.lit("</think>\n<answer>"), pl.col("answer"), pl.lit("</answer>")])
                 ),
@@ -265,8 +367,16 @@ def eo_tasks(
     max_boxes: int = 50,
     largest_ratio: float = 1.5,
     regions_per_image: int = 2,
+    boxes: str = "geochat",
+    min_pixels: int = QWEN_MIN_PIXELS,
+    max_pixels: int = QWEN_MAX_PIXELS,
 ) -> pl.DataFrame:
     """Build the unified EO task rows from several reader tables (``sources: {table: [tasks]}``).
+
+    ``boxes`` picks the box convention of answers and prompts (:mod:`geodata.contracts.eo`):
+    ``geochat`` (integer ``{<x1><y1><x2><y2>|<θ>}`` on the 0–100 grid) or ``qwen``
+    (Qwen2.5-VL ``bbox_2d`` JSON in pixels of the image resized by the processor with
+    ``min_pixels`` / ``max_pixels``; rotated objects become their axis-aligned hull).
 
     Examples
     --------
@@ -275,8 +385,11 @@ def eo_tasks(
         - step: eo_tasks
           sources: {ucm: [scene_cls], dota: [detection, referring, region_caption, multilabel_cls]}
     """
+    if boxes not in BOX_FORMATS:
+        raise SpecError(f"eo_tasks: boxes must be one of {', '.join(BOX_FORMATS)}, got '{boxes}'")
     rows: list[dict] = []
-    params = {"max_boxes": max_boxes, "largest_ratio": largest_ratio, "regions_per_image": regions_per_image}
+    params = {"max_boxes": max_boxes, "largest_ratio": largest_ratio, "regions_per_image": regions_per_image,
+              "boxes": boxes, "min_pixels": min_pixels, "max_pixels": max_pixels}
     for name, tasks in sources.items():
         table = ctx.table(name)
         if "eo_family" not in table.columns or table.height == 0:
@@ -292,7 +405,7 @@ def eo_tasks(
         built = BUILDERS[family](table, set(tasks), ctx, params)
         ctx.note(f"eo.{name}.rows", len(built))
         rows.extend(built)
-    out = assemble(rows)
+    out = assemble(rows, boxes)
     dup = out.height - out["id"].n_unique()
     if dup:
         ctx.drop("duplicate id", dup)
