@@ -1,0 +1,224 @@
+"""The one typed object that owns a built dataset: :class:`Dataset` over its ``manifest.json``.
+
+Every command that reads a built dataset (show, sql, validate, report, publish, eval, the
+training backends) opens it here; nobody re-parses the manifest by hand.
+
+Examples
+--------
+>>> import json, tempfile, pathlib
+>>> d = pathlib.Path(tempfile.mkdtemp()) / "toy"
+>>> _ = (d / "data").mkdir(parents=True)
+>>> import polars as pl
+>>> pl.DataFrame({"id": ["a", "b"]}).write_parquet(d / "data" / "train-00000-of-00001.parquet")
+>>> m = {"written_by": "geodata", "name": "toy", "fingerprint": "f", "geodata_version": "0",
+...      "rows": 2, "configs": {"default": {"train": {"num_rows": 2,
+...      "files": ["data/train-00000-of-00001.parquet"]}}}, "stats": {}}
+>>> _ = (d / "manifest.json").write_text(json.dumps(m))
+>>> ds = Dataset.open(d)
+>>> ds.name, ds.configs, ds.splits()
+('toy', ['default'], ['train'])
+>>> ds.read()["id"].to_list()
+['a', 'b']
+>>> Dataset.open(d / "nope")  # doctest: +ELLIPSIS
+Traceback (most recent call last):
+...
+geodata.dataset.DatasetError: no built dataset at .../nope (no manifest.json; run `geodata build nope`)
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from .errors import GeodataError
+
+__all__ = ["Dataset", "DatasetError", "Manifest", "SplitEntry", "FileEntry", "BuildStats", "datasets_dir"]
+
+
+class DatasetError(GeodataError):
+    """A built dataset is missing, or its manifest is unreadable or malformed."""
+
+
+def datasets_dir() -> Path:
+    """Where built datasets live: ``$GEODATA_DATASETS`` or ``./datasets``."""
+    return Path(os.environ.get("GEODATA_DATASETS", "datasets"))
+
+
+class _Model(BaseModel):
+    # manifests gain fields over versions; unknown ones are kept, not rejected
+    model_config = ConfigDict(extra="allow", protected_namespaces=())
+
+
+class SplitEntry(_Model):
+    """One split of one config: its row count and its shard files (relative paths)."""
+
+    num_rows: int
+    files: list[str] = Field(default_factory=list)
+
+
+class FileEntry(_Model):
+    """One shard file: sha256, size in bytes, rows."""
+
+    sha256: str
+    bytes: int
+    rows: int
+
+
+class BuildStats(_Model):
+    """Per-step statistics, drop counts by reason, and the notes steps attached."""
+
+    steps: list[dict[str, Any]] = Field(default_factory=list)
+    drops: dict[str, int] = Field(default_factory=dict)
+    notes: dict[str, Any] = Field(default_factory=dict)
+
+
+class Manifest(_Model):
+    """The typed content of ``manifest.json`` (what :func:`geodata.engine.build` writes)."""
+
+    written_by: str | None = None
+    name: str
+    fingerprint: str
+    spec_fingerprint: str | None = None
+    spec_file: str | None = None
+    inputs: dict[str, Any] = Field(default_factory=dict)
+    geodata_version: str
+    versions: dict[str, str] = Field(default_factory=dict)
+    default_config: str = "default"
+    spec: dict[str, Any] = Field(default_factory=dict)
+    rows: int = 0
+    configs: dict[str, dict[str, SplitEntry]]
+    files: dict[str, FileEntry] = Field(default_factory=dict)
+    stats: BuildStats = Field(default_factory=BuildStats)
+
+
+def _first_error(e: ValidationError) -> str:
+    err = e.errors()[0]
+    where = ".".join(str(p) for p in err.get("loc", ())) or "(top level)"
+    return f"field '{where}': {err.get('msg', 'invalid')}"
+
+
+class Dataset:
+    """A built dataset folder and its typed manifest.
+
+    Open one with :meth:`open` (a name under ``$GEODATA_DATASETS`` or a folder path).
+    """
+
+    def __init__(self, path: Path, manifest: Manifest) -> None:
+        self.path = Path(path)
+        self.manifest = manifest
+
+    # -- opening ----------------------------------------------------------------------------
+    @classmethod
+    def resolve(cls, name_or_path: str | Path) -> Path:
+        """The folder of a dataset: ``name_or_path`` if it is a folder, else ``datasets/<name>``."""
+        p = Path(name_or_path).expanduser()
+        if p.is_dir() or p.is_absolute() or len(p.parts) > 1:
+            return p
+        return datasets_dir() / p
+
+    @classmethod
+    def open(cls, name_or_path: str | Path) -> "Dataset":
+        """Open a built dataset; a missing or corrupt manifest is a one-line :class:`DatasetError`."""
+        folder = cls.resolve(name_or_path)
+        mpath = folder / "manifest.json"
+        try:
+            text = mpath.read_text()
+        except FileNotFoundError:
+            raise DatasetError(
+                f"no built dataset at {folder} (no manifest.json; run `geodata build {Path(name_or_path).name}`)"
+            ) from None
+        except OSError as e:
+            raise DatasetError(f"{mpath}: cannot read ({e.strerror or e})") from None
+        try:
+            raw = json.loads(text)
+        except json.JSONDecodeError as e:
+            raise DatasetError(f"{mpath}: not valid JSON (line {e.lineno}, column {e.colno}: {e.msg})") from None
+        if not isinstance(raw, dict):
+            raise DatasetError(f"{mpath}: not a geodata manifest (a JSON {type(raw).__name__}, not an object)")
+        try:
+            manifest = Manifest.model_validate(raw)
+        except ValidationError as e:
+            raise DatasetError(f"{mpath}: not a geodata manifest ({_first_error(e)})") from None
+        return cls(folder, manifest)
+
+    # -- what it holds ----------------------------------------------------------------------
+    @property
+    def name(self) -> str:
+        return self.manifest.name
+
+    @property
+    def fingerprint(self) -> str:
+        return self.manifest.fingerprint
+
+    @property
+    def configs(self) -> list[str]:
+        """Config names, in manifest order."""
+        return list(self.manifest.configs)
+
+    @property
+    def default_config(self) -> str:
+        return self.manifest.default_config if self.manifest.default_config in self.manifest.configs else self.configs[0]
+
+    @property
+    def num_rows(self) -> int:
+        return self.manifest.rows
+
+    @property
+    def card_path(self) -> Path:
+        return self.path / "README.md"
+
+    @property
+    def stats(self) -> BuildStats:
+        return self.manifest.stats
+
+    @property
+    def spec(self) -> dict[str, Any]:
+        """The resolved spec the dataset was built from (as recorded)."""
+        return self.manifest.spec
+
+    def config(self, config: str | None = None) -> str:
+        """``config`` checked against the dataset (``None`` → the default config)."""
+        c = config or self.default_config
+        if c not in self.manifest.configs:
+            raise DatasetError(f"{self.name}: config '{c}' not in {sorted(self.manifest.configs)}")
+        return c
+
+    def splits(self, config: str | None = None) -> list[str]:
+        """Split names of one config."""
+        return list(self.manifest.configs[self.config(config)])
+
+    def split_entries(self) -> list[tuple[str, str, SplitEntry]]:
+        """Every ``(config, split, entry)`` of the dataset, in manifest order."""
+        return [(c, s, e) for c, splits in self.manifest.configs.items() for s, e in splits.items()]
+
+    def files(self, config: str | None = None, split: str | None = None) -> list[Path]:
+        """Absolute shard paths of one config (all its splits, or one)."""
+        c = self.config(config)
+        splits = self.manifest.configs[c]
+        if split is not None and split not in splits:
+            raise DatasetError(f"{self.name}: config '{c}' has no split '{split}' (splits: {sorted(splits)})")
+        names = [split] if split is not None else list(splits)
+        return [self.path / f for s in names for f in splits[s].files]
+
+    def listed_files(self) -> set[str]:
+        """Relative paths of every shard the manifest lists (configs and the files table)."""
+        out = set(self.manifest.files)
+        for _, _, e in self.split_entries():
+            out.update(e.files)
+        return out
+
+    def read(self, config: str | None = None, split: str | None = None, columns: list[str] | None = None) -> Any:
+        """One config (or split) as a polars DataFrame."""
+        import polars as pl
+
+        files = self.files(config, split)
+        if not files:
+            raise DatasetError(f"{self.name}: config '{self.config(config)}' has no shard files")
+        return pl.read_parquet([str(f) for f in files], columns=columns)
+
+    def __repr__(self) -> str:
+        return f"Dataset({self.name!r}, path={str(self.path)!r}, rows={self.num_rows})"
