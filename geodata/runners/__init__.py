@@ -111,11 +111,11 @@ def ordered_window(submit: Callable[[tuple], Any], result: Callable[[Any], Any],
         if len(pending) >= window:
             break
     while pending:
-        handle = pending.popleft()
-        for a in it:  # refill one slot before waiting, so the workers stay busy
+        out = result(pending.popleft())  # the others keep running meanwhile
+        for a in it:  # refill the slot: never more than ``window`` in flight
             pending.append(submit(a))
             break
-        yield result(handle)
+        yield out
 
 
 def get_runner(name: str | Runner | None = "local", workers: int | str | None = 1) -> Runner:
