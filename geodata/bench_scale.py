@@ -7,7 +7,7 @@ On an MP-16 root in the GeoEstimation layout (msgpack shards) of ``--images`` JP
   checking that it decodes with PIL, embedding it as an ``Image``, then ``to_parquet``;
 * ``geodata build mp16-rand-500k`` with ``--workers 1``, ``--workers N`` and ``--runner ray``;
 
-images/s and peak memory (the driver's ``ru_maxrss`` and the peak PSS summed over the whole
+images/s and peak memory (the driver's peak RSS, ``VmHWM`` and the peak PSS summed over the whole
 process tree, sampled from ``/proc``: worker pools and Ray's processes included), then where
 the time of a build goes and its cost as rows grow (1×, 4× with images, 16× metadata-only).
 
@@ -107,22 +107,28 @@ def write_image_root(
 
 # -- measuring one subprocess ----------------------------------------------------------------
 
-def _tree_pss_kib(pid: int) -> int:
-    """PSS (KiB) summed over ``pid`` and its descendants (Linux /proc)."""
+_TICK = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
+
+
+def _tree_sample(pid: int, cpu: dict[int, float]) -> int:
+    """PSS (KiB) summed over ``pid`` and its descendants; record each one's CPU seconds."""
     children: dict[int, list[int]] = {}
+    ticks: dict[int, float] = {}
     for d in os.listdir("/proc"):
         if not d.isdigit():
             continue
         try:
             with open(f"/proc/{d}/stat") as fh:
-                ppid = int(fh.read().rsplit(")", 1)[1].split()[1])
-        except (OSError, IndexError, ValueError):
+                f = fh.read().rsplit(")", 1)[1].split()
+        except (OSError, IndexError):
             continue
-        children.setdefault(ppid, []).append(int(d))
+        children.setdefault(int(f[1]), []).append(int(d))
+        ticks[int(d)] = (int(f[11]) + int(f[12])) / _TICK  # utime + stime
     total, todo = 0, [pid]
     while todo:
         p = todo.pop()
         todo += children.get(p, [])
+        cpu[p] = max(cpu.get(p, 0.0), ticks.get(p, 0.0))
         try:
             with open(f"/proc/{p}/smaps_rollup") as fh:
                 for line in fh:
@@ -135,15 +141,20 @@ def _tree_pss_kib(pid: int) -> int:
 
 
 def _run(code: str, env: dict[str, str], args: list[str]) -> tuple[dict, float]:
-    """Run ``code`` in a subprocess; return its JSON line and the peak tree PSS in MiB."""
+    """Run ``code`` in a subprocess; return its JSON line (plus CPU seconds) and peak PSS (MiB).
+
+    Every 0.1 s the process tree is sampled: PSS summed (the peak is kept) and each process's
+    CPU time (``cpu``: all processes; ``driver_cpu``: the build's own process).
+    """
     proc = subprocess.Popen([sys.executable, "-c", code, *args], env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     peak = [0]
+    cpu: dict[int, float] = {}
     done = threading.Event()
 
     def watch() -> None:
         while not done.is_set():
-            peak[0] = max(peak[0], _tree_pss_kib(proc.pid))
+            peak[0] = max(peak[0], _tree_sample(proc.pid, cpu))
             done.wait(0.1)
 
     th = threading.Thread(target=watch, daemon=True)
@@ -154,12 +165,18 @@ def _run(code: str, env: dict[str, str], args: list[str]) -> tuple[dict, float]:
     if proc.returncode != 0:
         sys.stderr.write(stderr[-3000:])
         raise SystemExit(f"benchmark subprocess failed ({proc.returncode})")
-    return json.loads(stdout.strip().splitlines()[-1]), peak[0] / 1024
+    res = json.loads(stdout.strip().splitlines()[-1])
+    res["cpu"], res["driver_cpu"] = sum(cpu.values()), cpu.get(proc.pid, 0.0)
+    return res, peak[0] / 1024
 
 
 _GEODATA = """
-import json, resource, sys, time
+import json, sys, time
 import datasets  # imported before the clock starts, as in the peer
+def hwm():  # this process's peak RSS in MiB (ru_maxrss would carry the parent's peak over exec)
+    for line in open('/proc/self/status'):
+        if line.startswith('VmHWM:'):
+            return int(line.split()[1]) / 1024
 from geodata.engine import build
 init = 0.0
 if __RUNNER__ == 'ray':  # a cluster is up before a build: start Ray and its workers outside the timing
@@ -174,16 +191,20 @@ r = build('mp16-rand-500k', sets=sys.argv[2:], out=sys.argv[1], force=True,
 wall = time.perf_counter() - t
 write = [s for s in r.steps if s.step == 'write'][0]
 print(json.dumps({'wall': wall, 'write': write.seconds, 'rows': r.rows, 'drops': r.drops, 'init': init,
-                  'rss': resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
+                  'rss': hwm()}))
 """
 
 # The peer: what one would write with `datasets` alone, doing the same image work
 _PEER = """
-import io, json, resource, sys, time
+import io, json, sys, time
 from pathlib import Path
 import msgpack
 from PIL import Image
 import datasets
+def hwm():  # this process's peak RSS in MiB (ru_maxrss would carry the parent's peak over exec)
+    for line in open('/proc/self/status'):
+        if line.startswith('VmHWM:'):
+            return int(line.split()[1]) / 1024
 
 root, out = Path(sys.argv[1]), sys.argv[2]
 t = time.perf_counter()
@@ -208,7 +229,7 @@ ds = datasets.Dataset.from_generator(rows, features=feats, cache_dir=sys.argv[3]
 ds.to_parquet(out)
 wall = time.perf_counter() - t
 print(json.dumps({'wall': wall, 'write': wall, 'rows': ds.num_rows, 'drops': {},
-                  'rss': resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
+                  'rss': hwm()}))
 """
 
 
@@ -220,8 +241,9 @@ def _geodata(env: dict, out: Path, sets: list[str], runner: str = "local", worke
 def _row(what: str, res: dict, pss: float, images: int, base: float | None = None) -> str:
     rate = images / res["write"] if res["write"] > 0 else float("nan")
     ratio = f"{rate / base:.2f}×" if base else "1.00×"
+    ms = lambda c: f"{c / images * 1e3:.2f}"  # noqa: E731
     return (f"| {what} | {res['rows']} | {res['wall']:.1f} s | {res['write']:.1f} s | {rate:,.0f} | {ratio} "
-            f"| {res['rss']:,.0f} MiB | {pss:,.0f} MiB |")
+            f"| {ms(res['cpu'])} | {ms(res['driver_cpu'])} | {res['rss']:,.0f} MiB | {pss:,.0f} MiB |")
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -254,8 +276,9 @@ def main(argv: list[str] | None = None) -> None:
         # the first build makes the image index (one pass over the shards); later ones reuse it
         cold, _ = _geodata(env, tmp / "cold", sets)
         images = cold["rows"]
-        print("| run | rows | wall | image plane | images/s | vs workers 1 | driver peak RSS | peak PSS, all processes |")
-        print("|---|---:|---:|---:|---:|---:|---:|---:|")
+        print("| run | rows | wall | image plane | images/s | vs workers 1 | CPU ms/image (whole run), all processes "
+              "| of which the driver | driver peak RSS | peak PSS, all processes |")
+        print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
         peer, pss = _run(_PEER, env, [str(tmp / "mp16"), str(tmp / "peer.parquet"), str(tmp / "hf")])
         one, pss1 = _geodata(env, tmp / "w1", sets)
         base = images / one["write"]
@@ -272,7 +295,7 @@ def main(argv: list[str] | None = None) -> None:
         drops = {k: v["drops"].get("missing_image", 0) + v["drops"].get("undecodable_image", 0) for k, v in runs.items()}
         print(f"\nshards identical across runners: {same}; image drops per run: {drops}")
         print(f"scaling: {one['write'] / many['write']:.2f}× with {workers} workers "
-              f"(target ≥ {0.85 * workers:.2f}×)")
+              f"(target ≥ {0.85 * workers:.2f}×); load average now {os.getloadavg()[0]:.1f}")
 
         _breakdown(tmp, cold, one)
         if not args.skip_growth:
