@@ -182,7 +182,7 @@ init = 0.0
 if __RUNNER__ == 'ray':  # a cluster is up before a build: start Ray and its workers outside the timing
     import ray
     t = time.perf_counter()
-    ray.init(num_cpus=__WORKERS__, include_dashboard=False, log_to_driver=False)
+    ray.init(address="local", num_cpus=__WORKERS__, include_dashboard=False, log_to_driver=False)
     ray.get([ray.remote(lambda: 0).remote() for _ in range(2 * __WORKERS__)])
     init = time.perf_counter() - t
 t = time.perf_counter()

@@ -37,7 +37,7 @@ def _outputs(folder: Path) -> dict[str, bytes]:
 def ray_session():
     """One local Ray (2 CPUs) for the module; the runner reuses it and leaves it running."""
     ray = pytest.importorskip("ray")
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False,
+    ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False,
              object_store_memory=256 * 1024 * 1024)
     yield ray
     ray.shutdown()

@@ -1,8 +1,8 @@
 """The ``ray`` runner: chunks as Ray tasks, on a local Ray or the cluster in ``RAY_ADDRESS``.
 
 ``ray`` is imported only when the first chunk is submitted. Without ``RAY_ADDRESS`` (and
-without a Ray already started in this process) a local Ray is started with
-``num_cpus=workers``; with it, this process joins that cluster as its driver. Each chunk is
+without a Ray already started in this process) a new local Ray is started with
+``num_cpus=workers`` (``address="local"``: never a cluster found on the machine); with it, this process joins that cluster as its driver. Each chunk is
 one task (one CPU); at most ``2 × workers`` are in flight and results are taken in
 submission order, so the driver writes the same shards as the ``local`` runner. A Ray this
 runner started is shut down when it closes; one already running is left alone.
@@ -42,8 +42,14 @@ class RayRunner(Runner):
             kw: dict[str, Any] = {"include_dashboard": False, "log_to_driver": False,
                                   "configure_logging": False}
             if not os.environ.get("RAY_ADDRESS"):
-                kw["num_cpus"] = self.workers
-            ray.init(**kw)
+                # a new local Ray, even if a `ray start` cluster runs on this machine
+                kw.update(address="local", num_cpus=self.workers)
+            try:
+                ray.init(**kw)
+            except Exception as exc:  # one line, not Ray's traceback
+                where = f"RAY_ADDRESS={os.environ['RAY_ADDRESS']}" if os.environ.get("RAY_ADDRESS") else "a local Ray"
+                msg = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+                raise BuildError(f"--runner ray: could not start or join {where}: {msg}") from None
             self._started = True
         self._ray = ray
         return ray
