@@ -288,10 +288,10 @@ def main(argv: list[str] | None = None) -> None:
             cases.append(("ray", f"geodata --runner ray --workers {workers}"))
         best: dict[str, tuple[dict, float]] = {}
         spread: dict[str, list[float]] = {k: [] for k, _ in cases}
-        for _ in range(args.repeat):
+        for attempt in range(args.repeat):
             for key, _label in cases:
-                if key == "peer":
-                    res = _run(_PEER, env, [str(tmp / "mp16"), str(tmp / "peer.parquet"), str(tmp / "hf")])
+                if key == "peer":  # a fresh datasets cache each time: from_generator would reuse the last
+                    res = _run(_PEER, env, [str(tmp / "mp16"), str(tmp / "peer.parquet"), str(tmp / f"hf-{attempt}")])
                 else:
                     res = _geodata(env, tmp / key, sets, runner="ray" if key == "ray" else "local",
                                    workers=1 if key == "w1" else workers)
