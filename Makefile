@@ -42,8 +42,13 @@ demo: install ## build every dataset at sample scale and print a summary
 test: install-dev ## run the test suite (offline, CPU)
 	$(BIN)/python -m pytest tests geodata
 
-bench: install ## benchmarks (not tests); results go to docs/benchmarks.md
+$(VENV)/.installed-ray: pyproject.toml | $(BIN)/python
+	$(BIN)/pip install -q -e '.[ray]'
+	touch $(VENV)/.installed $@
+
+bench: install $(VENV)/.installed-ray ## benchmarks (not tests); results go to docs/benchmarks.md
 	$(BIN)/python -m geodata.bench
+	$(BIN)/python -m geodata.bench_scale
 
 catalog: install ## list the source datasets geodata knows
 	$(BIN)/geodata catalog

@@ -118,12 +118,14 @@ def write_partition(
     row_group_rows: int = 256,
     check_images: bool = True,
     on_rows: Callable[[int], None] | None = None,
+    runner: Any = None,
 ) -> PartitionResult:
     """Write one (config, split) of rows under ``root/prefix`` and return what was written.
 
     ``df`` may hold an ``images`` column of image references (``list[str]``); they are
     embedded as ``datasets.Image`` structs. Rows whose image cannot be read or decoded are
-    dropped and counted (``missing_image``, ``undecodable_image``).
+    dropped and counted (``missing_image``, ``undecodable_image``). ``runner`` (a
+    :class:`geodata.runners.Runner`; default: this process) embeds the row groups, in order.
     """
     res = PartitionResult(config, split)
     has_images = "images" in df.columns
@@ -168,7 +170,13 @@ def write_partition(
         )
         cur_rows, cur_bytes = 0, 0
 
-    for start in range(0, max(df.height, 1), row_group_rows):
+    starts = range(0, max(df.height, 1), row_group_rows)
+    if any_images:  # the image plane: one _embed per row group, in order, on the runner
+        from .runners import InProcess
+
+        jobs = ((df.slice(s, row_group_rows)["images"].to_list(), check_images) for s in starts)
+        embedded = (runner or InProcess()).imap(_embed, jobs)
+    for start in starts:
         chunk = df.slice(start, row_group_rows)
         if chunk.height == 0 and (start > 0 or tmp_files or writer is not None):
             break
@@ -181,7 +189,7 @@ def write_partition(
                 schema=schema,
             )
         elif has_images:
-            imgs, why = _embed(chunk["images"].to_list(), check_images)
+            imgs, why = next(embedded)
             keep = [w is None for w in why]
             for w in why:
                 if w is not None:
