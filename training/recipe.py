@@ -183,10 +183,10 @@ class GRPOSpec(_TRLSection):
 
     Any other ``trl.GRPOConfig`` field is accepted (``epsilon_high``, ``mask_truncated_completions``,
     ``importance_sampling_level``, ``vllm_server_host``, ``steps_per_generation`` ...).
-    ``rewards`` and ``reference`` are geodata's own keys.
+    ``rewards``, ``reference``, ``reference_model`` and ``stage_launcher`` are geodata's own keys.
     """
 
-    _own: ClassVar[tuple[str, ...]] = ("rewards", "reference")
+    _own: ClassVar[tuple[str, ...]] = ("rewards", "reference", "reference_model", "stage_launcher")
 
 
     num_generations: int = Field(8, ge=2)
@@ -214,6 +214,14 @@ class GRPOSpec(_TRLSection):
         description="KL reference of stage 2.. of a multi-stage run: the recipe's model (base) "
         "or the previous stage's output (previous)",
     )
+    reference_model: str | None = Field(
+        None, description="KL reference model folder or Hub id (default: the model trained from)"
+    )
+    stage_launcher: str | None = Field(
+        None,
+        description="command that starts each stage of a multi-stage run, before '-m training' "
+        "(default: this Python; e.g. 'accelerate launch --num_processes 8')",
+    )
 
     @field_validator("rewards", mode="before")
     @classmethod
@@ -236,6 +244,11 @@ class PredictSpec(_Strict):
     do_sample: bool = False
     temperature: float = Field(1.0, gt=0)
     output: str | None = Field(None, description="default: <output_dir>/predictions.parquet")
+    engine: Literal["auto", "hf", "vllm"] = Field(
+        "auto", description="vllm where it is installed and CUDA is present (auto), else transformers generate"
+    )
+    save_every: int = Field(1, gt=0, description="write a partial output every N batches (resume point)")
+    vllm_gpu_memory_utilization: float = Field(0.85, gt=0, le=1)
 
 
 class Recipe(_Strict):
