@@ -151,7 +151,7 @@ def run(
         return run_stages(recipe, sets)
     [(config, rows, funcs)] = prepare(recipe)
     from .data import load_eval_rows
-    from .sft import resume_point, save
+    from .sft import resume_model, resume_point, resume_trainer, save
 
     eval_rows = load_eval_rows(recipe.data, "grpo", GRPO_COLUMNS, config, recipe.where)
     resume = resume_point(recipe)
@@ -163,7 +163,7 @@ def run(
     out = recipe.output_dir
     args = grpo_config(recipe, settings, out)
     processor = load_processor(recipe.model, padding_side="left")
-    model: Any = load_model(recipe.model, settings)
+    model: Any = load_model(resume_model(recipe, resume), settings)
     # the KL reference and vLLM load from model.name_or_path: the starting weights (or the
     # base model, grpo.reference=base) with the trainer's processor, so one image size holds
     ref = recipe.grpo.reference_model or recipe.model.name_or_path
@@ -189,6 +189,7 @@ def run(
         peft_config=lora_config(recipe.model.lora),
         callbacks=callbacks,
     )
+    resume_trainer(trainer, recipe, resume)
     trainer.train(resume_from_checkpoint=resume)
     return save(trainer, recipe, processor)
 

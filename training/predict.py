@@ -157,15 +157,31 @@ def _engine_name(recipe: Recipe, cuda: bool) -> str:
     return e
 
 
-def _dist() -> tuple[int, int, Any]:
-    """``(rank, world_size, state)``: accelerate's PartialState when launched distributed."""
-    world = int(os.environ.get("WORLD_SIZE", "1"))
-    if world <= 1:
-        return 0, 1, None
-    from accelerate import PartialState
+class _Dist:
+    """Rank, world size and a barrier: torch.distributed (NCCL on CUDA, gloo on CPU) when
+    ``WORLD_SIZE`` > 1, as set by ``accelerate launch`` and ``torchrun``."""
 
-    state = PartialState()
-    return state.process_index, state.num_processes, state
+    def __init__(self) -> None:
+        self.world = int(os.environ.get("WORLD_SIZE", "1"))
+        self.rank, self.local_rank = 0, 0
+        if self.world > 1:
+            import torch
+            import torch.distributed as dist
+
+            if not dist.is_initialized():
+                dist.init_process_group(backend="nccl" if torch.cuda.is_available() else "gloo")
+            self.rank = dist.get_rank()
+            self.local_rank = int(os.environ.get("LOCAL_RANK", self.rank))
+
+    def wait(self) -> None:
+        if self.world > 1:
+            import torch.distributed as dist
+
+            dist.barrier()
+
+    @property
+    def device(self) -> str:
+        return f"cuda:{self.local_rank}"
 
 
 def _done_ids(parts: Path) -> set[str]:
@@ -230,14 +246,14 @@ def run(recipe: Recipe | str | Path, sets: Iterable[str] = (), out: Path | None 
     if len(set(all_ids)) != len(all_ids):
         dup = next(i for i in all_ids if all_ids.count(i) > 1)
         raise SourceError(f"{recipe.where}: dataset '{recipe.data.dataset}': id '{dup}' occurs more than once")
-    rank, world, state = _dist()
+    dist = _Dist()
+    rank, world = dist.rank, dist.world
     parts = out.with_name(out.name + ".parts")
     if rank == 0:
         _check_parts(parts)
         parts.mkdir(parents=True, exist_ok=True)
         (parts / PARTS_MARKER).write_text(json.dumps({"output": str(out)}) + "\n")
-    if state is not None:
-        state.wait_for_everyone()
+    dist.wait()
     done = _done_ids(parts)
     mine = [i for i in range(rank, len(rows), world) if all_ids[i] not in done]
 
@@ -251,7 +267,7 @@ def run(recipe: Recipe | str | Path, sets: Iterable[str] = (), out: Path | None 
     else:
         model = load_model(recipe.model, settings, for_training=False)
         if settings.cuda:
-            model = model.to(state.device if state is not None else "cuda")
+            model = model.to(dist.device)
         model.eval()
         gen = lambda *a, **k: generate(model, processor, *a, **k)  # noqa: E731
         batch_size = p.batch_size
@@ -279,8 +295,7 @@ def run(recipe: Recipe | str | Path, sets: Iterable[str] = (), out: Path | None 
     dt = time.perf_counter() - t0
     print(f"predict {recipe.name}: rank {rank}/{world}: {len(mine)} rows, {n_images} images in {dt:.1f} s "
           f"({n_images / dt if dt > 0 else 0.0:.2f} images/s)", flush=True)
-    if state is not None:
-        state.wait_for_everyone()
+    dist.wait()
     if rank == 0:
         files = sorted(parts.glob("*.parquet"))
         df = pl.read_parquet(files) if files else _frame([], [], [])
@@ -297,6 +312,5 @@ def run(recipe: Recipe | str | Path, sets: Iterable[str] = (), out: Path | None 
         total = sum(len(x or []) for x in rows.select(new).select_columns(["images"])["images"])
         print(f"predict {recipe.name}: wrote {out}: {df.height} rows ({len(done)} from an earlier run), "
               f"{world} rank(s), {total / wall if wall > 0 else 0.0:.2f} images/s overall", flush=True)
-    if state is not None:
-        state.wait_for_everyone()
+    dist.wait()
     return out

@@ -16,7 +16,7 @@ from geodata.errors import SpecError
 
 from .recipe import Recipe, load_recipe
 
-__all__ = ["prepare", "prepare_eval", "resume_point", "run", "sft_config", "save"]
+__all__ = ["prepare", "prepare_eval", "resume_point", "resume_model", "resume_trainer", "run", "sft_config", "save"]
 
 log = logging.getLogger("geodata.training")
 
@@ -82,6 +82,33 @@ def resume_point(recipe: Recipe, output_dir: Path | None = None) -> str | None:
     return str(path)
 
 
+def _deepspeed() -> bool:
+    import os
+
+    return os.environ.get("ACCELERATE_USE_DEEPSPEED", "").lower() in ("1", "true")
+
+
+def resume_model(recipe: Recipe, resume: str | None) -> Any:
+    """The ``model`` section to load: the checkpoint's weights when resuming a full fine-tune.
+
+    ``Trainer`` restores a checkpoint by loading its state dict into the model as is, which
+    misses every tensor when the checkpoint was saved under Qwen's checkpoint names
+    (``model.layers.*``, ``visual.*``) and the model uses transformers' (``model.language_model.*``):
+    the run would go on from the initial weights. ``from_pretrained`` maps the names, so the
+    weights come from there and :func:`resume_trainer` lets the trainer restore only the
+    optimizer, scheduler, RNG and step. LoRA and DeepSpeed checkpoints keep the trainer's path.
+    """
+    if resume is None or recipe.model.lora is not None or _deepspeed():
+        return recipe.model
+    return recipe.model.model_copy(update={"name_or_path": resume})
+
+
+def resume_trainer(trainer: Any, recipe: Recipe, resume: str | None) -> None:
+    """Skip the trainer's own weight reload when :func:`resume_model` loaded the checkpoint."""
+    if resume_model(recipe, resume) is not recipe.model:
+        trainer._load_from_checkpoint = lambda *a, **k: None
+
+
 def sft_config(recipe: Recipe, settings: Any) -> Any:
     """The ``trl.SFTConfig`` of ``recipe`` on this host (any SFTConfig field from the recipe)."""
     from trl import SFTConfig
@@ -126,7 +153,7 @@ def run(
     settings = device_settings(recipe.model, recipe.where)
     args = sft_config(recipe, settings)
     processor = load_processor(recipe.model, padding_side="right")
-    model = load_model(recipe.model, settings)
+    model = load_model(resume_model(recipe, resume), settings)
     log.info(
         "sft %s: %d rows, weights %s, autocast %s, %s%s",
         recipe.name,
@@ -145,6 +172,7 @@ def run(
         peft_config=lora_config(recipe.model.lora),
         callbacks=callbacks,
     )
+    resume_trainer(trainer, recipe, resume)
     trainer.train(resume_from_checkpoint=resume)
     return save(trainer, recipe, processor)
 
