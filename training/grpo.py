@@ -69,13 +69,17 @@ def prepare(recipe: Recipe) -> list[tuple[str | None, Any, list[Any]]]:
         raise SpecError(
             f"{recipe.where}: grpo.use_vllm is set but vllm is not installed (pip install -e '.[train,vllm]')"
         )
+    import datasets
+
     stages = []
     for config in recipe.data.configs:
         rows = load_rows(recipe.data, "grpo", config, recipe.where)
         rows = rows.select_columns(GRPO_COLUMNS)
-        funcs = trl_reward_funcs(task_rewards(recipe, unique_tasks(rows)))
-        stages.append((config, rows, funcs))
-    return stages
+        stages.append((config, rows))
+    if not g.stages and len(stages) > 1:  # one run over every config (Geo-R1: all cross-view sources)
+        names = "+".join(str(c) for c, _ in stages)
+        stages = [(names, datasets.concatenate_datasets([r for _, r in stages]).shuffle(seed=recipe.train.seed))]
+    return [(c, r, trl_reward_funcs(task_rewards(recipe, unique_tasks(r)))) for c, r in stages]
 
 
 def grpo_config(recipe: Recipe, settings: Any, output_dir: Path) -> Any:
@@ -147,13 +151,16 @@ def run(
     sets = list(sets)
     if not isinstance(recipe, Recipe):
         recipe = load_recipe(recipe, sets)
-    if len(recipe.data.configs) > 1:
+    if len(recipe.data.configs) > 1 and recipe.grpo is not None and recipe.grpo.stages:
         return run_stages(recipe, sets)
     [(config, rows, funcs)] = prepare(recipe)
+    import datasets
+
     from .data import load_eval_rows
     from .sft import resume_model, resume_point, resume_trainer, save
 
-    eval_rows = load_eval_rows(recipe.data, "grpo", GRPO_COLUMNS, config, recipe.where)
+    evals = [load_eval_rows(recipe.data, "grpo", GRPO_COLUMNS, c, recipe.where) for c in recipe.data.configs]
+    eval_rows = None if evals[0] is None else datasets.concatenate_datasets(evals)
     resume = resume_point(recipe)
     from trl import GRPOTrainer
 
@@ -167,7 +174,9 @@ def run(
     # the KL reference and vLLM load from model.name_or_path: the starting weights (or the
     # base model, grpo.reference=base) with the trainer's processor, so one image size holds
     ref = recipe.grpo.reference_model or recipe.model.name_or_path
-    model.config._name_or_path = str(policy_folder(ref, processor, out / ".geodata" / "policy"))
+    policy = str(policy_folder(ref, processor, out / ".geodata" / "policy"))
+    model.config._name_or_path = policy  # the reference: trl get_config_model_id(model.config)
+    model.name_or_path = policy  # vLLM: LLM(model=model.name_or_path)
     log.info(
         "grpo %s%s: %d rows, rewards %s, weights %s, autocast %s, %s%s",
         recipe.name,

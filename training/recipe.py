@@ -112,7 +112,9 @@ class DataSpec(_Strict):
 
     dataset: str
     config: str | list[str] | None = Field(
-        None, description="config(s); SFT concatenates a list, GRPO trains on it stage by stage"
+        None,
+        description="config(s); SFT concatenates a list, GRPO trains on it stage by stage "
+        "(grpo.stages: false concatenates)",
     )
     split: str = "train"
     max_rows: int | None = Field(None, gt=0, description="first N rows of each config")
@@ -183,10 +185,11 @@ class GRPOSpec(_TRLSection):
 
     Any other ``trl.GRPOConfig`` field is accepted (``epsilon_high``, ``mask_truncated_completions``,
     ``importance_sampling_level``, ``vllm_server_host``, ``steps_per_generation`` ...).
-    ``rewards``, ``reference``, ``reference_model`` and ``stage_launcher`` are geodata's own keys.
+    ``rewards``, ``stages``, ``reference``, ``reference_model`` and ``stage_launcher`` are geodata's
+    own keys.
     """
 
-    _own: ClassVar[tuple[str, ...]] = ("rewards", "reference", "reference_model", "stage_launcher")
+    _own: ClassVar[tuple[str, ...]] = ("rewards", "reference", "reference_model", "stage_launcher", "stages")
 
 
     num_generations: int = Field(8, ge=2)
@@ -209,6 +212,10 @@ class GRPOSpec(_TRLSection):
     vllm_mode: Literal["colocate", "server"] = "colocate"
     vllm_gpu_memory_utilization: float = Field(0.3, gt=0, le=1)
     log_completions: bool = False
+    stages: bool = Field(
+        True,
+        description="a data.config list trains stage by stage (true) or concatenated in one run (false)",
+    )
     reference: Literal["base", "previous"] = Field(
         "previous",
         description="KL reference of stage 2.. of a multi-stage run: the recipe's model (base) "
