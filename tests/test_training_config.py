@@ -188,3 +188,31 @@ def test_doctor_lists_packages_recipes_and_missing() -> None:
     assert "deepspeed (8 GPUs" in text and "missing:" in text
     res = CliRunner().invoke(app, ["train", "doctor"])
     assert res.exit_code == 0 and "recipes:" in res.output
+
+
+# -- recipes vs the papers -------------------------------------------------------------------------
+def test_geo_r_sft_global_batch_is_the_papers() -> None:
+    r = load_recipe("geo-r-sft")
+    t = r.train
+    assert (t.learning_rate, t.num_train_epochs) == (1e-5, 1)
+    assert t.per_device_train_batch_size * t.gradient_accumulation_steps * 8 == 64  # on 8 GPUs
+    for name in ("geo-r-grpo", "geo-r1-grpo", "geovlm-r1-grpo"):
+        assert load_recipe(name).grpo.max_completion_length == 2048
+
+
+def test_geo_r1_grpo_trains_all_cross_view_sources_at_once(tmp_path: Path) -> None:
+    import datasets
+
+    from geodata.engine import build
+
+    res = build("crossview-pairs", out=tmp_path / "cv", force=True)
+    r = load_recipe("geo-r1-grpo", [f"data.dataset={res.path}"])
+    assert r.data.configs == ["cvusa", "cvact", "vigor", "cvcities"] and r.grpo.stages is False
+    [(name, rows, funcs)] = grpo.prepare(r)
+    per = {c: len(datasets.load_dataset(str(res.path), c, split="train")) for c in r.data.configs}
+    assert all(per.values()) and len(rows) == sum(per.values()) and name == "cvusa+cvact+vigor+cvcities"
+    [fn] = funcs
+    gold = "<think>Candidate B shows the same crossing.</think><answer>B</answer>"
+    loop = "<think>" + "the road bends left " * 300 + "</think><answer>B</answer>"
+    s = fn(prompts=[None] * 2, completions=[gold, loop], task=["crossview_mcq"] * 2, solution=['{"answer": "B"}'] * 2)
+    assert s[0] == pytest.approx(1.0) and s[1] < 0.1  # right and well-formed, but overlong and looping
