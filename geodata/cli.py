@@ -342,7 +342,7 @@ def train_doctor() -> None:
     from training.doctor import report
 
     for line in report():
-        console.print(line, highlight=False)
+        console.print(line, highlight=False, markup=False, soft_wrap=True)
 
 
 @train_app.command("validate")

@@ -6,6 +6,7 @@ No model is trained here (fast); needs the train extra.
 from __future__ import annotations
 
 import dataclasses
+import importlib.util
 from pathlib import Path
 from typing import Any
 
@@ -184,10 +185,15 @@ def test_doctor_lists_packages_recipes_and_missing() -> None:
     for dist in ("torch", "transformers", "trl", "vllm", "flash-attn", "deepspeed"):
         assert any(line.strip().startswith(dist) for line in lines), dist
     assert f"  trl           {trl.__version__}" in text
-    assert "geo-r1-grpo:" in text and "vllm" in text.split("geo-r1-grpo:")[1].splitlines()[0]
-    assert "deepspeed (8 GPUs" in text and "missing:" in text
+    block = text.split("  geo-r1-grpo:")[1].split("\n  geo-r1-sft:")[0]
+    assert "vllm" in block and "deepspeed" in block and "flash-attn" in block
+    vllm_state = "installed" if importlib.util.find_spec("vllm") else "MISSING"
+    assert [ln.split()[1] for ln in block.splitlines() if ln.strip().startswith("vllm")] == [vllm_state]
+    assert "missing:" in text
     res = CliRunner().invoke(app, ["train", "doctor"])
     assert res.exit_code == 0 and "recipes:" in res.output
+    if importlib.util.find_spec("vllm") is None:
+        assert "pip install -e '.[train,vllm]'" in res.output  # printed as is, not as rich markup
 
 
 # -- recipes vs the papers -------------------------------------------------------------------------

@@ -80,7 +80,8 @@ def _cuda() -> str:
     return f"{n} x {name}, {bf16}"
 
 
-def _recipe_needs() -> Iterator[tuple[str, list[str]]]:
+def _recipe_needs() -> Iterator[tuple[str, list[tuple[str, str]]]]:
+    """``(recipe, [(distribution, why)])`` for every shipped recipe."""
     from geodata.errors import GeodataError
 
     from .recipe import list_recipes, load_recipe
@@ -89,17 +90,17 @@ def _recipe_needs() -> Iterator[tuple[str, list[str]]]:
         try:
             r = load_recipe(name)
         except GeodataError as exc:
-            yield name, [f"invalid: {exc}"]
+            yield name, [("", f"invalid: {exc}")]
             continue
-        needs = ["torchvision (stock processor)"]
+        needs = [("torchvision", "stock processor")]
         attn = r.model.attn_implementation
-        needs.append("flash-attn (required)" if attn == "flash_attention_2" else "flash-attn (used on CUDA when installed)")
+        needs.append(("flash-attn", "required" if attn == "flash_attention_2" else "used on CUDA when installed"))
         if r.grpo is not None:
-            needs.append("vllm (grpo.use_vllm)" if r.grpo.use_vllm else "vllm (optional: --set grpo.use_vllm=true)")
+            needs.append(("vllm", "grpo.use_vllm" if r.grpo.use_vllm else "optional: --set grpo.use_vllm=true"))
         elif r.sft is None:
-            needs.append("vllm (predict.engine auto: used when installed)")
+            needs.append(("vllm", "predict.engine auto: used on CUDA when installed"))
         if r.sft is not None or r.grpo is not None:
-            needs.append("deepspeed (8 GPUs: training/accelerate/zero3.yaml)")
+            needs.append(("deepspeed", "8 GPUs: training/accelerate/zero3.yaml"))
         yield name, needs
 
 
@@ -122,7 +123,10 @@ def report() -> list[str]:
             missing.append(dist)
     lines.append("recipes:")
     for name, needs in _recipe_needs():
-        lines.append(f"  {name}: " + "; ".join(needs))
+        lines.append(f"  {name}:")
+        for dist, why in needs:
+            state = "" if not dist else ("installed" if installed(dist) else "MISSING")
+            lines.append(f"    {dist:<12} {state:<10} {why}" if dist else f"    {why}")
     core = [d for d in ("torch", "torchvision", "transformers", "trl", "peft", "accelerate") if d in missing]
     lines.append("missing:")
     if core:

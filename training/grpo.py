@@ -174,7 +174,12 @@ def run(
     # the KL reference and vLLM load from model.name_or_path: the starting weights (or the
     # base model, grpo.reference=base) with the trainer's processor, so one image size holds
     ref = recipe.grpo.reference_model or recipe.model.name_or_path
-    policy = str(policy_folder(ref, processor, out / ".geodata" / "policy"))
+    policy_dir = out / ".geodata" / "policy"
+    state = args.distributed_state  # one writer per node; every rank waits for it
+    if state.is_local_main_process:
+        policy_folder(ref, processor, policy_dir)
+    state.wait_for_everyone()
+    policy = str(policy_dir)
     model.config._name_or_path = policy  # the reference: trl get_config_model_id(model.config)
     model.name_or_path = policy  # vLLM: LLM(model=model.name_or_path)
     log.info(
