@@ -86,6 +86,18 @@ def test_trl_values_are_checked_by_trl() -> None:
         grpo.grpo_config(r, CPU, Path("/tmp/x"))
 
 
+def test_cli_validate_builds_the_trl_config() -> None:
+    runner = CliRunner()
+    ok = runner.invoke(app, ["train", "validate", "geo-r-grpo", "--no-data", "--set", "grpo.epsilon_high=0.28"])
+    assert ok.exit_code == 0 and "trl.GRPOConfig ok" in ok.output, ok.output
+    bad = runner.invoke(
+        app,
+        ["train", "validate", "geo-r-grpo", "--no-data", "--set", "grpo.generation_batch_size=16",
+         "--set", "grpo.steps_per_generation=2"],
+    )
+    assert bad.exit_code == 2 and "GRPOConfig" in bad.output
+
+
 def test_section_fields_are_trl_dataclass_fields() -> None:
     assert {"epsilon_high", "vllm_mode", "beta", "learning_rate"} <= trl_fields("grpo")
     assert {"packing", "completion_only_loss", "learning_rate"} <= trl_fields("sft")

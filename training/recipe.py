@@ -199,7 +199,7 @@ class GRPOSpec(_TRLSection):
     beta: float = Field(0.04, ge=0, description="KL coefficient; > 0 loads a reference model")
     epsilon: float = Field(0.2, gt=0)
     num_iterations: int = Field(1, gt=0)
-    loss_type: Literal["grpo", "bnpo", "dr_grpo", "dapo"] = "dapo"
+    loss_type: Literal["grpo", "bnpo", "dr_grpo", "dapo", "cispo", "luspo", "sapo", "vespo"] = "dapo"
     scale_rewards: Literal["group", "batch", "none"] = "group"
     max_completion_length: int = Field(512, gt=0)
     temperature: float = Field(1.0, gt=0)
