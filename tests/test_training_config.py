@@ -234,3 +234,18 @@ def test_geo_r1_grpo_trains_all_cross_view_sources_at_once(tmp_path: Path) -> No
     loop = "<think>" + "the road bends left " * 300 + "</think><answer>B</answer>"
     s = fn(prompts=[None] * 2, completions=[gold, loop], task=["crossview_mcq"] * 2, solution=['{"answer": "B"}'] * 2)
     assert s[0] == pytest.approx(1.0) and s[1] < 0.1  # right and well-formed, but overlong and looping
+
+
+def test_grpo_reference_model_is_bf16_beside_fp32_master_weights(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import training.models
+
+    seen: dict[str, Any] = {}
+    monkeypatch.setattr(training.models, "build_config", lambda *a, **extra: seen.update(extra))
+    r = load_recipe("geo-r-grpo", [f"train.output_dir={tmp_path}"])
+    grpo.grpo_config(r, device_settings(ModelSpec(attn_implementation="sdpa"), host=GPU), tmp_path)
+    assert seen == {"model_init_kwargs": {"dtype": "bfloat16"}}  # policy fp32 + autocast, reference bf16
+    seen.clear()
+    grpo.grpo_config(r, CPU, tmp_path)
+    assert seen == {}

@@ -88,8 +88,12 @@ def grpo_config(recipe: Recipe, settings: Any, output_dir: Path) -> Any:
 
     from .models import build_config
 
-    recipe.require("grpo")
-    return build_config(recipe, settings, output_dir, GRPOConfig)
+    g = recipe.require("grpo")
+    extra: dict[str, Any] = {}
+    if settings.bf16 and str(settings.dtype) == "torch.float32" and "model_init_kwargs" not in (g.model_extra or {}):
+        # the KL reference is never trained: bf16 storage, not the policy's fp32 master weights
+        extra["model_init_kwargs"] = {"dtype": "bfloat16"}
+    return build_config(recipe, settings, output_dir, GRPOConfig, **extra)
 
 
 def _model_files(name_or_path: str) -> Path:

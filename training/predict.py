@@ -115,15 +115,18 @@ def vllm_kwargs(recipe: Recipe, processor: Any, max_images: int) -> dict[str, An
 
     min_pixels, max_pixels = image_size(processor)
     mm = {k: v for k, v in (("min_pixels", min_pixels), ("max_pixels", max_pixels)) if v}
-    return dict(
+    kwargs: dict[str, Any] = dict(
         model=recipe.model.name_or_path,
         mm_processor_kwargs=mm,
         limit_mm_per_prompt={"image": max(1, max_images)},
         gpu_memory_utilization=recipe.predict.vllm_gpu_memory_utilization,
         tensor_parallel_size=1,
-        distributed_executor_backend="external_launcher",
         dtype="auto",
     )
+    if int(os.environ.get("WORLD_SIZE", "1")) > 1:
+        # one engine per rank on its own GPU, as TRL's colocate mode starts them
+        kwargs["distributed_executor_backend"] = "external_launcher"
+    return kwargs
 
 
 class _VLLMEngine:
