@@ -38,17 +38,10 @@ from training.recipe import ModelSpec, list_recipes, load_recipe  # noqa: E402
 from training.rewards import trl_reward_funcs  # noqa: E402
 from training.tiny import write_model  # noqa: E402
 
+from training_fixtures import FAST  # noqa: E402  (settings that make a recipe run in seconds)
+
 pytestmark = pytest.mark.train
 
-#: Settings that make any recipe run in seconds on one CPU core with the tiny model.
-FAST = [
-    "train.gradient_accumulation_steps=1",
-    "train.gradient_checkpointing=false",
-    "train.logging_steps=1",
-    "train.save_steps=10000",
-    "train.warmup_steps=0",
-    "model.max_pixels=3136",
-]
 
 
 # -- fixtures ---------------------------------------------------------------------------------
