@@ -24,14 +24,16 @@ $(VENV)/.installed: pyproject.toml | $(BIN)/python
 	$(BIN)/pip install -q -e .
 	touch $@
 
-$(VENV)/.installed-dev: pyproject.toml | $(BIN)/python
-	# torch is pinned to the CPU wheel first so nothing pulls CUDA builds.
-	$(BIN)/pip install -q "torch==2.13.0"
-	$(BIN)/pip install -q -e '.[dev,train]'
+# The train set tested together (training/constraints-ci.txt): torch 2.14.1 + torchvision 0.29.1
+# (CUDA builds, run on CPU here) give the stock Qwen2.5-VL processor the tests train with.
+TRAIN_CONSTRAINTS ?= training/constraints-ci.txt
+
+$(VENV)/.installed-dev: pyproject.toml $(TRAIN_CONSTRAINTS) | $(BIN)/python
+	$(BIN)/pip install -q -c $(TRAIN_CONSTRAINTS) -e '.[dev,train]'
 	touch $(VENV)/.installed $@
 
 install: $(VENV)/.installed ## install geodata into .venv
-install-dev: $(VENV)/.installed-dev ## install geodata with the dev and train extras (CPU torch)
+install-dev: $(VENV)/.installed-dev ## install geodata with the dev and train extras (the tested train set)
 
 sample-data: install ## write the embedded sample sources under data/samples
 	$(BIN)/geodata sample-data
@@ -70,19 +72,29 @@ clean: ## remove built datasets and samples (keeps .venv)
 
 # -- training (issue 4): RECIPE=training/recipes name or YAML, SET="key=value ..." ----------
 RECIPE ?=
-.PHONY: sft grpo predict tiny-model
+.PHONY: sft grpo predict tiny-model install-vllm doctor
 
-$(VENV)/.installed-train: pyproject.toml | $(BIN)/python
-	$(BIN)/pip install -q -e '.[train]'
+$(VENV)/.installed-train: pyproject.toml $(TRAIN_CONSTRAINTS) | $(BIN)/python
+	$(BIN)/pip install -q -c $(TRAIN_CONSTRAINTS) -e '.[train]'
 	touch $(VENV)/.installed $@
 
-install-train: $(VENV)/.installed-train ## install geodata with the train extra (torch, transformers, trl, peft)
+install-train: $(VENV)/.installed-train ## install geodata with the train extra (the tested set: torch, torchvision, transformers, trl, peft, accelerate)
 
-sft: install-train ## SFT with a recipe (RECIPE=geo-r-sft SET="train.max_steps=100")
-	$(BIN)/geodata train sft $(or $(RECIPE),geo-r-sft) $(SET_ARGS)
+install-vllm: $(VENV)/.installed-train ## add vLLM (CUDA; the set vllm 0.31 and TRL 1.16 accept: torch 2.13.0, transformers<5.18)
+	$(BIN)/pip install -q -e '.[train,vllm]'
 
-grpo: install-train ## GRPO with a recipe (RECIPE=geo-r-grpo SET="grpo.num_generations=4")
-	$(BIN)/geodata train grpo $(or $(RECIPE),geo-r-grpo) $(SET_ARGS)
+doctor: install ## what is installed for training, what each recipe needs, what is missing
+	$(BIN)/geodata train doctor
+
+# RESUME=1: continue from the last checkpoint in output_dir; RESUME=runs/x/checkpoint-500: from that one
+RESUME ?=
+RESUME_ARGS = $(if $(RESUME),--resume $(filter-out 1,$(RESUME)))
+
+sft: install-train ## SFT with a recipe (RECIPE=geo-r-sft SET="train.max_steps=100" RESUME=1)
+	$(BIN)/geodata train sft $(or $(RECIPE),geo-r-sft) $(RESUME_ARGS) $(SET_ARGS)
+
+grpo: install-train ## GRPO with a recipe (RECIPE=geo-r-grpo SET="grpo.num_generations=4" RESUME=1)
+	$(BIN)/geodata train grpo $(or $(RECIPE),geo-r-grpo) $(RESUME_ARGS) $(SET_ARGS)
 
 predict: install-train ## predictions Parquet (RECIPE=mp16-predict SET="model.name_or_path=runs/geo-r-sft")
 	$(BIN)/geodata predict $(or $(RECIPE),mp16-predict) $(SET_ARGS)

@@ -313,28 +313,57 @@ app.add_typer(train_app, name="train")
 _SET_HELP = "override a recipe value: section.key=value (repeatable)"
 
 
+_RESUME_HELP = "continue from the last checkpoint-* in train.output_dir, or from the CHECKPOINT given after it"
+
+
+def _resume_sets(sets: Optional[List[str]], resume: bool, checkpoint: Optional[str]) -> list[str]:
+    """``--resume [CHECKPOINT]`` as a ``train.resume_from_checkpoint`` override."""
+    from .errors import SpecError
+
+    out = list(sets or [])
+    if checkpoint and not resume:
+        raise SpecError(f"unexpected argument '{checkpoint}' (a checkpoint goes after --resume)")
+    if resume:
+        out.append(f"train.resume_from_checkpoint={checkpoint or 'last'}")
+    return out
+
+
 @train_app.command("sft")
 @cli_errors
 def train_sft(
     recipe: str = typer.Argument(..., help="recipe name (training/recipes/NAME.yaml) or a YAML path"),
+    checkpoint: Optional[str] = typer.Argument(None, help="with --resume: the checkpoint folder", show_default=False),
     set_: Optional[List[str]] = typer.Option(None, "--set", help=_SET_HELP),
+    resume: bool = typer.Option(False, "--resume", help=_RESUME_HELP),
 ) -> None:
     """Supervised fine-tuning (TRL SFTTrainer) on a recipe's prompt/completion rows."""
     from training import sft
 
-    console.print(f"saved {sft.run(recipe, set_ or [])}")
+    console.print(f"saved {sft.run(recipe, _resume_sets(set_, resume, checkpoint))}")
 
 
 @train_app.command("grpo")
 @cli_errors
 def train_grpo(
     recipe: str = typer.Argument(..., help="recipe name (training/recipes/NAME.yaml) or a YAML path"),
+    checkpoint: Optional[str] = typer.Argument(None, help="with --resume: the checkpoint folder", show_default=False),
     set_: Optional[List[str]] = typer.Option(None, "--set", help=_SET_HELP),
+    resume: bool = typer.Option(False, "--resume", help=_RESUME_HELP),
 ) -> None:
-    """GRPO (TRL GRPOTrainer) with the geodata reward of each row's task."""
+    """GRPO (TRL GRPOTrainer) with the geodata reward of each row's task; multi-stage recipes run a process per stage."""
     from training import grpo
 
-    console.print(f"saved {grpo.run(recipe, set_ or [])}")
+    console.print(f"saved {grpo.run(recipe, _resume_sets(set_, resume, checkpoint))}")
+
+
+@train_app.command("doctor")
+@cli_errors
+def train_doctor() -> None:
+    """What is installed for training, what each recipe needs (flash-attn, vLLM, DeepSpeed) and what is missing."""
+    from training.doctor import report
+
+    for line in report():
+        console.print(line, highlight=False, markup=False, soft_wrap=True)
 
 
 @train_app.command("validate")

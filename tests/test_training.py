@@ -38,17 +38,10 @@ from training.recipe import ModelSpec, list_recipes, load_recipe  # noqa: E402
 from training.rewards import trl_reward_funcs  # noqa: E402
 from training.tiny import write_model  # noqa: E402
 
+from training_fixtures import FAST  # noqa: E402  (settings that make a recipe run in seconds)
+
 pytestmark = pytest.mark.train
 
-#: Settings that make any recipe run in seconds on one CPU core with the tiny model.
-FAST = [
-    "train.gradient_accumulation_steps=1",
-    "train.gradient_checkpointing=false",
-    "train.logging_steps=1",
-    "train.save_steps=10000",
-    "train.warmup_steps=0",
-    "model.max_pixels=3136",
-]
 
 
 # -- fixtures ---------------------------------------------------------------------------------
@@ -92,6 +85,8 @@ class Record(TrainerCallback):
     def __init__(self) -> None:
         self.logs: list[dict[str, float]] = []
         self.batch: dict[str, Any] | None = None
+        self.processor: Any = None
+        self.name_or_path: str | None = None
 
     def on_log(self, args: Any, state: Any, control: Any, logs: dict | None = None, **kw: Any) -> None:
         if logs:
@@ -101,6 +96,9 @@ class Record(TrainerCallback):
         loader = kw.get("train_dataloader")
         if loader is not None and self.batch is None:
             self.batch = next(iter(loader))
+        self.processor = kw.get("processing_class")
+        if kw.get("model") is not None:
+            self.name_or_path = kw["model"].name_or_path
 
 
 @pytest.fixture(scope="session")
@@ -346,6 +344,9 @@ def grpo_run(work: Path, warm: Path, mp16: Path) -> tuple[Path, Record]:
             "grpo.max_completion_length=160",
             "grpo.beta=0.04",
             *FAST,
+            # the SFT checkpoint saved 3136..3136 px; this run asks for another cap
+            "model.min_pixels=3136",
+            "model.max_pixels=6272",
         ],
         callbacks=[rec],
     )
@@ -361,6 +362,32 @@ def test_grpo_updates_the_policy_with_the_geolocation_reward(grpo_run: tuple[Pat
     assert max(float(l["grad_norm"]) for l in steps) > 0
     assert any(float(l["reward_std"]) > 0 for l in steps)
     assert _changed(warm, out, "model.layers.")
+
+
+def test_one_image_size_reaches_trainer_checkpoint_and_vllm(grpo_run: tuple[Path, Record], warm: Path) -> None:
+    from training.models import has_stock_processor, image_size
+
+    out, rec = grpo_run
+    want = (3136, 6272)
+    assert image_size(load_processor(ModelSpec(name_or_path=str(warm)))) == (3136, 3136)  # what SFT saved
+    assert image_size(rec.processor) == want  # the trainer's processor
+
+    def saved(folder: Path) -> tuple[int, int]:
+        size = json.loads((folder / "processor_config.json").read_text())["image_processor"]["size"]
+        return size["shortest_edge"], size["longest_edge"]
+
+    assert saved(out) == want  # the checkpoint (what vLLM / lmms-eval load later)
+    # TRL starts vLLM as LLM(model=model.name_or_path): that folder carries the recipe's size
+    assert rec.name_or_path is not None and Path(rec.name_or_path) == out / ".geodata" / "policy"
+    assert saved(Path(rec.name_or_path)) == want
+    if has_stock_processor():
+        from transformers import AutoProcessor
+
+        assert image_size(AutoProcessor.from_pretrained(rec.name_or_path)) == want
+    # predict's vLLM engine gets the same bounds as mm_processor_kwargs
+    r = load_recipe("mp16-predict", [f"model.name_or_path={out}", "model.max_pixels=6272"])
+    kw = predict.vllm_kwargs(r, load_processor(r.model), max_images=1)
+    assert kw["mm_processor_kwargs"] == {"min_pixels": want[0], "max_pixels": want[1]}
 
 
 def test_predict_writes_the_predictions_file(grpo_run: tuple[Path, Record], mp16: Path, tmp_path: Path) -> None:

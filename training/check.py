@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 from pathlib import Path
 from typing import Iterable
 
@@ -12,6 +13,9 @@ __all__ = ["check"]
 
 def check(recipe: Recipe | str | Path, sets: Iterable[str] = (), data: bool = True) -> list[str]:
     """Run every check a training command runs before it loads a model.
+
+    The recipe, the TRL config it builds (when the train extra is installed), and with
+    ``data`` the dataset's columns and the rewards of its tasks.
 
     Parameters
     ----------
@@ -30,6 +34,20 @@ def check(recipe: Recipe | str | Path, sets: Iterable[str] = (), data: bool = Tr
     if not isinstance(recipe, Recipe):
         recipe = load_recipe(recipe, sets)
     lines = [f"{recipe.where}: recipe ok"]
+    if importlib.util.find_spec("trl") is not None and (recipe.sft is not None or recipe.grpo is not None):
+        from .models import device_settings
+
+        settings = device_settings(recipe.model, recipe.where)
+        if recipe.sft is not None:
+            from .sft import sft_config
+
+            sft_config(recipe, settings)
+            lines.append("sft: trl.SFTConfig ok")
+        if recipe.grpo is not None:
+            from .grpo import grpo_config
+
+            grpo_config(recipe, settings, recipe.output_dir)
+            lines.append("grpo: trl.GRPOConfig ok")
     if not data:
         return lines
     if recipe.sft is not None:

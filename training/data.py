@@ -19,7 +19,7 @@ from .recipe import DataSpec, Recipe, RewardRef
 if TYPE_CHECKING:
     from datasets import Dataset
 
-__all__ = ["REQUIRED_COLUMNS", "resolve_dataset", "load_rows", "task_rewards", "check_columns"]
+__all__ = ["REQUIRED_COLUMNS", "resolve_dataset", "load_rows", "load_eval_rows", "task_rewards", "check_columns"]
 
 #: Columns each use of a dataset needs.
 REQUIRED_COLUMNS: dict[str, tuple[str, ...]] = {
@@ -64,6 +64,8 @@ def load_rows(
     use: Literal["sft", "grpo", "predict"],
     config: str | None = None,
     where: str = "data",
+    split: str | None = None,
+    max_rows: int | None = None,
 ) -> "Dataset":
     """Load one config/split of ``data``, check its columns and apply ``max_rows`` / ``tasks``.
 
@@ -77,16 +79,21 @@ def load_rows(
         The config to load (one of ``data.configs``).
     where
         Prefix of error messages (the recipe file).
+    split, max_rows
+        Instead of ``data.split`` / ``data.max_rows`` (the eval split).
     """
     import datasets
+
+    if split is None:
+        split, max_rows = data.split, data.max_rows
 
     loc = resolve_dataset(data.dataset)
     label = f"{where}: dataset '{data.dataset}'" + (f" config '{config}'" if config else "")
     try:
-        ds = datasets.load_dataset(loc, config, split=data.split)
+        ds = datasets.load_dataset(loc, config, split=split)
     except ValueError as exc:
         msg = str(exc).splitlines()[0]
-        raise SourceError(f"{label} split '{data.split}': {msg}") from None
+        raise SourceError(f"{label} split '{split}': {msg}") from None
     except FileNotFoundError as exc:
         raise SourceError(f"{label}: {str(exc).splitlines()[0]}") from None
     check_columns(ds.column_names, use, label)
@@ -95,11 +102,21 @@ def load_rows(
             raise SourceError(f"{label}: data.tasks is set but the dataset has no 'task' column")
         keep = set(data.tasks)
         ds = ds.filter(lambda t: t in keep, input_columns="task")
-    if data.max_rows is not None and len(ds) > data.max_rows:
-        ds = ds.select(range(data.max_rows))
+    if max_rows is not None and len(ds) > max_rows:
+        ds = ds.select(range(max_rows))
     if len(ds) == 0:
-        raise SourceError(f"{label} split '{data.split}': no rows to use")
+        raise SourceError(f"{label} split '{split}': no rows to use")
     return ds
+
+
+def load_eval_rows(
+    data: DataSpec, use: Literal["sft", "grpo"], columns: Sequence[str], config: str | None, where: str
+) -> "Dataset | None":
+    """The ``data.eval_split`` rows of one config (``None`` when no eval split is set)."""
+    if not data.eval_split:
+        return None
+    rows = load_rows(data, use, config, where, split=data.eval_split, max_rows=data.eval_max_rows)
+    return rows.select_columns(list(columns))
 
 
 def task_rewards(recipe: Recipe, tasks: Sequence[str]) -> dict[str, list[tuple[RewardInfo, RewardRef]]]:

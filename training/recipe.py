@@ -17,14 +17,24 @@ Strings may use ``${VAR}`` / ``${VAR:-default}``; ``--set a.b=value`` overrides 
 unknown key, a wrong type, an unknown reward or reward parameter fails on load, with the
 file and key in the message, before anything is downloaded or any model is loaded.
 
-This module imports neither torch nor transformers.
+``train``, ``sft`` and ``grpo`` map onto TRL's own configs: besides the keys typed here, any
+field of ``trl.SFTConfig`` (``sft``; ``train``: the ``TrainingArguments`` fields) or
+``trl.GRPOConfig`` (``grpo``) is accepted (``grpo.epsilon_high``, ``train.eval_strategy``,
+``train.save_only_model`` ...) and checked by name against ``dataclasses.fields`` of the
+installed TRL class; an unknown name fails listing the allowed ones.
+
+Importing this module imports neither torch nor transformers; a recipe that sets a TRL field
+not typed here imports TRL's config class to check the name.
 """
 
 from __future__ import annotations
 
 import copy
+import dataclasses
+import difflib
+from functools import lru_cache
 from pathlib import Path
-from typing import Any, Iterable, Literal
+from typing import Any, ClassVar, Iterable, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
@@ -58,6 +68,19 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
+class _TRLSection(BaseModel):
+    """A section whose keys beyond the typed ones are fields of a TRL/transformers config class."""
+
+    model_config = ConfigDict(extra="allow")
+
+    #: keys of this section that are geodata's own (not passed to the TRL config)
+    _own: ClassVar[tuple[str, ...]] = ()
+
+    def trl_kwargs(self) -> dict[str, Any]:
+        """The section as keyword arguments of the TRL config (geodata's own keys left out)."""
+        return self.model_dump(exclude=set(self._own))
+
+
 class LoraSpec(_Strict):
     """LoRA adapter; the adapter is merged into the saved model unless ``merge`` is false."""
 
@@ -81,15 +104,23 @@ class ModelSpec(_Strict):
 
 
 class DataSpec(_Strict):
-    """Where the rows come from: ``datasets/<name>``, a dataset folder, or a Hub id."""
+    """Where the rows come from: ``datasets/<name>``, a dataset folder, or a Hub id.
+
+    ``eval_split`` (with ``eval_max_rows``) gives the trainer an eval set (the same configs);
+    when it is set and ``train.eval_strategy`` is not, evaluation runs every ``save_steps``.
+    """
 
     dataset: str
     config: str | list[str] | None = Field(
-        None, description="config(s); SFT concatenates a list, GRPO trains on it stage by stage"
+        None,
+        description="config(s); SFT concatenates a list, GRPO trains on it stage by stage "
+        "(grpo.stages: false concatenates)",
     )
     split: str = "train"
     max_rows: int | None = Field(None, gt=0, description="first N rows of each config")
     tasks: list[str] | None = Field(None, description="keep only rows of these tasks")
+    eval_split: str | None = Field(None, description="split evaluated during training")
+    eval_max_rows: int | None = Field(None, gt=0, description="first N eval rows of each config")
 
     @property
     def configs(self) -> list[str | None]:
@@ -98,8 +129,14 @@ class DataSpec(_Strict):
         return [self.config] if isinstance(self.config, str) else list(self.config)
 
 
-class TrainSpec(_Strict):
-    """Arguments shared by the SFT and GRPO trainers (``transformers.TrainingArguments`` names)."""
+class TrainSpec(_TRLSection):
+    """Arguments shared by the SFT and GRPO trainers: any ``transformers.TrainingArguments`` field.
+
+    The keys typed here carry geodata's defaults; ``gradient_checkpointing`` is passed as
+    ``activation_checkpointing`` where the installed transformers has that name.
+    ``resume_from_checkpoint`` (``--resume``): a checkpoint folder, or ``last`` for the newest
+    ``checkpoint-*`` in ``output_dir``.
+    """
 
     output_dir: str | None = Field(None, description="default: runs/<recipe name>")
     num_train_epochs: float = Field(1.0, gt=0)
@@ -118,10 +155,16 @@ class TrainSpec(_Strict):
     gradient_checkpointing: bool = True
     dataloader_num_workers: int = Field(0, ge=0)
     report_to: str | list[str] = "none"
+    resume_from_checkpoint: str | None = Field(
+        None, description="a checkpoint folder, or 'last' (the newest checkpoint-* in output_dir)"
+    )
 
 
-class SFTSpec(_Strict):
-    """Supervised fine-tuning on the prompt/completion rows; the loss covers the completion."""
+class SFTSpec(_TRLSection):
+    """Supervised fine-tuning on the prompt/completion rows; the loss covers the completion.
+
+    Any other ``trl.SFTConfig`` field is accepted.
+    """
 
     max_length: int | None = Field(
         None, gt=0, description="truncate longer rows (keep it above the image tokens)"
@@ -137,8 +180,17 @@ class RewardRef(_Strict):
     params: dict[str, Any] = Field(default_factory=dict)
 
 
-class GRPOSpec(_Strict):
-    """Group-relative policy optimisation; rewards are picked per row by its ``task``."""
+class GRPOSpec(_TRLSection):
+    """Group-relative policy optimisation; rewards are picked per row by its ``task``.
+
+    Any other ``trl.GRPOConfig`` field is accepted (``epsilon_high``, ``mask_truncated_completions``,
+    ``importance_sampling_level``, ``vllm_server_host``, ``steps_per_generation`` ...).
+    ``rewards``, ``stages``, ``reference``, ``reference_model`` and ``stage_launcher`` are geodata's
+    own keys.
+    """
+
+    _own: ClassVar[tuple[str, ...]] = ("rewards", "reference", "reference_model", "stage_launcher", "stages")
+
 
     num_generations: int = Field(8, ge=2)
     generation_batch_size: int | None = Field(
@@ -147,7 +199,7 @@ class GRPOSpec(_Strict):
     beta: float = Field(0.04, ge=0, description="KL coefficient; > 0 loads a reference model")
     epsilon: float = Field(0.2, gt=0)
     num_iterations: int = Field(1, gt=0)
-    loss_type: Literal["grpo", "bnpo", "dr_grpo", "dapo"] = "dapo"
+    loss_type: Literal["grpo", "bnpo", "dr_grpo", "dapo", "cispo", "luspo", "sapo", "vespo"] = "dapo"
     scale_rewards: Literal["group", "batch", "none"] = "group"
     max_completion_length: int = Field(512, gt=0)
     temperature: float = Field(1.0, gt=0)
@@ -160,6 +212,23 @@ class GRPOSpec(_Strict):
     vllm_mode: Literal["colocate", "server"] = "colocate"
     vllm_gpu_memory_utilization: float = Field(0.3, gt=0, le=1)
     log_completions: bool = False
+    stages: bool = Field(
+        True,
+        description="a data.config list trains stage by stage (true) or concatenated in one run (false)",
+    )
+    reference: Literal["base", "previous"] = Field(
+        "previous",
+        description="KL reference of stage 2.. of a multi-stage run: the recipe's model (base) "
+        "or the previous stage's output (previous)",
+    )
+    reference_model: str | None = Field(
+        None, description="KL reference model folder or Hub id (default: the model trained from)"
+    )
+    stage_launcher: str | None = Field(
+        None,
+        description="command that starts each stage of a multi-stage run, before '-m training' "
+        "(default: this Python; e.g. 'accelerate launch --num_processes 8')",
+    )
 
     @field_validator("rewards", mode="before")
     @classmethod
@@ -182,6 +251,11 @@ class PredictSpec(_Strict):
     do_sample: bool = False
     temperature: float = Field(1.0, gt=0)
     output: str | None = Field(None, description="default: <output_dir>/predictions.parquet")
+    engine: Literal["auto", "hf", "vllm"] = Field(
+        "auto", description="vllm where it is installed and CUDA is present (auto), else transformers generate"
+    )
+    save_every: int = Field(1, gt=0, description="write a partial output every N batches (resume point)")
+    vllm_gpu_memory_utilization: float = Field(0.85, gt=0, le=1)
 
 
 class Recipe(_Strict):
@@ -245,6 +319,53 @@ def apply_overrides(raw: dict[str, Any], sets: Iterable[str], where: str) -> dic
     return raw
 
 
+#: the TRL / transformers class whose fields each section accepts
+_SECTION_CLASSES = {"train": "TrainingArguments", "sft": "SFTConfig", "grpo": "GRPOConfig"}
+
+
+@lru_cache(maxsize=None)
+def trl_fields(section: str) -> frozenset[str]:
+    """Field names of the config class behind ``section`` (``train``, ``sft``, ``grpo``).
+
+    Imports TRL (and so transformers and torch).
+    """
+    name = _SECTION_CLASSES[section]
+    if name == "TrainingArguments":
+        from transformers import TrainingArguments as cls
+    else:
+        import trl
+
+        cls = getattr(trl, name)
+    return frozenset(f.name for f in dataclasses.fields(cls) if f.init)
+
+
+def _check_trl_fields(recipe: Recipe) -> None:
+    """Every key of ``train`` / ``sft`` / ``grpo`` is typed here or a field of its TRL class."""
+    for section in ("train", "sft", "grpo"):
+        spec = getattr(recipe, section)
+        if spec is None or not spec.model_extra:
+            continue
+        try:
+            allowed = trl_fields(section)
+        except ImportError:
+            keys = ", ".join(f"{section}.{k}" for k in spec.model_extra)
+            raise SpecError(
+                f"{recipe.where}: {keys}: not a key geodata types; checking it against "
+                f"trl.{_SECTION_CLASSES[section]} needs the train extra (pip install -e '.[train]')"
+            ) from None
+        own = set(type(spec).model_fields)
+        for key in spec.model_extra:
+            if key in allowed:
+                continue
+            names = sorted(allowed | own)
+            close = difflib.get_close_matches(key, names, n=3)
+            hint = f" (did you mean {', '.join(close)}?)" if close else ""
+            raise SpecError(
+                f"{recipe.where}: unknown key '{section}.{key}'{hint}; allowed: the fields of "
+                f"{_SECTION_CLASSES[section]}: {', '.join(names)}"
+            )
+
+
 def _check_rewards(recipe: Recipe) -> None:
     """Every reward a GRPO recipe names exists and takes the parameters given."""
     if recipe.grpo is None:
@@ -291,5 +412,6 @@ def load_recipe(
                 f"{where}: grpo.generation_batch_size ({gbs}) must be a multiple of "
                 f"grpo.num_generations ({g.num_generations})"
             )
+    _check_trl_fields(recipe)
     _check_rewards(recipe)
     return recipe

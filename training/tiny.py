@@ -4,9 +4,11 @@ Nothing here touches the Hugging Face Hub. :func:`write_model` saves, into one f
 
 * a ``Qwen2_5_VLForConditionalGeneration`` with random weights, sized by a preset
   (``tiny``: a few hundred thousand parameters; ``3b``: the Qwen2.5-VL-3B shapes), and
-* an image-only :class:`ImageOnlyQwenVLProcessor`: a byte-level BPE tokenizer that carries
-  Qwen's special tokens and chat template (``3b`` pads the vocabulary to Qwen's 151,936 ids
-  so that the embedding sizes match) and the PIL Qwen2-VL image processor.
+* the stock ``Qwen2_5_VLProcessor`` (image and video processors; needs torchvision), or
+  without torchvision the image-only :class:`ImageOnlyQwenVLProcessor` (PIL image
+  processor; saved as the stock class), over a byte-level BPE tokenizer that carries Qwen's
+  special tokens and chat template (``3b`` pads the vocabulary to Qwen's 151,936 ids so that
+  the embedding sizes match).
 
 The folder loads with :func:`training.models.load_model` and
 :func:`training.models.load_processor`, exactly like a real checkpoint.
@@ -119,12 +121,33 @@ def build_tokenizer(vocab_size: int | None = None) -> Any:
     return fast
 
 
-def build_processor(min_pixels: int, max_pixels: int, vocab_size: int | None = None) -> Any:
-    """The image-only Qwen2.5-VL processor over :func:`build_tokenizer` and the PIL image processor."""
-    from transformers.models.qwen2_vl.image_processing_pil_qwen2_vl import Qwen2VLImageProcessorPil
+def build_processor(
+    min_pixels: int, max_pixels: int, vocab_size: int | None = None, stock: bool | None = None
+) -> Any:
+    """A Qwen2.5-VL processor over :func:`build_tokenizer`.
+
+    ``stock`` (default: whether torchvision is importable) gives the stock
+    ``Qwen2_5_VLProcessor``; otherwise the image-only one with the PIL image processor.
+    """
     from trl.chat_template_utils import qwen2_5_vl_chat_template
 
-    from .models import ImageOnlyQwenVLProcessor
+    from .models import ImageOnlyQwenVLProcessor, has_stock_processor
+
+    if stock is None:
+        stock = has_stock_processor()
+    if stock:
+        from transformers import Qwen2_5_VLProcessor
+        from transformers.models.qwen2_vl.image_processing_qwen2_vl import Qwen2VLImageProcessor
+        from transformers.models.qwen2_vl.video_processing_qwen2_vl import Qwen2VLVideoProcessor
+
+        bounds = dict(min_pixels=min_pixels, max_pixels=max_pixels)
+        return Qwen2_5_VLProcessor(
+            image_processor=Qwen2VLImageProcessor(**bounds),
+            video_processor=Qwen2VLVideoProcessor(**bounds),
+            tokenizer=build_tokenizer(vocab_size),
+            chat_template=qwen2_5_vl_chat_template,
+        )
+    from transformers.models.qwen2_vl.image_processing_pil_qwen2_vl import Qwen2VLImageProcessorPil
 
     image_processor = Qwen2VLImageProcessorPil(min_pixels=min_pixels, max_pixels=max_pixels)
     return ImageOnlyQwenVLProcessor(
@@ -134,7 +157,9 @@ def build_processor(min_pixels: int, max_pixels: int, vocab_size: int | None = N
     )
 
 
-def write_model(out: Path, preset: str = "tiny", seed: int = 0, dtype: str = "float32") -> Path:
+def write_model(
+    out: Path, preset: str = "tiny", seed: int = 0, dtype: str = "float32", stock: bool | None = None
+) -> Path:
     """Write a random-init Qwen2.5-VL model and its offline processor to ``out``.
 
     Parameters
@@ -147,6 +172,8 @@ def write_model(out: Path, preset: str = "tiny", seed: int = 0, dtype: str = "fl
         Seed of the random weights.
     dtype
         Storage dtype (``float32`` or ``bfloat16``).
+    stock
+        Stock processor (default: when torchvision is importable) or the image-only one.
 
     Returns
     -------
@@ -161,7 +188,7 @@ def write_model(out: Path, preset: str = "tiny", seed: int = 0, dtype: str = "fl
     from transformers import Qwen2_5_VLConfig, Qwen2_5_VLForConditionalGeneration
 
     p = PRESETS[preset]
-    processor = build_processor(p["min_pixels"], p["max_pixels"], p["vocab_size"])
+    processor = build_processor(p["min_pixels"], p["max_pixels"], p["vocab_size"], stock=stock)
     tok = processor.tokenizer
     ids = {t: tok.convert_tokens_to_ids(t) for t in SPECIAL_TOKENS}
     vocab = p["vocab_size"] or len(tok)
