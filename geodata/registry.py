@@ -172,9 +172,35 @@ def reward(
     return deco
 
 
+#: the packages whose modules register steps, sources and rewards when imported; a new
+#: module in one of these folders is found without editing any list
+PLUGIN_PACKAGES = ("geodata.sources", "geodata.steps", "geodata.rewards")
+#: entry-point group through which other installed packages add their own modules
+ENTRY_POINT_GROUP = "geodata.plugins"
+_loaded = False
+
+
 def _load_all() -> None:
-    # Importing the packages registers their members.
-    from . import rewards, sources, steps  # noqa: F401
+    """Import every module of :data:`PLUGIN_PACKAGES` and of the ``geodata.plugins`` entry points.
+
+    Discovery is by name (``pkgutil``/``importlib``), so this module imports none of the
+    packages that import it: there is no import circle, and adding a source, step or reward
+    is adding one file in its folder.
+    """
+    global _loaded
+    if _loaded:
+        return
+    import importlib
+    import pkgutil
+    from importlib.metadata import entry_points
+
+    for pkg_name in PLUGIN_PACKAGES:
+        pkg = importlib.import_module(pkg_name)
+        for mod in sorted(pkgutil.walk_packages(pkg.__path__, prefix=pkg_name + "."), key=lambda m: m.name):
+            importlib.import_module(mod.name)
+    for ep in sorted(entry_points(group=ENTRY_POINT_GROUP), key=lambda e: e.name):
+        importlib.import_module(ep.value)
+    _loaded = True
 
 
 def _get(table: dict[str, Any], kind: str, name: str) -> Any:

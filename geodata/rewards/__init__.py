@@ -1,3 +1,4 @@
-from . import eo  # noqa: F401  (Earth-observation task rewards)
-from . import mcq  # noqa: F401  (Geo-R1 cross-view multiple choice)
-from . import geolocation  # noqa: F401  (Geo-R distance, format and their product)
+"""Rewards, registered by name (see :func:`geodata.registry.reward`).
+
+Every module in this package is imported by :func:`geodata.registry._load_all`.
+"""

@@ -1,6 +1,5 @@
-"""Source readers, registered by name (see :func:`geodata.registry.source`)."""
+"""Source readers, one module per source (or family folder), registered by name.
 
-from . import mp16  # noqa: F401
-from . import cvact, cvcities, cvusa, vigor  # noqa: F401,E401  (cross-view: Geo-R1 pairing)
-from . import eo  # noqa: F401  (Earth-observation sources: GeoVLM-R1 instruction set)
-from . import predictions  # noqa: F401  (model predictions: MP16-Hard-200K, eval)
+Every module in this package is imported by :func:`geodata.registry._load_all`, so a new
+reader is one new file here; nothing else lists it.
+"""

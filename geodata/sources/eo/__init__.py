@@ -1,6 +1,7 @@
 """Earth-observation sources for the GeoVLM-R1 instruction set (``pipelines/eo-instruct.yaml``).
 
-One module per source family; importing the package registers every reader:
+One module per source family; :func:`geodata.registry._load_all` imports each, which registers
+every reader:
 
 =====================  ===================================  ============================
 module                 readers (env var)                    family (``eo_family``)
@@ -17,4 +18,3 @@ module                 readers (env var)                    family (``eo_family`
 The box convention, system prompt and class-name normalization live in :mod:`.common`.
 """
 
-from . import captions, dior, dota, geochat, levir, rsvqa, scene  # noqa: F401
