@@ -288,11 +288,10 @@ def card_body_sections(
             "from the sources' metadata."]
     out.append(_section("Licenses", lic))
     # provenance, unless the build's card already states it
-    if manifest.get("fingerprint") and manifest["fingerprint"] not in body:
-        prov = [f"- dataset fingerprint: `{manifest.get('fingerprint')}`",
-                f"- spec fingerprint: `{manifest.get('spec_fingerprint')}`",
+    # (input fingerprints hash paths and mtimes: they stay in manifest.json, off the card)
+    if manifest.get("spec_fingerprint") and manifest["spec_fingerprint"] not in body:
+        prov = [f"- spec fingerprint: `{manifest.get('spec_fingerprint')}`",
                 f"- geodata version: `{manifest.get('geodata_version')}`"]
-        prov += [f"- input `{k}`: `{v}`" for k, v in (manifest.get("inputs") or {}).items()]
         steps = (manifest.get("stats") or {}).get("steps") or []
         if steps:
             prov += ["", "| step | rows in | rows out | drops |", "| --- | ---: | ---: | --- |"]
