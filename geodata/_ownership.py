@@ -7,8 +7,9 @@ What geodata wrote is recognised by its own marker, never by a folder's name:
   files geodata wrote there are the ones the manifest lists plus ``manifest.json``,
   ``README.md``, ``build_stats.json`` and :data:`IMAGES_SIDECAR`;
 * a **sample** folder holds ``.complete`` with the text :data:`SAMPLE_TEXT`;
-* a **publish** folder (``geodata publish --out``) holds :data:`PUBLISH_MARKER`, a JSON list of
-  the files geodata put there;
+* a **publish** folder (``geodata publish --out``) holds a geodata ``manifest.json`` and a
+  ``README.md`` carrying :data:`PUBLISH_MARKER` (the section ``geodata publish`` adds to the card);
+  the files geodata put there are the ones that manifest lists, plus the card and the figures;
 * a **temporary** folder (``.NAME.tmp-PID``) holds :data:`TEMP_MARKER` until it is swapped in.
 
 Every command that writes a folder calls :func:`check_out` before any work: a missing or empty
@@ -44,7 +45,7 @@ __all__ = [
     "MANIFEST_MARKER", "IMAGES_SIDECAR", "SAMPLE_MARKER", "SAMPLE_TEXT", "PUBLISH_MARKER", "TEMP_MARKER",
     "check_out", "is_dataset", "is_sample", "is_publish_dir", "dataset_files", "foreign_files",
     "make_temp", "remove_temp", "clean_stale_temps", "swap_in", "remove_owned", "restore_interrupted",
-    "read_publish_marker", "write_publish_marker", "mark_sample",
+    "mark_sample",
 ]
 
 Kind = Literal["dataset", "sample", "publish"]
@@ -53,7 +54,7 @@ Kind = Literal["dataset", "sample", "publish"]
 MANIFEST_MARKER = ("written_by", "geodata")
 SAMPLE_MARKER = ".complete"
 SAMPLE_TEXT = "sample written by geodata\n"
-PUBLISH_MARKER = ".geodata-publish.json"
+PUBLISH_MARKER = "<!-- geodata-publish:start -->"
 TEMP_MARKER = ".geodata-tmp"
 #: the embedded image files of a build, with size and mtime (never published)
 IMAGES_SIDECAR = ".geodata-images.parquet"
@@ -93,23 +94,13 @@ def mark_sample(folder: Path) -> None:
     (Path(folder) / SAMPLE_MARKER).write_text(SAMPLE_TEXT)
 
 
-def read_publish_marker(folder: Path) -> list[str] | None:
-    """The files geodata put into a publish folder, or None when it holds no marker."""
-    try:
-        files = json.loads((Path(folder) / PUBLISH_MARKER).read_text()).get("files")
-    except (OSError, ValueError, AttributeError):
-        return None
-    return [str(f) for f in files] if isinstance(files, list) else None
-
-
 def is_publish_dir(folder: Path) -> bool:
-    return read_publish_marker(folder) is not None
-
-
-def write_publish_marker(folder: Path, files: Iterable[str]) -> None:
-    """Record the files geodata put into a publish folder (the marker is never uploaded)."""
-    body = {"written_by": "geodata", "files": sorted(set(files))}
-    (Path(folder) / PUBLISH_MARKER).write_text(json.dumps(body, indent=1) + "\n")
+    """True when ``folder`` is a publish folder geodata assembled (see the module doc)."""
+    try:
+        card = (Path(folder) / "README.md").read_text(errors="replace")
+    except OSError:
+        return False
+    return PUBLISH_MARKER in card and is_dataset(folder)
 
 
 def dataset_files(folder: Path) -> set[str]:
@@ -136,17 +127,15 @@ def _all_files(folder: Path) -> list[str]:
     return out
 
 
-def foreign_files(folder: Path, kind: Kind = "dataset") -> list[str]:
-    """Files in ``folder`` that geodata did not write (relative paths, sorted)."""
+def foreign_files(folder: Path, expect: Iterable[str] = ()) -> list[str]:
+    """Files in ``folder`` that geodata did not write (relative paths, sorted).
+
+    Geodata's are those of :func:`dataset_files` and ``expect`` (what the caller is about to write).
+    """
     folder = Path(folder)
     if not folder.is_dir():
         return []
-    if kind == "dataset":
-        ours = dataset_files(folder)
-    elif kind == "publish":
-        ours = set(read_publish_marker(folder) or []) | {PUBLISH_MARKER}
-    else:
-        ours = set()
+    ours = dataset_files(folder) | set(expect)
     return [f for f in _all_files(folder) if f not in ours]
 
 
@@ -170,16 +159,16 @@ def _protected(path: Path) -> str | None:
 _WHAT = {
     "dataset": "no geodata manifest.json",
     "sample": f"no geodata {SAMPLE_MARKER} sample marker",
-    "publish": f"no geodata {PUBLISH_MARKER} marker",
+    "publish": "no geodata manifest.json and card",
 }
 
 
-def check_out(path: Path | str, kind: Kind, flag: str = "--out") -> Path:
+def check_out(path: Path | str, kind: Kind, flag: str = "--out", expect: Iterable[str] = ()) -> Path:
     """Return ``path`` when geodata may write a ``kind`` folder there, else raise OwnershipError.
 
     Allowed: a path that does not exist, an empty folder, or a folder carrying the marker of
     ``kind``. For ``publish`` the marked folder must also hold nothing geodata did not put there
-    (it would be uploaded).
+    or is about to write (``expect``): everything in it would be uploaded.
     """
     path = Path(path)
     why = _protected(path)
@@ -200,7 +189,7 @@ def check_out(path: Path | str, kind: Kind, flag: str = "--out") -> Path:
             "choose an empty or new folder"
         )
     if kind == "publish":
-        extra = foreign_files(path, "publish")
+        extra = foreign_files(path, expect)
         if extra:
             shown = ", ".join(extra[:3]) + (f" and {len(extra) - 3} more" if len(extra) > 3 else "")
             raise OwnershipError(
@@ -273,7 +262,7 @@ def remove_owned(folder: Path) -> list[str]:
 def _carry_over(old: Path, new: Path) -> list[str]:
     """Move files geodata did not write from ``old`` into ``new`` (same relative path)."""
     left = []
-    for rel in foreign_files(old, "dataset"):
+    for rel in foreign_files(old):
         src, dst = old / rel, new / rel
         if dst.exists() or dst.is_symlink():
             left.append(rel)

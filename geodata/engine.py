@@ -490,7 +490,7 @@ def build(
             if image_files:
                 image_stats.write_parquet(tmp / IMAGES_SIDECAR)
             (tmp / "manifest.json").write_text(json.dumps(manifest, indent=2, sort_keys=False) + "\n")
-            (tmp / "README.md").write_text(render_card(_card_view(manifest), features))
+            (tmp / "README.md").write_text(render_card(_card_view(manifest, roots), features))
             (tmp / "build_stats.json").write_text(json.dumps(manifest["stats"], indent=2) + "\n")
         own.swap_in(tmp, out)
     except BaseException:
@@ -506,11 +506,33 @@ def build(
     return result
 
 
-def _card_view(manifest: dict[str, Any]) -> dict[str, Any]:
-    # the card carries no timings, so it is as deterministic as the shards
+def _card_view(manifest: dict[str, Any], roots: dict[str, Path] | None = None) -> dict[str, Any]:
+    """The manifest as the card sees it: no timings, and source roots written as ``<source>``.
+
+    So the card is as deterministic as the shards, whichever folders the inputs live in.
+    """
     view = dict(manifest)
     view["stats"] = dict(manifest["stats"])
     view["stats"]["steps"] = [{k: v for k, v in s.items() if k != "seconds"} for s in manifest["stats"]["steps"]]
+    subs: list[tuple[str, str]] = []
+    for name, root in (roots or {}).items():
+        for form in {str(root), str(Path(root).resolve()), str(Path(root).absolute())}:
+            if form not in ("", "."):
+                subs.append((form.rstrip("/"), f"<{name}>"))
+    subs.sort(key=lambda t: -len(t[0]))
+
+    def plain(v: Any) -> Any:
+        if isinstance(v, str):
+            for a, b in subs:
+                v = v.replace(a, b)
+            return v
+        if isinstance(v, list):
+            return [plain(x) for x in v]
+        if isinstance(v, dict):
+            return {k: plain(x) for k, x in v.items()}
+        return v
+
+    view["stats"]["notes"] = plain(manifest["stats"].get("notes") or {})
     return view
 
 
