@@ -239,8 +239,12 @@ def clean_stale_temps(target: Path, tag: str = "tmp") -> None:
         remove_temp(p)
 
 
+def _our_dirs(files: Iterable[str]) -> set[str]:
+    return {p.as_posix() for f in files for p in Path(f).parents if p.as_posix() != "."}
+
+
 def remove_owned(folder: Path) -> list[str]:
-    """Delete the files geodata wrote in a dataset folder and the folders left empty.
+    """Delete the files geodata wrote in a dataset folder and the folders they leave empty.
 
     Returns what stays (files geodata did not write); the folder itself goes when nothing stays.
     """
@@ -251,24 +255,38 @@ def remove_owned(folder: Path) -> list[str]:
         if f.is_file() and not f.is_symlink():
             f.unlink()
     (folder / TEMP_MARKER).unlink(missing_ok=True)
-    for d, _, _ in sorted(os.walk(folder), key=lambda t: -len(t[0])):
+    for rel in sorted(_our_dirs(ours), key=lambda r: -len(Path(r).parts)):
         try:
-            Path(d).rmdir()
+            (folder / rel).rmdir()
         except OSError:
             pass
+    try:
+        folder.rmdir()
+    except OSError:
+        pass
     return _all_files(folder) if folder.exists() else []
 
 
 def _carry_over(old: Path, new: Path) -> list[str]:
-    """Move files geodata did not write from ``old`` into ``new`` (same relative path)."""
-    left = []
-    for rel in foreign_files(old):
+    """Move what geodata did not write (files, empty folders) from ``old`` into ``new``."""
+    left: list[str] = []
+    moved: set[str] = set()
+    ours = dataset_files(old)
+    dirs = _our_dirs(ours)
+    empty = [Path(d).relative_to(old).as_posix() for d, sub, names in os.walk(old) if not sub and not names]
+    for rel in foreign_files(old) + [e for e in empty if e not in dirs and e != "."]:
         src, dst = old / rel, new / rel
         if dst.exists() or dst.is_symlink():
             left.append(rel)
             continue
         dst.parent.mkdir(parents=True, exist_ok=True)
         os.replace(src, dst)
+        moved.update(_our_dirs([rel]))
+    for rel in sorted(moved, key=lambda r: -len(Path(r).parts)):  # folders emptied by the move
+        try:
+            (old / rel).rmdir()
+        except OSError:
+            pass
     return left
 
 
