@@ -12,7 +12,6 @@ from typing import Any, Callable, List, Optional
 
 import typer
 from rich.console import Console
-from rich.logging import RichHandler
 from rich.table import Table
 from rich.text import Text
 
@@ -39,13 +38,17 @@ def _error_line(msg: str) -> Text:
     return Text.assemble(("error:", "red"), " ", " ".join(str(msg).split("\n")))
 
 
+class _LineFormatter(logging.Formatter):
+    """``warning: message`` on one line (no wrapping: paths stay whole, copy-pasteable)."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        return f"{record.levelname.lower()}: {' '.join(record.getMessage().splitlines())}"
+
+
 def _setup_logging(verbose: bool) -> None:
-    logging.basicConfig(
-        level=logging.INFO if verbose else logging.WARNING,
-        format="%(message)s",
-        handlers=[RichHandler(console=err, show_time=False, show_path=False)],
-        force=True,
-    )
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(_LineFormatter())
+    logging.basicConfig(level=logging.INFO if verbose else logging.WARNING, handlers=[handler], force=True)
 
 
 def cli_errors(fn: Callable[..., Any]) -> Callable[..., Any]:
