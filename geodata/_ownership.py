@@ -57,7 +57,7 @@ SAMPLE_TEXT = "sample written by geodata\n"
 PUBLISH_MARKER = "<!-- geodata-publish:start -->"
 TEMP_MARKER = ".geodata-tmp"
 #: the embedded image files of a build, with size and mtime (never published)
-IMAGES_SIDECAR = ".geodata-images.parquet"
+IMAGES_SIDECAR = ".geodata-images.arrow"  # Arrow IPC, not *.parquet: no shard glob matches it
 _FIXED = ("manifest.json", "README.md", "build_stats.json", IMAGES_SIDECAR)
 
 

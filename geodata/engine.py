@@ -335,8 +335,8 @@ def _images_unchanged(out: Path, manifest: dict[str, Any]) -> bool:
     if want is None:
         return True
     try:
-        files = pl.read_parquet(out / IMAGES_SIDECAR, columns=["file"])["file"].to_list()
-    except Exception:  # noqa: BLE001 - no or unreadable sidecar: rebuild
+        files = pl.read_ipc(out / IMAGES_SIDECAR, columns=["file"])["file"].to_list()
+    except (OSError, pl.exceptions.PolarsError):  # no or unreadable sidecar: rebuild
         return False
     return files_digest(stat_files(files)) == want
 
@@ -488,7 +488,7 @@ def build(
             if spec.output.config_by:
                 manifest["default_config"] = sorted(configs)[0]
             if image_files:
-                image_stats.write_parquet(tmp / IMAGES_SIDECAR)
+                image_stats.write_ipc(tmp / IMAGES_SIDECAR, compression="zstd")
             (tmp / "manifest.json").write_text(json.dumps(manifest, indent=2, sort_keys=False) + "\n")
             (tmp / "README.md").write_text(render_card(_card_view(manifest, roots), features))
             (tmp / "build_stats.json").write_text(json.dumps(manifest["stats"], indent=2) + "\n")
