@@ -174,8 +174,8 @@ def check_out(path: Path | str, kind: Kind, flag: str = "--out", expect: Iterabl
     why = _protected(path)
     if why is not None:
         raise OwnershipError(f"{flag} {path}: is {why}; geodata never writes a dataset there, choose a new folder")
-    if path.is_symlink() and not path.exists():
-        raise OwnershipError(f"{flag} {path}: a dangling symlink; choose a new folder")
+    if path.is_symlink():
+        raise OwnershipError(f"{flag} {path}: is a symlink; geodata writes only real folders, give the folder it points to")
     if not path.exists():
         return path
     if not path.is_dir():

@@ -456,19 +456,31 @@ def _check_schema(
 
 
 def _decode_image(data: bytes | None) -> str | None:
-    """None when ``data`` decodes, else why not (JPEGs decode at 1/8 scale: every byte is read)."""
+    """None when ``data`` decodes, else why not.
+
+    Checked like the writer checks (:func:`geodata.images.image_problem`): JPEGs decode at 1/8
+    scale (every byte is read), a very large image is never decoded at full size, and Pillow's
+    decompression-bomb guard does not call a big tile broken.
+    """
     if not data:
         return "no image bytes"
+    from .images import image_problem
+
+    if image_problem(data) is None:
+        return None
+    import warnings
+
     from PIL import Image
 
-    try:
-        with Image.open(io.BytesIO(data)) as im:
-            if im.format == "JPEG":
-                im.draft("RGB", (max(1, im.width // 8), max(1, im.height // 8)))
-            im.load()
+    try:  # the failure's own words, for the report
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            with Image.open(io.BytesIO(data)) as im:
+                im.draft(im.mode, (max(1, im.width // 8), max(1, im.height // 8)))
+                im.load()
     except Exception as exc:  # noqa: BLE001 - any decoder failure is the finding
         return f"does not decode ({type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''})"
-    return None
+    return "does not decode"
 
 
 def _n_image_parts() -> pl.Expr:
