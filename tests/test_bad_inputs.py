@@ -163,10 +163,9 @@ def test_messages_are_plain_text(built, monkeypatch):
     assert res.exit_code == 0 and "[bold]x[/bold] grpo[vqa]" in res.output
     from geodata import cli
 
-    buf = io.StringIO()
-    monkeypatch.setattr(cli.console, "file", buf)
-    cli.console.print("grpo [vqa]: 25 rows", highlight=False)
-    assert buf.getvalue() == "grpo [vqa]: 25 rows\n"
+    with cli.console.capture() as cap:  # what `geodata train validate` prints for a grpo[vqa] stage
+        cli.console.print("grpo [vqa]: 25 rows", highlight=False)
+    assert cap.get() == "grpo [vqa]: 25 rows\n"
 
 
 # -- counted drops ------------------------------------------------------------------------------

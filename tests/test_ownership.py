@@ -185,13 +185,13 @@ def test_sample_data_replaces_its_own_sample_and_keeps_neighbours(tmp_path, monk
     data = tmp_path / "data"
     data.mkdir()
     around = plant(data)
-    assert cli("sample-data", "--out", str(data), "--only", "mp16").exit_code == 0
-    assert own.is_sample(data / "mp16")
-    assert cli("sample-data", "--out", str(data), "--only", "mp16").exit_code == 0  # its own: replaced
-    assert snapshot(data, skip=("mp16",)) == around
+    assert cli("sample-data", "--out", str(data), "--only", "cvusa").exit_code == 0
+    assert own.is_sample(data / "cvusa")
+    assert cli("sample-data", "--out", str(data), "--only", "cvusa").exit_code == 0  # its own: replaced
+    assert snapshot(data, skip=("cvusa",)) == around
     # interrupted while writing: the previous sample and the neighbours stay, no temp folder left
-    sample_before = snapshot(data / "mp16")
-    info = SOURCES["mp16"]
+    sample_before = snapshot(data / "cvusa")
+    info = SOURCES["cvusa"]
 
     def dies(d):
         (Path(d) / "half.csv").write_text("IMG_ID\n")
@@ -202,10 +202,10 @@ def test_sample_data_replaces_its_own_sample_and_keeps_neighbours(tmp_path, monk
     from geodata.engine import write_sample_to
 
     with pytest.raises(KeyboardInterrupt):
-        write_sample_to(dataclasses.replace(info, sample=dies), data / "mp16")
-    assert snapshot(data / "mp16") == sample_before
-    assert snapshot(data, skip=("mp16",)) == around
-    assert sorted(p.name for p in data.iterdir() if p.name.startswith(".mp16")) == []
+        write_sample_to(dataclasses.replace(info, sample=dies), data / "cvusa")
+    assert snapshot(data / "cvusa") == sample_before
+    assert snapshot(data, skip=("cvusa",)) == around
+    assert sorted(p.name for p in data.iterdir() if p.name.startswith(".cvusa")) == []
 
 
 def test_default_sample_folder_without_marker_is_an_error(tmp_path, monkeypatch):
