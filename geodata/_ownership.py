@@ -17,6 +17,7 @@ folder, or one with the marker of its kind, may be (re)written; anything else â€
 non-empty folder without the marker, ``.``, ``/``, ``$HOME``, the current directory or one of
 its ancestors â€” is a one-line :class:`~geodata.errors.OwnershipError` naming the path.
 Replacing a dataset folder (:func:`swap_in`) keeps every file in it that geodata did not write.
+A single output file (``geodata eval --out``) follows :func:`check_out_file`.
 
 Examples
 --------
@@ -43,7 +44,7 @@ from .errors import OwnershipError
 
 __all__ = [
     "MANIFEST_MARKER", "IMAGES_SIDECAR", "SAMPLE_MARKER", "SAMPLE_TEXT", "PUBLISH_MARKER", "TEMP_MARKER",
-    "check_out", "is_dataset", "is_sample", "is_publish_dir", "dataset_files", "foreign_files",
+    "check_out", "check_out_file", "is_dataset", "is_sample", "is_publish_dir", "dataset_files", "foreign_files",
     "make_temp", "remove_temp", "clean_stale_temps", "swap_in", "remove_owned", "restore_interrupted",
     "mark_sample",
 ]
@@ -196,6 +197,25 @@ def check_out(path: Path | str, kind: Kind, flag: str = "--out", expect: Iterabl
                 f"{flag} {path}: holds files geodata did not put there ({shown}); they would be "
                 "uploaded: move them away or choose another folder"
             )
+    return path
+
+
+def check_out_file(path: Path | str, flag: str = "--out") -> Path:
+    """Return ``path`` when geodata may write the JSON file there, else raise OwnershipError.
+
+    Allowed: a path that does not exist, or a JSON file geodata wrote (``"written_by": "geodata"``).
+    """
+    path = Path(path)
+    if path.is_dir():
+        raise OwnershipError(f"{flag} {path}: is a folder, not a file")
+    if not path.exists() and not path.is_symlink():
+        return path
+    try:
+        ours = json.loads(path.read_text()).get(MANIFEST_MARKER[0]) == MANIFEST_MARKER[1]
+    except (OSError, ValueError, AttributeError):
+        ours = False
+    if not ours or path.is_symlink():
+        raise OwnershipError(f"{flag} {path}: exists and geodata did not write it; choose another file")
     return path
 
 

@@ -587,9 +587,12 @@ def eval_cmd(
 
     if unknown_ids not in ("drop", "error"):
         raise GeodataError(f"eval: --unknown-ids must be drop or error, got '{unknown_ids}'")
-    res = evaluate_files(predictions, truth, unknown_ids=unknown_ids, geocode=not no_geocode)  # type: ignore[arg-type]
+    from ._ownership import MANIFEST_MARKER, check_out_file
+
     target = out if out is not None else predictions.with_name(predictions.name + ".eval.json")
+    check_out_file(target)  # never overwrite a file geodata did not write
+    res = evaluate_files(predictions, truth, unknown_ids=unknown_ids, geocode=not no_geocode)  # type: ignore[arg-type]
     target.parent.mkdir(parents=True, exist_ok=True)
-    target.write_text(json.dumps(res, indent=2) + "\n")
+    target.write_text(json.dumps({MANIFEST_MARKER[0]: MANIFEST_MARKER[1], **res}, indent=2) + "\n")
     console.print(format_report(res), highlight=False, markup=False, soft_wrap=True)
     console.print(f"wrote {target}", highlight=False, soft_wrap=True)

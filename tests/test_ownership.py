@@ -288,3 +288,23 @@ def test_temp_marker_rule(tmp_path):
     own.remove_temp(made)
     assert not made.exists()
     assert os.listdir(tmp_path) == [".x.tmp-1"]
+
+
+# -- eval --out (one file) --------------------------------------------------------------------------
+
+
+def test_eval_never_overwrites_a_user_file(tmp_path):
+    truth = tmp_path / "yfcc4k_places365.csv"
+    truth.write_text("IMG_ID,LAT,LON\na,48.8566,2.3522\n")
+    preds = tmp_path / "p.csv"
+    preds.write_text("id,pred_lat,pred_lon\na,48.8566,2.3522\n")
+    mine = tmp_path / "results.json"
+    mine.write_text('{"thesis": "table 3"}')
+    before = snapshot(tmp_path)
+    res = cli("eval", str(preds), "--truth", str(truth), "--out", str(mine), "--no-geocode")
+    assert res.exit_code == 2 and "exists and geodata did not write it" in res.output
+    assert snapshot(tmp_path) == before
+    out = tmp_path / "r.json"
+    assert cli("eval", str(preds), "--truth", str(truth), "--out", str(out), "--no-geocode").exit_code == 0
+    assert cli("eval", str(preds), "--truth", str(truth), "--out", str(out), "--no-geocode").exit_code == 0  # its own
+    assert json.loads(out.read_text())["written_by"] == "geodata"
