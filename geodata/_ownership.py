@@ -59,7 +59,7 @@ PUBLISH_MARKER = "<!-- geodata-publish:start -->"
 TEMP_MARKER = ".geodata-tmp"
 #: the embedded image files of a build, with size and mtime (never published)
 IMAGES_SIDECAR = ".geodata-images.arrow"  # Arrow IPC, not *.parquet: no shard glob matches it
-_FIXED = ("manifest.json", "README.md", "build_stats.json", IMAGES_SIDECAR)
+_FIXED = ("manifest.json", "README.md", "build_stats.json", IMAGES_SIDECAR, TEMP_MARKER)
 
 
 # -- recognising what geodata wrote ---------------------------------------------------------------
@@ -318,19 +318,20 @@ def swap_in(tmp: Path, out: Path) -> None:
     the old folder into the new one, and only then are the old geodata files deleted.
     """
     tmp, out = Path(tmp), Path(out)
-    (tmp / TEMP_MARKER).unlink(missing_ok=True)
     if out.exists() and not any(out.iterdir()):
         out.rmdir()
-    if not out.exists():
+    if out.exists():
+        check_out(out, "dataset")
+        old = out.with_name(f".{out.name}.old-{os.getpid()}")
+        if old.exists():
+            raise OwnershipError(f"{old}: exists from an earlier build; geodata did not expect it there")
+        os.replace(out, old)
         os.replace(tmp, out)
-        return
-    check_out(out, "dataset")
-    old = out.with_name(f".{out.name}.old-{os.getpid()}")
-    if old.exists():
-        raise OwnershipError(f"{old}: exists from an earlier build; geodata did not expect it there")
-    os.replace(out, old)
-    os.replace(tmp, out)
-    _finish_old(old, out)
+        (out / TEMP_MARKER).unlink(missing_ok=True)
+        _finish_old(old, out)
+    else:
+        os.replace(tmp, out)
+        (out / TEMP_MARKER).unlink(missing_ok=True)
 
 
 def _finish_old(old: Path, out: Path) -> None:
