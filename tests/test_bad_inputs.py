@@ -102,6 +102,9 @@ CASES = [
     ("every image missing", "no_images", ["build", PIPE, "--out", "{out}"], 2,
      r"lost \d+ of \d+ rows \(100%\) as 'missing_image', more than max_drop_fraction=0\.5: images of source 'mp16' "
      r"were looked for under .*mp16 \(layout: folder\); not found: '[^']+', '[^']+', '[^']+'"),
+    ("a reader that finds no image (DOTA, eo-instruct)", "dota_no_images", ["build", "eo-instruct", "--out", "{out}"], 2,
+     r"read:dota lost 3 of 3 rows \(100%\) as 'dota: missing image', more than max_drop_fraction=0\.5: "
+     r"images of source 'dota' were looked for under .*dota"),
     ("predictions that match 3 rows (Hard-200K)", "few_preds", ["build", "mp16-hard-200k", "--out", "{out}"], 2,
      r"predictions cover 3 of \d+ rows \(0\.\d%\), fewer than min_prediction_coverage=0\.5"),
     ("path with brackets is printed as is", "brackets", ["build", PIPE, "--out", "{out}"], 2,
@@ -133,6 +136,15 @@ def test_bad_input(case, setup, argv, code, pattern, request, tmp_path, monkeypa
         monkeypatch.setenv("MP16_ROOT", str(root))
         ids = pl.read_csv(next(root.glob("*.csv")), infer_schema=False)["IMG_ID"].to_list()
         monkeypatch.setenv("PREDICTIONS", str(_predictions(3)(tmp_path, ids)))
+    elif setup == "dota_no_images":
+        from geodata.registry import SOURCES, _load_all
+
+        _load_all()
+        root = tmp_path / "dota"
+        SOURCES["dota"].sample(root)
+        for img in root.glob("*/images/*"):
+            img.unlink()
+        monkeypatch.setenv("DOTA_ROOT", str(root))
     elif setup == "brackets":
         monkeypatch.setenv("MP16_ROOT", "/data/[old]/mp16")
     elif setup == "file_out":
@@ -143,8 +155,9 @@ def test_bad_input(case, setup, argv, code, pattern, request, tmp_path, monkeypa
     assert res.exit_code == code, out
     assert "Traceback" not in out
     assert re.search(pattern, out, re.M), out
-    if code == 2:
-        assert out.startswith("error: ") and out.count("\n") == 1, out
+    if code == 2:  # one error line (after any warnings, e.g. samples being written)
+        lines = [line for line in out.splitlines() if not line.startswith("warning: ")]
+        assert len(lines) == 1 and lines[0].startswith("error: "), out
 
 
 def test_debug_flag_and_env_show_the_traceback(built, monkeypatch):
