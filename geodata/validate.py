@@ -730,6 +730,8 @@ def validate_dataset(
                 report.rows += rows
     if not any(kinds.values()):
         report.add(Issue("schema", "no config holds schema rows (id, images, prompt, completion, solution)"))
+    elif report.rows == 0 and not any(i.check == "layout" for i in report.issues):
+        report.add(Issue("layout", "the dataset has 0 rows (an empty build is never a valid dataset)"))
     return report
 
 

@@ -246,3 +246,11 @@ def test_thresholds_are_recorded_in_the_card(mp16_small, tmp_path, monkeypatch):
     card = (tmp_path / "ds" / "README.md").read_text()
     assert "- limits: max_drop_fraction=0.25, max_image_pixels=400000000, min_prediction_coverage=0.5" in card
     assert json.loads((tmp_path / "ds" / "manifest.json").read_text())["limits"]["max_drop_fraction"] == 0.25
+
+
+def test_validate_fails_an_empty_dataset(tmp_path):
+    from dataset_fixture import FEATURES, write_dataset
+
+    folder = write_dataset(tmp_path / "datasets", "empty-set", {"default": {"train": [[]]}}, {"default": FEATURES})
+    res = runner.invoke(app, ["validate", str(folder), "--no-rewards"])
+    assert res.exit_code == 1 and "the dataset has 0 rows" in res.output, res.output
