@@ -175,7 +175,7 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--rows", type=int, default=MP16_ROWS)
     ap.add_argument("--skip-build", action="store_true")
     ap.add_argument("--skip-hard", action="store_true")
-    ap.add_argument("--stat-files", type=int, default=300_000, help="files for the up-to-date check (0 skips)")
+    ap.add_argument("--stat-files", type=int, default=200_000, help="files for the up-to-date check (0 skips)")
     ap.add_argument("--only-stat", action="store_true", help="run only the up-to-date check case")
     args = ap.parse_args(argv)
     print(f"geodata benchmarks on {os.cpu_count()} cores (numpy threads: OMP_NUM_THREADS={os.environ.get('OMP_NUM_THREADS')})\n")
