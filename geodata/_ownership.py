@@ -46,7 +46,7 @@ __all__ = [
     "MANIFEST_MARKER", "IMAGES_SIDECAR", "SAMPLE_MARKER", "SAMPLE_TEXT", "PUBLISH_MARKER", "TEMP_MARKER",
     "check_out", "check_out_file", "is_dataset", "is_sample", "is_publish_dir", "dataset_files", "foreign_files",
     "make_temp", "remove_temp", "clean_stale_temps", "swap_in", "remove_owned", "restore_interrupted",
-    "mark_sample",
+    "mark_sample", "mark_report", "report_files", "REPORT_MARKER",
 ]
 
 Kind = Literal["dataset", "sample", "publish"]
@@ -57,6 +57,8 @@ SAMPLE_MARKER = ".complete"
 SAMPLE_TEXT = "sample written by geodata\n"
 PUBLISH_MARKER = "<!-- geodata-publish:start -->"
 TEMP_MARKER = ".geodata-tmp"
+#: the list of files ``geodata report`` wrote into a dataset folder
+REPORT_MARKER = "report/.geodata-report.json"
 #: the embedded image files of a build, with size and mtime (never published)
 IMAGES_SIDECAR = ".geodata-images.arrow"  # Arrow IPC, not *.parquet: no shard glob matches it
 _FIXED = ("manifest.json", "README.md", "build_stats.json", IMAGES_SIDECAR, TEMP_MARKER)
@@ -104,8 +106,29 @@ def is_publish_dir(folder: Path) -> bool:
     return PUBLISH_MARKER in card and is_dataset(folder)
 
 
+def mark_report(folder: Path, files: Iterable[str]) -> None:
+    """Record the files ``geodata report`` wrote in a dataset folder (relative paths)."""
+    body = {MANIFEST_MARKER[0]: MANIFEST_MARKER[1], "files": sorted(set(files))}
+    (Path(folder) / REPORT_MARKER).write_text(json.dumps(body, indent=1) + "\n")
+
+
+def report_files(folder: Path) -> set[str]:
+    """The files ``geodata report`` recorded in a dataset folder (with its marker)."""
+    try:
+        m = json.loads((Path(folder) / REPORT_MARKER).read_text())
+    except (OSError, ValueError):
+        return set()
+    if not isinstance(m, dict) or m.get(MANIFEST_MARKER[0]) != MANIFEST_MARKER[1]:
+        return set()
+    return {str(f) for f in m.get("files") or [] if str(f).startswith("report/")} | {REPORT_MARKER}
+
+
 def dataset_files(folder: Path) -> set[str]:
-    """Relative paths geodata wrote in a dataset folder (empty when it holds no geodata manifest)."""
+    """Relative paths geodata wrote in a dataset folder (empty when it holds no geodata manifest).
+
+    The manifest's shards, the fixed files, and what ``geodata report`` recorded in
+    :data:`REPORT_MARKER`.
+    """
     if not is_dataset(folder):
         return set()
     m = _manifest(folder) or {}
@@ -113,7 +136,7 @@ def dataset_files(folder: Path) -> set[str]:
     for splits in (m.get("configs") or {}).values():
         for s in (splits or {}).values():
             files.update(s.get("files") or [])
-    return files | set(_FIXED)
+    return files | set(_FIXED) | report_files(folder)
 
 
 def _all_files(folder: Path) -> list[str]:

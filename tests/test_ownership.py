@@ -308,3 +308,20 @@ def test_eval_never_overwrites_a_user_file(tmp_path):
     assert cli("eval", str(preds), "--truth", str(truth), "--out", str(out), "--no-geocode").exit_code == 0
     assert cli("eval", str(preds), "--truth", str(truth), "--out", str(out), "--no-geocode").exit_code == 0  # its own
     assert json.loads(out.read_text())["written_by"] == "geodata"
+
+
+def test_rebuild_drops_the_old_report_but_keeps_user_files_in_report(mp16, tmp_path):
+    from geodata.engine import build
+    from geodata.report import make_report
+
+    out = tmp_path / "ds"
+    build(PIPE, sets=["sample.n=10"], out=out)
+    make_report(out, link=False)
+    figures = sorted(p.name for p in (out / "report").glob("*.png"))
+    assert figures
+    (out / "report" / "my-figure.png").write_bytes(b"mine")
+    make_report(out, link=False)  # a second report replaces only its own figures
+    assert (out / "report" / "my-figure.png").read_bytes() == b"mine"
+    build(PIPE, sets=["sample.n=11"], out=out)
+    left = sorted(p.relative_to(out).as_posix() for p in (out / "report").rglob("*"))
+    assert left == ["report/my-figure.png"], left
