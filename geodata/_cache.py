@@ -9,7 +9,7 @@ from typing import Callable, Iterable
 
 import polars as pl
 
-__all__ = ["cache_dir", "stat_digest", "cached_frame", "stat_files", "files_digest", "ref_file"]
+__all__ = ["cache_dir", "stat_digest", "cached_frame", "stat_files", "files_digest", "ref_file", "walk_dirs"]
 
 
 def cache_dir() -> Path:
@@ -30,17 +30,44 @@ def stat_digest(paths: Iterable[Path]) -> str:
     return h.hexdigest()
 
 
+def walk_dirs(root: Path) -> list[Path]:
+    """``root`` and every folder below it, following symlinked folders, each real folder once.
+
+    Loop-safe: a symlink back up the tree (or to a folder already seen) is not entered again.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> d = Path(tempfile.mkdtemp()); (d / "a").mkdir(); (d / "a" / "up").symlink_to(d)
+    >>> [p.relative_to(d).as_posix() for p in walk_dirs(d)]
+    ['.', 'a']
+    """
+    root = Path(root)
+    seen: set[str] = set()
+    out: list[Path] = []
+    for d, dirs, _ in os.walk(root, followlinks=True):
+        real = os.path.realpath(d)
+        if real in seen:
+            dirs[:] = []
+            continue
+        seen.add(real)
+        out.append(Path(d))
+        dirs.sort()
+    return sorted(out)
+
+
 def cached_frame(kind: str, inputs: list[Path], make: Callable[[], pl.DataFrame]) -> pl.DataFrame:
     """Return ``make()``, cached under the cache dir by the stats of ``inputs``.
 
-    A folder in ``inputs`` is keyed by its own stats and those of every sub-folder.
+    A folder in ``inputs`` is keyed by its own stats and those of every sub-folder (symlinked
+    sub-folders included, see :func:`walk_dirs`).
     """
     expanded: list[Path] = []
     for p in inputs:
         p = Path(p)
         expanded.append(p)
         if p.is_dir():
-            expanded += sorted(Path(d) for d, _, _ in os.walk(p))[1:]
+            expanded += walk_dirs(p)[1:]
     key = stat_digest(expanded)
     path = cache_dir() / f"{kind}-{key[:24]}.parquet"
     if path.exists():
