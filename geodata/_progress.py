@@ -27,7 +27,7 @@ class BuildProgress:
     def __enter__(self) -> "BuildProgress":
         if self.enabled:
             self._p = Progress(
-                SpinnerColumn(), TextColumn("[bold]{task.description}"), BarColumn(),
+                SpinnerColumn(), TextColumn("{task.description}", style="bold", markup=False), BarColumn(),
                 MofNCompleteColumn(), TimeElapsedColumn(), console=Console(stderr=True), transient=True,
             )
             self._p.__enter__()

@@ -1,6 +1,6 @@
 """Benchmarks (``make bench``): not tests. Prints rows/s beside the peer measured in the same run.
 
-Run: ``python -m geodata.bench [--rows 4720000] [--skip-build] [--skip-hard]``.
+Run: ``python -m geodata.bench [--rows 4720000] [--skip-build] [--skip-hard] [--stat-files N] [--only-stat]``.
 Results are recorded in docs/benchmarks.md.
 """
 
@@ -133,15 +133,58 @@ def bench_build(n: int) -> None:
               f"geocode, sample, H3, CoR text, Parquet) | {float(dt):.1f} s, peak {float(peak):.2f} GiB | target ≤ 15 s, ≤ 3 GiB |")
 
 
+def bench_stat(n: int, total: int = MP16_ROWS) -> None:
+    """Up-to-date check of a folder-layout build: stat every embedded image file.
+
+    ``n`` small files in MP-16's two-level layout (``ab/cd/ID.jpg``); geodata's
+    :func:`~geodata._cache.stat_files` + :func:`~geodata._cache.files_digest` against a plain
+    ``os.stat`` loop, both on a warm page cache; the 4.72 M figure is a linear extrapolation.
+    """
+    from ._cache import files_digest, stat_files
+
+    with tempfile.TemporaryDirectory() as tmp:
+        t = time.perf_counter()
+        paths = []
+        for i in range(n):
+            d = Path(tmp) / f"{i % 256:02x}" / f"{(i // 256) % 256:02x}"
+            if i < 65536:
+                d.mkdir(parents=True, exist_ok=True)
+            p = d / f"{10**9 + i}.jpg"
+            p.write_bytes(b"x")
+            paths.append(str(p))
+        made = time.perf_counter() - t
+
+        def plain() -> None:
+            for p in paths:
+                st = os.stat(p)
+                _ = (st.st_size, st.st_mtime_ns)
+
+        plain()  # warm the cache for both
+        dt_plain = _best(plain, repeat=2)
+        dt_one = _best(lambda: files_digest(stat_files(paths, workers=1)), repeat=2)
+        dt_pool = _best(lambda: files_digest(stat_files(paths)), repeat=2)
+        k = total / n
+        print(f"| up-to-date check: stat + digest of {n / 1e3:.0f} k image files (folder layout, warm cache; "
+              f"4.72 M extrapolated ×{k:.1f}) | {n / dt_pool / 1e6:.2f} M files/s ({dt_pool:.2f} s; 4.72 M ≈ {dt_pool * k:.0f} s); "
+              f"1 thread: {dt_one:.2f} s | plain os.stat loop, no digest: {n / dt_plain / 1e6:.2f} M files/s "
+              f"({dt_plain:.2f} s; 4.72 M ≈ {dt_plain * k:.0f} s); creating the files took {made:.1f} s |")
+
+
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--rows", type=int, default=MP16_ROWS)
     ap.add_argument("--skip-build", action="store_true")
     ap.add_argument("--skip-hard", action="store_true")
+    ap.add_argument("--stat-files", type=int, default=200_000, help="files for the up-to-date check (0 skips)")
+    ap.add_argument("--only-stat", action="store_true", help="run only the up-to-date check case")
     args = ap.parse_args(argv)
     print(f"geodata benchmarks on {os.cpu_count()} cores (numpy threads: OMP_NUM_THREADS={os.environ.get('OMP_NUM_THREADS')})\n")
     print("| what | geodata | peer, same run |")
     print("|---|---|---|")
+    if args.stat_files:
+        bench_stat(args.stat_files)
+    if args.only_stat:
+        return
     bench_haversine()
     bench_geocode(args.rows)
     if not args.skip_build:

@@ -71,7 +71,8 @@ def _table(rows: list[list[Any]], header: list[str]) -> str:
 def render_card(manifest: dict[str, Any], features: dict[str, Any]) -> str:
     """Render README.md for a built dataset from its manifest and per-config features.
 
-    The text holds no timings or dates, so rebuilding the same inputs gives the same card.
+    The text holds no timings, dates, absolute paths or mtimes, so building the same spec and
+    inputs gives the same card, in any folder.
     """
     spec = manifest["spec"]
     card = spec.get("card", {})
@@ -103,10 +104,12 @@ def render_card(manifest: dict[str, Any], features: dict[str, Any]) -> str:
         f"Built by geodata {manifest['geodata_version']} from `{manifest.get('spec_file', name)}`.",
         "",
         f"- spec fingerprint: `{manifest['spec_fingerprint']}`",
-        f"- build fingerprint: `{manifest['fingerprint']}`",
     ]
-    for src, fp in manifest["inputs"].items():
-        lines.append(f"- input `{src}`: `{fp}`")
+    # no input fingerprint here: it hashes paths and mtimes (it lives in manifest.json), and the
+    # card must be byte-identical for the same spec and inputs built in another folder
+    limits = manifest.get("limits") or {}
+    if limits:
+        lines.append("- limits: " + ", ".join(f"{k}={v}" for k, v in sorted(limits.items())))
     lines.append(
         "- libraries: " + ", ".join(f"{k} {v}" for k, v in sorted(manifest["versions"].items()))
     )

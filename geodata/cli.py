@@ -5,14 +5,15 @@ from __future__ import annotations
 import functools
 import json
 import logging
+import os
 import sys
 from pathlib import Path
 from typing import Any, Callable, List, Optional
 
 import typer
 from rich.console import Console
-from rich.logging import RichHandler
 from rich.table import Table
+from rich.text import Text
 
 from .errors import GeodataError
 
@@ -22,41 +23,66 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
-console = Console()
-err = Console(stderr=True)
+# markup=False everywhere: nothing a user typed or a path holds ('/data/[old]/mp16', 'grpo[vqa]')
+# is read as rich markup; styled words are Text objects
+console = Console(markup=False)
+err = Console(stderr=True, markup=False)
+_DEBUG = {"on": False}
+
+
+def _debug() -> bool:
+    return _DEBUG["on"] or os.environ.get("GEODATA_DEBUG", "") not in ("", "0")
+
+
+def _error_line(msg: str) -> Text:
+    return Text.assemble(("error:", "red"), " ", " ".join(str(msg).split("\n")))
+
+
+class _LineFormatter(logging.Formatter):
+    """``warning: message`` on one line (no wrapping: paths stay whole, copy-pasteable)."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        return f"{record.levelname.lower()}: {' '.join(record.getMessage().splitlines())}"
 
 
 def _setup_logging(verbose: bool) -> None:
-    logging.basicConfig(
-        level=logging.INFO if verbose else logging.WARNING,
-        format="%(message)s",
-        handlers=[RichHandler(console=err, show_time=False, show_path=False)],
-        force=True,
-    )
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(_LineFormatter())
+    logging.basicConfig(level=logging.INFO if verbose else logging.WARNING, handlers=[handler], force=True)
 
 
 def cli_errors(fn: Callable[..., Any]) -> Callable[..., Any]:
-    """Turn geodata's input errors into one red line and exit code 2 (no traceback)."""
+    """Turn geodata's input errors (and OS errors) into one red line and exit code 2.
+
+    ``--debug`` (or ``GEODATA_DEBUG=1``) shows the traceback instead.
+    """
 
     @functools.wraps(fn)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         try:
             return fn(*args, **kwargs)
-        except GeodataError as exc:
-            err.print(f"[red]error:[/red] {exc}", highlight=False, soft_wrap=True)
+        except (GeodataError, OSError) as exc:
+            if _debug():
+                raise
+            msg = str(exc) if isinstance(exc, GeodataError) else f"{type(exc).__name__}: {exc}"
+            err.print(_error_line(msg), highlight=False, soft_wrap=True)
             raise typer.Exit(2) from None
 
     return wrapper
 
 
 @app.callback()
-def _main(verbose: bool = typer.Option(False, "--verbose", "-v", help="log each drop and stage")) -> None:
+def _main(
+    verbose: bool = typer.Option(False, "--verbose", "-v", help="log each drop and stage"),
+    debug: bool = typer.Option(False, "--debug", help="show the traceback of an error (also GEODATA_DEBUG=1)"),
+) -> None:
+    _DEBUG["on"] = debug
     _setup_logging(verbose)
 
 
 def _print_build(res: Any) -> None:
     if res.status == "up to date":
-        console.print(f"[green]{res.name}[/green] is up to date ({res.rows} rows at {res.path}); --force rebuilds")
+        console.print(Text.assemble((res.name, "green"), f" is up to date ({res.rows} rows at {res.path}); --force rebuilds"))
         return
     t = Table(title=f"{res.name}: built {res.rows} rows in {res.seconds:.1f} s → {res.path}")
     for col in ("step", "rows in", "rows out", "seconds", "dropped"):
@@ -112,18 +138,20 @@ def sql(
 
         for ref in hub:
             register_published(con, ref)
+    if fmt not in ("table", "csv", "json"):
+        raise GeodataError(f"sql: unknown --format '{fmt}' (allowed: table, csv, json)")
     try:
         rel = con.sql(query)
-    except duckdb.Error as exc:
-        raise GeodataError(f"sql: {str(exc).splitlines()[0]}") from None
-    if rel is None:
-        return
-    if fmt == "csv":
-        rel.pl().write_csv(sys.stdout)
-    elif fmt == "json":
-        sys.stdout.write(json.dumps(rel.pl().to_dicts(), default=str, indent=1) + "\n")
-    elif fmt == "table":
+        if rel is None:
+            return
         df = rel.pl()
+    except duckdb.Error as exc:  # parse, bind and runtime errors alike: one line
+        raise GeodataError(f"sql: {str(exc).splitlines()[0]}") from None
+    if fmt == "csv":
+        _json_nested(df).write_csv(sys.stdout)
+    elif fmt == "json":
+        sys.stdout.write(json.dumps(df.to_dicts(), default=_json_default, indent=1) + "\n")
+    else:
         t = Table(show_lines=False)
         for c in df.columns:
             t.add_column(c)
@@ -132,8 +160,27 @@ def sql(
         console.print(t)
         if df.height > max_rows:
             console.print(f"({df.height} rows, {max_rows} shown; --max-rows N or --format csv)")
-    else:
-        raise GeodataError(f"sql: unknown --format '{fmt}' (allowed: table, csv, json)")
+
+
+def _json_default(v: Any) -> Any:
+    if isinstance(v, (bytes, bytearray)):
+        return f"<{len(v)} bytes>"
+    return str(v)
+
+
+def _json_nested(df: Any) -> Any:
+    """``df`` with nested (list/struct/array) and binary columns as JSON text, for CSV."""
+    import polars as pl
+
+    cols = []
+    for name, dtype in df.schema.items():
+        if dtype.is_nested() or dtype == pl.Binary:
+            vals = [None if v is None else json.dumps(v, default=_json_default, ensure_ascii=False)
+                    for v in df[name].to_list()]
+            cols.append(pl.Series(name, vals, dtype=pl.String))
+        else:
+            cols.append(df[name])
+    return pl.DataFrame(cols)
 
 
 def _short(v: Any, n: int = 120) -> str:
@@ -156,26 +203,33 @@ def show(
     from .engine import datasets_dir
     from .schema import messages_text
 
+    from .validate import read_manifest
+
+    if n < 0:
+        raise GeodataError(f"show: -n must be 0 or more, got {n}")
     folder = Path(name) if Path(name).is_dir() else datasets_dir() / name
     mpath = folder / "manifest.json"
     if not mpath.exists():
         raise GeodataError(f"show: no built dataset at {folder} (run `geodata build {name}`)")
-    manifest = json.loads(mpath.read_text())
+    manifest = read_manifest(folder)
     config = config or manifest.get("default_config", "default")
     if config not in manifest["configs"]:
         raise GeodataError(f"show: config '{config}' not in {sorted(manifest['configs'])}")
     files = [str(folder / f) for s in manifest["configs"][config].values() for f in s["files"]]
-    df = duckdb.sql(f"SELECT * FROM read_parquet({files!r}) LIMIT {int(n)}").pl()
+    try:
+        df = duckdb.sql(f"SELECT * FROM read_parquet({files!r}) LIMIT {int(n)}").pl()
+    except duckdb.Error as exc:
+        raise GeodataError(f"show: cannot read {folder}: {str(exc).splitlines()[0]}") from None
     for row in df.iter_rows(named=True):
         console.rule(f"{row.get('id')}  [{row.get('task', '')}]")
         for key, val in row.items():
             if key in ("prompt", "completion"):
-                console.print(f"[bold]{key}:[/bold] {messages_text(val)}", highlight=False)
+                console.print(Text.assemble((f"{key}:", "bold"), f" {messages_text(val)}"), highlight=False)
             elif key == "images":
                 sizes = [len(i["bytes"]) if i and i.get("bytes") else 0 for i in (val or [])]
-                console.print(f"[bold]images:[/bold] {len(sizes)} ({', '.join(f'{s} B' for s in sizes)})")
+                console.print(Text.assemble(("images:", "bold"), f" {len(sizes)} ({', '.join(f'{s} B' for s in sizes)})"))
             else:
-                console.print(f"[bold]{key}:[/bold] {_short(val, 400)}", highlight=False)
+                console.print(Text.assemble((f"{key}:", "bold"), f" {_short(val, 400)}"), highlight=False)
 
 
 def _catalog_dir() -> Path:
@@ -243,10 +297,18 @@ def sample_data(
     names = sorted(n for n, i in SOURCES.items() if i.sample is not None)
     # predictions are simulated over the MP-16 sample, so MP-16 goes first
     names.sort(key=lambda n: (n != "mp16", n))
-    for n in names:
-        if only and n not in only:
-            continue
-        root = (out / n) if out else sample_root(n)
+    from ._ownership import check_out
+
+    if only:
+        unknown = sorted(set(only) - set(names))
+        if unknown:
+            raise GeodataError(f"sample-data: --only {', '.join(unknown)}: no such sample (known: {', '.join(names)})")
+    if out is not None and out.exists() and not out.is_dir():
+        raise GeodataError(f"--out {out}: is a file, not a folder; geodata never replaces it")
+    targets = [(n, (out / n) if out else sample_root(n)) for n in names if not only or n in only]
+    for n, root in targets:  # every target is checked before any is written
+        check_out(root, "sample")
+    for n, root in targets:
         write_sample_to(SOURCES[n], root)
         console.print(f"wrote {n:<12} → {root}")
 
@@ -393,7 +455,7 @@ def train_recipes() -> None:
         try:
             r = load_recipe(name)
         except GeodataError as exc:
-            t.add_row(name, "[red]invalid[/red]", "", "", str(exc))
+            t.add_row(name, Text("invalid", style="red"), "", "", str(exc))
             continue
         method = "grpo" if r.grpo else "sft" if r.sft else "predict"
         t.add_row(name, method, r.model.name_or_path, r.data.dataset, r.description)
@@ -499,7 +561,9 @@ def publish_cmd(
             log=lambda m: err.print(m, highlight=False, markup=False),
         )
     except ValidationError as exc:
-        err.print(f"[red]error:[/red] {exc}", highlight=False, soft_wrap=True)
+        if _debug():
+            raise
+        err.print(_error_line(str(exc)), highlight=False, soft_wrap=True)
         raise typer.Exit(1) from None
     summ = folder_summary(res.folder)
     if res.dry_run:
@@ -576,6 +640,10 @@ def eval_cmd(
 
     if unknown_ids not in ("drop", "error"):
         raise GeodataError(f"eval: --unknown-ids must be drop or error, got '{unknown_ids}'")
+    from ._ownership import MANIFEST_MARKER, check_out_file
+
+    target = out if out is not None else predictions.with_name(predictions.name + ".eval.json")
+    check_out_file(target)  # never overwrite a file geodata did not write
     if by is None and is_geolocation_only(truth):
         res = evaluate_files(predictions, truth, unknown_ids=unknown_ids, geocode=not no_geocode)  # type: ignore[arg-type]
         text = format_report(res)
@@ -588,9 +656,8 @@ def eval_cmd(
         rep = evaluate_task_files(predictions, truth, by=by, compare=compare, unknown_ids=unknown_ids,
                                   geocode=not no_geocode)
         res, text = rep.model_dump(), format_task_report(rep)
-    target = out if out is not None else predictions.with_name(predictions.name + ".eval.json")
     target.parent.mkdir(parents=True, exist_ok=True)
-    target.write_text(json.dumps(res, indent=2) + "\n")
+    target.write_text(json.dumps({MANIFEST_MARKER[0]: MANIFEST_MARKER[1], **res}, indent=2) + "\n")
     console.print(text, highlight=False, markup=False, soft_wrap=True)
     console.print(f"wrote {target}", highlight=False, soft_wrap=True)
 

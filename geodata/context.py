@@ -38,6 +38,8 @@ class Context:
     extra_outputs: dict[str, pl.DataFrame] = field(default_factory=dict)
     notes: dict[str, Any] = field(default_factory=dict)
     current_step: str = ""
+    #: the spec's thresholds (``max_drop_fraction``, ``min_prediction_coverage``, ``max_image_pixels``)
+    limits: dict[str, Any] = field(default_factory=dict)
     _drops: dict[str, dict[str, int]] = field(default_factory=dict)
 
     # -- randomness ---------------------------------------------------------------------

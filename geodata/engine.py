@@ -24,7 +24,8 @@ from typing import Any, Iterable
 import polars as pl
 
 from . import __version__
-from ._cache import stat_digest
+from . import _ownership as own
+from ._cache import files_digest, ref_file, stat_digest, stat_files
 from .card import render_card
 from .context import Context
 from .errors import BuildError, SourceError
@@ -34,9 +35,24 @@ from .schema import CORE_COLUMNS, check_core_columns
 from .spec import SourceSpec, Spec, load_spec
 from .writer import write_partition
 
-__all__ = ["build", "BuildResult", "datasets_dir", "data_dir", "resolve_root", "run_steps", "read_sources"]
+__all__ = [
+    "build", "BuildResult", "datasets_dir", "data_dir", "resolve_root", "run_steps", "read_sources",
+    "DATA_LOSS_REASONS", "loss_reason", "IMAGES_SIDECAR",
+]
 
 log = logging.getLogger("geodata")
+
+#: drop reasons that mean input data was lost, as opposed to an intended selection (sampling,
+#: de-duplication, hotspot exclusion ...). A reader or step that drops more than the spec's
+#: ``max_drop_fraction`` of the rows entering it for one of these fails the build. Readers may
+#: prefix a reason with their dataset (``"dota: missing image"``): see :func:`loss_reason`.
+DATA_LOSS_REASONS = frozenset({
+    "missing_image", "undecodable_image", "image_too_large", "invalid_coordinates", "no_coordinates",
+    "malformed_line", "malformed_record", "malformed_object", "bad_record", "bad_shard", "missing_annotation",
+})
+
+#: the embedded image files of the last build with their size and mtime (the up-to-date check)
+IMAGES_SIDECAR = own.IMAGES_SIDECAR
 
 _VERSIONED = ("datasets", "polars", "pyarrow", "duckdb", "numpy", "scipy", "h3", "reverse_geocoder", "pycountry")
 
@@ -62,28 +78,45 @@ def resolve_root(src: SourceSpec, info: SourceInfo, write_sample: bool = True) -
     if os.environ.get(info.env):
         return Path(os.environ[info.env]).expanduser()
     root = sample_root(info.name)
-    if not (root / ".complete").exists():
+    if not own.is_sample(root):
         if info.sample is None or not write_sample:
             raise SourceError(f"source '{info.name}': set {info.env} to its root folder")
+        own.check_out(root, "sample", flag=f"{info.env} is not set and the sample folder")
         log.warning("%s is not set: writing the embedded %s sample to %s", info.env, info.name, root)
         write_sample_to(info, root)
     return root
 
 
 def write_sample_to(info: SourceInfo, root: Path) -> None:
-    """Write a source's sample atomically (into a temp folder, then rename)."""
+    """Write a source's sample atomically (into a temp folder, then rename).
+
+    ``root`` is replaced only when it is missing, empty or a sample geodata wrote (its
+    ``.complete`` marker); anything else is an :class:`~geodata.errors.OwnershipError`.
+    """
     assert info.sample is not None
-    tmp = root.with_name(f".{root.name}.tmp-{os.getpid()}")
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir(parents=True)
+    root = own.check_out(Path(root), "sample")
+    root.parent.mkdir(parents=True, exist_ok=True)
+    own.clean_stale_temps(root)
+    own.clean_stale_temps(root, "old")
+    tmp = own.make_temp(root)
     try:
         info.sample(tmp)
-        (tmp / ".complete").write_text("sample written by geodata\n")
+        own.mark_sample(tmp)
+        (tmp / own.TEMP_MARKER).unlink()
+        if root.exists() and not any(root.iterdir()):
+            root.rmdir()
         if root.exists():
-            shutil.rmtree(root)
-        os.replace(tmp, root)
+            own.check_out(root, "sample")
+            old = own.make_temp(root, "old")
+            os.replace(root, old / "sample")
+            os.replace(tmp, root)
+            shutil.rmtree(old)  # marked: holds only the sample geodata wrote
+        else:
+            os.replace(tmp, root)
     finally:
-        shutil.rmtree(tmp, ignore_errors=True)
+        if tmp.exists():
+            (tmp / own.TEMP_MARKER).write_text("")
+            own.remove_temp(tmp)
 
 
 def _input_fingerprint(info: SourceInfo, root: Path, params: dict[str, Any]) -> str:
@@ -129,7 +162,79 @@ class BuildResult:
     seconds: float = 0.0
 
 
+def loss_reason(reason: str) -> str | None:
+    """The data-loss reason behind a drop reason, or None for an intended selection.
+
+    Examples
+    --------
+    >>> loss_reason("missing_image"), loss_reason("dota: missing image"), loss_reason("not_sampled")
+    ('missing_image', 'missing_image', None)
+    """
+    kind = reason.rsplit(": ", 1)[-1].strip().lower().replace(" ", "_")
+    return kind if kind in DATA_LOSS_REASONS else None
+
+
+def _missing_ids(df: pl.DataFrame | None, column: str = "images") -> list[str]:
+    if df is None or "id" not in df.columns or column not in df.columns:
+        return []
+    col = pl.col(column)
+    miss = col.is_null() | col.list.eval(pl.element().is_null()).list.any().fill_null(False)
+    return [str(x) for x in df.filter(miss)["id"].head(3).to_list()]
+
+
+def _likely_cause(
+    kind: str, source: str, spec: Spec, ctx: Context, roots: dict[str, Path],
+    df_in: pl.DataFrame | None, examples: list[str],
+) -> str:
+    src = spec.sources.get(source)
+    reader = src.reader if src is not None else source
+    root = roots.get(source)
+    if kind == "missing_image":
+        layout = ctx.notes.get(f"{reader}.image_layout")
+        if layout is None:
+            layout = next((v for k, v in sorted(ctx.notes.items()) if k.endswith(".image_layout")), "unknown")
+        ex = examples or list(ctx.notes.get(f"{reader}.missing_examples") or [])[:3] or _missing_ids(df_in)
+        env = ""
+        try:
+            env = get_source(reader).env
+        except Exception:  # noqa: BLE001 - only for the message
+            pass
+        return (
+            f"images of source '{source}' were looked for under {root} (layout: {layout}); "
+            f"not found: {', '.join(repr(e) for e in ex) or '(no ids)'}; check {env or 'the root'} "
+            f"and the image layout (`geodata catalog {reader}`)"
+        )
+    if kind in ("undecodable_image", "image_too_large"):
+        ex = ", ".join(repr(e) for e in examples)
+        what = (f"images larger than max_image_pixels={spec.max_image_pixels}" if kind == "image_too_large"
+                else "image files that exist but do not decode (truncated, or not images)")
+        return f"{what}{' e.g. ' + ex if ex else ''} in source '{source}' under {root}"
+    if kind in ("invalid_coordinates", "no_coordinates"):
+        return f"lat/lon null, not numeric, out of range or (0, 0) in source '{source}' under {root}: are they the right columns?"
+    return f"records of source '{source}' under {root} that do not parse: is it the right file and format?"
+
+
+def _check_losses(
+    step: str, rows_in: int, drops: dict[str, int], spec: Spec, ctx: Context, roots: dict[str, Path],
+    source: str, df_in: pl.DataFrame | None = None, examples: dict[str, list[str]] | None = None,
+) -> None:
+    """Fail when ``step`` lost more than ``max_drop_fraction`` of ``rows_in`` for one data-loss reason."""
+    if rows_in <= 0:
+        return
+    limit = spec.max_drop_fraction
+    for reason, n in sorted(drops.items(), key=lambda kv: -kv[1]):
+        kind = loss_reason(reason)
+        if kind is None or n <= limit * rows_in:
+            continue
+        cause = _likely_cause(kind, source, spec, ctx, roots, df_in, (examples or {}).get(reason, []))
+        raise BuildError(
+            f"{spec.name}: {step} lost {n} of {rows_in} rows ({n / rows_in:.0%}) as '{reason}', more than "
+            f"max_drop_fraction={limit:g}: {cause} (raise max_drop_fraction in the spec if this is expected)"
+        )
+
+
 def read_sources(spec: Spec, ctx: Context, roots: dict[str, Path]) -> list[StepStat]:
+    """Read every source; a source with no rows, or one that lost too many, is an error."""
     stats = []
     for name, src in spec.sources.items():
         info = get_source(src.reader)
@@ -138,14 +243,30 @@ def read_sources(spec: Spec, ctx: Context, roots: dict[str, Path]) -> list[StepS
         df = info.fn(ctx, root=roots[name], **src.params)
         if not isinstance(df, pl.DataFrame):
             raise BuildError(f"source '{name}' ({src.reader}) returned {type(df).__name__}, not a polars DataFrame")
+        drops = ctx.drops(ctx.current_step)
+        seen = df.height + sum(drops.values())
+        _check_losses(ctx.current_step, seen, drops, spec, ctx, roots, name)
+        if df.height == 0:
+            lost = ", ".join(f"{k}: {v}" for k, v in sorted(drops.items()))
+            raise SourceError(
+                f"source '{name}' ({src.reader}): no rows under {roots[name]}"
+                + (f" (dropped {lost})" if lost else "") + "; a build needs at least one"
+            )
         ctx.tables[name] = df
-        stats.append(StepStat(ctx.current_step, 0, df.height, time.perf_counter() - t, ctx.drops(ctx.current_step)))
+        stats.append(StepStat(ctx.current_step, 0, df.height, time.perf_counter() - t, drops))
     return stats
 
 
-def run_steps(spec: Spec, ctx: Context, progress: Any = None) -> tuple[pl.DataFrame, list[StepStat]]:
-    """Apply the spec's steps in order to its input table; return rows and per-step stats."""
+def run_steps(
+    spec: Spec, ctx: Context, progress: Any = None, roots: dict[str, Path] | None = None
+) -> tuple[pl.DataFrame, list[StepStat]]:
+    """Apply the spec's steps in order to its input table; return rows and per-step stats.
+
+    A step that loses more than ``spec.max_drop_fraction`` of its rows for one data-loss
+    reason, or leaves no rows, fails the build with the reason, the count and a likely cause.
+    """
     df = ctx.tables[spec.input_name]
+    roots = roots or {}
     stats = []
     for st in spec.steps:
         info = get_step(st.step)
@@ -157,32 +278,14 @@ def run_steps(spec: Spec, ctx: Context, progress: Any = None) -> tuple[pl.DataFr
         out = info.fn(df, ctx, **st.params)
         if not isinstance(out, pl.DataFrame):
             raise BuildError(f"step '{st.key}' returned {type(out).__name__}, not a polars DataFrame")
-        stats.append(StepStat(st.key, rows_in, out.height, time.perf_counter() - t, ctx.drops(st.key)))
+        drops = ctx.drops(st.key)
+        stats.append(StepStat(st.key, rows_in, out.height, time.perf_counter() - t, drops))
+        _check_losses(f"step '{st.key}'", rows_in, drops, spec, ctx, roots, spec.input_name, df_in=df)
+        if out.height == 0 and rows_in > 0:
+            lost = ", ".join(f"{k}: {v}" for k, v in sorted(drops.items())) or "no drops recorded"
+            raise BuildError(f"{spec.name}: step '{st.key}' left 0 of {rows_in} rows ({lost}); a build needs at least one")
         df = out
     return df, stats
-
-
-def _restore_interrupted(out: Path) -> None:
-    """Clean up after a build killed mid-way: drop temp folders, restore a swapped-out copy."""
-    for p in out.parent.glob(f".{out.name}.tmp-*"):
-        pid = p.name.rsplit("-", 1)[-1]
-        if pid.isdigit() and _alive(int(pid)) and int(pid) != os.getpid():
-            continue
-        shutil.rmtree(p, ignore_errors=True)
-    olds = sorted(out.parent.glob(f".{out.name}.old-*"))
-    if olds and not out.exists():
-        os.replace(olds[-1], out)
-        olds = olds[:-1]
-    for p in olds:
-        shutil.rmtree(p, ignore_errors=True)
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except OSError:
-        return False
-    return True
 
 
 def _partitions(df: pl.DataFrame, spec: Spec) -> list[tuple[str, str, pl.DataFrame]]:
@@ -215,6 +318,43 @@ def _select_columns(df: pl.DataFrame, spec: Spec) -> pl.DataFrame:
     return df.select(keep + list(meta) + extra)
 
 
+def _embedded_files(frames: Iterable[pl.DataFrame]) -> list[str]:
+    """Sorted unique files behind the image references of ``frames`` (shards for msgpack/tar)."""
+    parts = [
+        f.select(pl.col("images").explode().drop_nulls().alias("ref"))
+        for f in frames if "images" in f.columns and f["images"].dtype == pl.List(pl.String)
+    ]
+    if not parts:
+        return []
+    refs = pl.concat(parts)
+    return refs.select(ref_file(pl.col("ref")).alias("file")).unique()["file"].sort().to_list()
+
+
+def _images_unchanged(out: Path, manifest: dict[str, Any]) -> bool:
+    """True when every image file the last build embedded has the size and mtime it had then."""
+    want = manifest.get("images_digest")
+    if want is None:
+        return True
+    try:
+        files = pl.read_ipc(out / IMAGES_SIDECAR, columns=["file"])["file"].to_list()
+    except (OSError, pl.exceptions.PolarsError):  # no or unreadable sidecar: rebuild
+        return False
+    return files_digest(stat_files(files)) == want
+
+
+def _project_path(path: Path | None) -> str | None:
+    """The spec file relative to its project (``pipelines/NAME.yaml``), never an absolute path."""
+    if path is None:
+        return None
+    p = Path(path).resolve()
+    if p.parent.name == "pipelines":
+        return f"pipelines/{p.name}"
+    try:
+        return p.relative_to(Path.cwd().resolve()).as_posix()
+    except ValueError:
+        return p.name
+
+
 def build(
     name_or_path: str | Path | Spec,
     sets: Iterable[str] = (),
@@ -234,7 +374,9 @@ def build(
     sets
         ``key.path=value`` overrides (``sample.n=1000``).
     out
-        The dataset folder (default ``datasets/<name>``).
+        The dataset folder (default ``datasets/<name>``). It must be missing, empty or a
+        dataset geodata built (see :mod:`geodata._ownership`); files in it that geodata did not
+        write are kept.
     force
         Rebuild even when the fingerprint says the folder is up to date.
     progress
@@ -248,8 +390,9 @@ def build(
     spec = name_or_path if isinstance(name_or_path, Spec) else load_spec(name_or_path, sets)
     run = get_runner(runner, workers)  # checked before the up-to-date test; starts nothing yet
     out = Path(out) if out is not None else datasets_dir() / spec.name
+    own.check_out(out, "dataset")
     out.parent.mkdir(parents=True, exist_ok=True)
-    _restore_interrupted(out)
+    own.restore_interrupted(out)
 
     roots = {n: resolve_root(s, get_source(s.reader)) for n, s in spec.sources.items()}
     inputs = {n: _input_fingerprint(get_source(s.reader), roots[n], s.params) for n, s in spec.sources.items()}
@@ -261,7 +404,7 @@ def build(
             old = json.loads(manifest_path.read_text())
         except (OSError, json.JSONDecodeError):
             old = {}
-        if old.get("fingerprint") == fingerprint:
+        if isinstance(old, dict) and old.get("fingerprint") == fingerprint and _images_unchanged(out, old):
             rows = old.get("rows", 0)
             return BuildResult(spec.name, out, "up to date", fingerprint, rows=rows,
                                configs={c: {s: v["num_rows"] for s, v in sp.items()} for c, sp in old["configs"].items()})
@@ -269,24 +412,28 @@ def build(
     from ._progress import BuildProgress
 
     ui = BuildProgress(spec.name, enabled=progress)
-    ctx = Context(seed=spec.seed, spec_path=spec.path)
-    tmp = out.parent / f".{out.name}.tmp-{os.getpid()}"
-    shutil.rmtree(tmp, ignore_errors=True)
+    limits = {"max_drop_fraction": spec.max_drop_fraction, "min_prediction_coverage": spec.min_prediction_coverage,
+              "max_image_pixels": spec.max_image_pixels}
+    ctx = Context(seed=spec.seed, spec_path=spec.path, limits=dict(limits))
+    tmp: Path | None = None
     try:
         with ui, run:
             ui.stage("reading sources")
             stats = read_sources(spec, ctx, roots)
-            df, step_stats = run_steps(spec, ctx, progress=ui.stage)
+            df, step_stats = run_steps(spec, ctx, progress=ui.stage, roots=roots)
             stats += step_stats
             check_core_columns(df.columns, f"{spec.path}: rows after the last step")
             df = _select_columns(df, spec)
-            tmp.mkdir(parents=True)
+            image_files = _embedded_files([df, *ctx.extra_outputs.values()])
+            image_stats = stat_files(image_files)
+            tmp = own.make_temp(out)
             ui.stage("writing shards")
             ui.start_rows(df.height + sum(t.height for t in ctx.extra_outputs.values()))
             configs: dict[str, dict[str, Any]] = {}
             files: dict[str, Any] = {}
             features: dict[str, Any] = {}
             write_drops: dict[str, int] = {}
+            write_examples: dict[str, list[str]] = {}
             t = time.perf_counter()
             rows_in = df.height
             parts = _partitions(df, spec)
@@ -295,35 +442,49 @@ def build(
                 res = write_partition(
                     pdf, tmp, prefix, config=config, split=split,
                     shard_max_mb=spec.output.shard_max_mb, row_group_rows=spec.output.row_group_rows,
-                    check_images=spec.output.check_images, on_rows=ui.advance, runner=run,
+                    check_images=spec.output.check_images, max_image_pixels=spec.max_image_pixels,
+                    on_rows=ui.advance, runner=run,
                 )
                 _record(res, configs, files, features)
                 for k, v in res.drops.items():
                     write_drops[k] = write_drops.get(k, 0) + v
+                for k, v in res.examples.items():
+                    write_examples[k] = (write_examples.get(k, []) + v)[:3]
             written = sum(s["num_rows"] for c in configs.values() for s in c.values())
             stats.append(StepStat("write", rows_in, written, time.perf_counter() - t, write_drops))
+            ctx.current_step = "write"
+            _check_losses("write", rows_in, write_drops, spec, ctx, roots, spec.input_name, examples=write_examples)
+            if written == 0:
+                lost = ", ".join(f"{k}: {v}" for k, v in sorted(write_drops.items())) or "no rows reached the writer"
+                raise BuildError(f"{spec.name}: the build wrote 0 rows ({lost}); a build needs at least one")
             for config, edf in sorted(ctx.extra_outputs.items()):
                 if config in configs:
                     raise BuildError(f"emitted table '{config}' clashes with a config of the rows")
                 res = write_partition(edf, tmp, config, config=config, split="train",
                                       shard_max_mb=spec.output.shard_max_mb,
                                       row_group_rows=spec.output.row_group_rows,
-                                      check_images=spec.output.check_images, on_rows=ui.advance, runner=run)
+                                      check_images=spec.output.check_images,
+                                      max_image_pixels=spec.max_image_pixels, on_rows=ui.advance,
+                                      runner=run)
                 _record(res, configs, files, features)
             all_drops: dict[str, int] = {}
             for s in stats:
                 for k, v in s.drops.items():
                     all_drops[k] = all_drops.get(k, 0) + v
             manifest = {
+                own.MANIFEST_MARKER[0]: own.MANIFEST_MARKER[1],
                 "name": spec.name,
                 "fingerprint": fingerprint,
                 "spec_fingerprint": spec_fp,
-                "spec_file": spec.path.as_posix() if spec.path else None,
+                "spec_file": _project_path(spec.path),
                 "inputs": inputs,
+                "images_digest": files_digest(image_stats) if image_files else None,
+                "images_files": len(image_files),
                 "geodata_version": __version__,
                 "versions": _versions(),
                 "default_config": spec.output.default_config if not spec.output.config_by else sorted(configs)[0],
                 "spec": spec.canonical(),
+                "limits": limits,
                 "rows": written,
                 "configs": configs,
                 "files": files,
@@ -336,13 +497,16 @@ def build(
             }
             if spec.output.config_by:
                 manifest["default_config"] = sorted(configs)[0]
+            if image_files:
+                image_stats.write_ipc(tmp / IMAGES_SIDECAR, compression="zstd")
             (tmp / "manifest.json").write_text(json.dumps(manifest, indent=2, sort_keys=False) + "\n")
-            (tmp / "README.md").write_text(render_card(_card_view(manifest), features))
+            (tmp / "README.md").write_text(render_card(_card_view(manifest, roots), features))
             timed = {**manifest["stats"], "steps": [s.__dict__ for s in stats]}  # with seconds
             (tmp / "build_stats.json").write_text(json.dumps(timed, indent=2) + "\n")
-        _swap(tmp, out)
+        own.swap_in(tmp, out)
     except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
+        if tmp is not None:
+            own.remove_temp(tmp)
         raise
     result = BuildResult(
         spec.name, out, "built", fingerprint, rows=written,
@@ -353,11 +517,33 @@ def build(
     return result
 
 
-def _card_view(manifest: dict[str, Any]) -> dict[str, Any]:
-    # the card carries no timings, so it is as deterministic as the shards
+def _card_view(manifest: dict[str, Any], roots: dict[str, Path] | None = None) -> dict[str, Any]:
+    """The manifest as the card sees it: no timings, and source roots written as ``<source>``.
+
+    So the card is as deterministic as the shards, whichever folders the inputs live in.
+    """
     view = dict(manifest)
     view["stats"] = dict(manifest["stats"])
     view["stats"]["steps"] = [{k: v for k, v in s.items() if k != "seconds"} for s in manifest["stats"]["steps"]]
+    subs: list[tuple[str, str]] = []
+    for name, root in (roots or {}).items():
+        for form in {str(root), str(Path(root).resolve()), str(Path(root).absolute())}:
+            if form not in ("", "."):
+                subs.append((form.rstrip("/"), f"<{name}>"))
+    subs.sort(key=lambda t: -len(t[0]))
+
+    def plain(v: Any) -> Any:
+        if isinstance(v, str):
+            for a, b in subs:
+                v = v.replace(a, b)
+            return v
+        if isinstance(v, list):
+            return [plain(x) for x in v]
+        if isinstance(v, dict):
+            return {k: plain(x) for k, x in v.items()}
+        return v
+
+    view["stats"]["notes"] = plain(manifest["stats"].get("notes") or {})
     return view
 
 
@@ -386,11 +572,3 @@ def _combine(spec_fp: str, inputs: dict[str, str]) -> str:
         h.update(f"{k}={inputs[k]}".encode())
     h.update(__version__.encode())
     return h.hexdigest()
-
-
-def _swap(tmp: Path, out: Path) -> None:
-    old = out.parent / f".{out.name}.old-{os.getpid()}"
-    if out.exists():
-        os.replace(out, old)
-    os.replace(tmp, out)
-    shutil.rmtree(old, ignore_errors=True)

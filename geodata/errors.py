@@ -20,3 +20,7 @@ class SourceError(GeodataError):
 
 class BuildError(GeodataError):
     """A build failed for a reason other than the spec or the inputs."""
+
+
+class OwnershipError(GeodataError):
+    """geodata was asked to write where it would replace or delete files it did not write."""

@@ -252,7 +252,11 @@ def evaluate_files(
 ) -> dict[str, Any]:
     """:func:`evaluate` on a predictions file (or folder) and a truth dataset/CSV."""
     ppath = predictions_file(Path(predictions))
+    if ppath.is_file() and ppath.stat().st_size == 0:
+        raise SourceError(f"eval: predictions file {ppath} is empty")
     pred = load_predictions(ppath)
+    if pred.height == 0:
+        raise SourceError(f"eval: predictions file {ppath} has no rows (only a header?)")
     tdf, drops = load_truth(truth)
     out = evaluate(pred, tdf, unknown_ids=unknown_ids, geocode=geocode)
     out.update({f"n_{k}": v for k, v in drops.items()})

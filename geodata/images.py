@@ -32,7 +32,7 @@ from .errors import SourceError
 
 __all__ = [
     "read_ref", "ref_name", "index_folder", "index_msgpack", "index_tar", "check_image",
-    "iter_msgpack_records", "ChunkedFile", "INDEX_SCHEMA",
+    "iter_msgpack_records", "ChunkedFile", "INDEX_SCHEMA", "image_problem",
 ]
 
 INDEX_SCHEMA = {"key": pl.String, "ref": pl.String, "size": pl.Int64, "problem": pl.String}
@@ -124,16 +124,58 @@ def _name(key: str) -> str:
     return quote(key.rstrip("/").rsplit("/", 1)[-1], safe="")
 
 
-def check_image(data: bytes) -> bool:
-    """True when ``data`` decodes as an image (header and full decode)."""
+#: images up to this many pixels are decoded in full to check them; larger ones are checked
+#: without holding the full-size pixels (JPEG at 1/8 scale, other formats by ``verify``)
+FULL_DECODE_PIXELS = 4096 * 4096
+
+
+def image_problem(data: bytes, max_pixels: int | None = None) -> str | None:
+    """None when ``data`` is a readable image, else the drop reason.
+
+    ``image_too_large`` when the header says more than ``max_pixels`` pixels (read from the
+    header alone, nothing decoded); ``undecodable_image`` when it does not open or decode.
+    Pillow's own size guard and its ``DecompressionBombWarning`` are replaced by
+    ``max_pixels``, and a large image is never decoded at full size just to check it.
+
+    Examples
+    --------
+    >>> import io
+    >>> from PIL import Image
+    >>> buf = io.BytesIO(); Image.new("RGB", (40, 30)).save(buf, "PNG"); png = buf.getvalue()
+    >>> image_problem(png) is None, image_problem(png, max_pixels=1000), image_problem(png[:60])
+    (True, 'image_too_large', 'undecodable_image')
+    """
+    import warnings
+
     from PIL import Image
 
     try:
-        with Image.open(io.BytesIO(data)) as im:
-            im.load()
-        return True
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            saved = Image.MAX_IMAGE_PIXELS
+            Image.MAX_IMAGE_PIXELS = None  # our own limit below, read from the header
+            try:
+                with Image.open(io.BytesIO(data)) as im:
+                    w, h = im.size
+                    if max_pixels is not None and w * h > max_pixels:
+                        return "image_too_large"
+                    if w * h <= FULL_DECODE_PIXELS:
+                        im.load()
+                    elif im.format == "JPEG":
+                        im.draft(im.mode, (max(1, w // 8), max(1, h // 8)))
+                        im.load()
+                    else:
+                        im.verify()
+            finally:
+                Image.MAX_IMAGE_PIXELS = saved
+        return None
     except Exception:
-        return False
+        return "undecodable_image"
+
+
+def check_image(data: bytes, max_pixels: int | None = None) -> bool:
+    """True when ``data`` decodes as an image of at most ``max_pixels`` pixels (see :func:`image_problem`)."""
+    return image_problem(data, max_pixels) is None
 
 
 def _frame(keys: list, refs: list, sizes: list, problems: list) -> pl.DataFrame:

@@ -43,6 +43,7 @@ from typing import Any, Callable, Iterable
 
 import yaml
 
+from . import _ownership as own
 from .errors import GeodataError
 from .validate import (
     ValidationError,
@@ -97,7 +98,7 @@ PAPERS: dict[str, str] = {
 }""",
 }
 
-CARD_START = "<!-- geodata-publish:start -->"
+CARD_START = "<!-- geodata-publish:start -->"  # also geodata's marker of a publish folder (_ownership)
 CARD_END = "<!-- geodata-publish:end -->"
 
 
@@ -288,7 +289,8 @@ def card_body_sections(
             "from the sources' metadata."]
     out.append(_section("Licenses", lic))
     # provenance, unless the build's card already states it
-    if manifest.get("fingerprint") and manifest["fingerprint"] not in body:
+    # (a geodata build's card states its provenance, without path- and mtime-bound fingerprints)
+    if manifest.get("spec_fingerprint") and manifest["spec_fingerprint"] not in body:
         prov = [f"- dataset fingerprint: `{manifest.get('fingerprint')}`",
                 f"- spec fingerprint: `{manifest.get('spec_fingerprint')}`",
                 f"- geodata version: `{manifest.get('geodata_version')}`"]
@@ -378,6 +380,18 @@ def default_publish_dir(name: str) -> Path:
     return Path(os.environ.get("GEODATA_PUBLISH_DIR") or "build/hub") / name
 
 
+def _contents(path: Path, manifest: dict[str, Any]) -> tuple[list[str], list[str]]:
+    """(shards, report figures) an assembled folder holds, relative paths."""
+    files = sorted(manifest.get("files") or {})
+    listed = {f for splits in (manifest.get("configs") or {}).values() for s in splits.values() for f in s.get("files", [])}
+    files = sorted(set(files) | listed)
+    report_dir = path / "report"
+    figures = sorted(
+        str(p.relative_to(path).as_posix()) for p in report_dir.glob("*") if p.suffix in (".png", ".md") and p.is_file()
+    ) if report_dir.is_dir() else []
+    return files, figures
+
+
 def assemble(
     name_or_path: str | Path,
     out: str | Path | None = None,
@@ -388,7 +402,10 @@ def assemble(
 
     It holds every shard the manifest lists, ``manifest.json``, the report figures
     (``report/*.png``, ``report/summary.md``) when present, and the completed ``README.md``;
-    nothing else (a stale file from an earlier assembly is removed).
+    nothing else. The folder must be new, empty or one geodata assembled (a geodata manifest
+    and a card with :data:`~geodata._ownership.PUBLISH_MARKER`): only the files its manifest
+    lists are ever replaced or removed, and a file geodata did not put there is an error (it
+    would be uploaded).
 
     Examples
     --------
@@ -402,27 +419,26 @@ def assemble(
     folder = Path(out) if out is not None else default_publish_dir(name)
     if folder.resolve() == path.resolve():
         raise PublishError(f"{folder}: the publish folder must differ from the dataset folder")
-    files = sorted(manifest.get("files") or {})
-    listed = {f for splits in (manifest.get("configs") or {}).values() for s in splits.values() for f in s.get("files", [])}
-    files = sorted(set(files) | listed)
-    report_dir = path / "report"
-    figures = sorted(
-        str(p.relative_to(path).as_posix()) for p in report_dir.glob("*") if p.suffix in (".png", ".md") and p.is_file()
-    ) if report_dir.is_dir() else []
+    files, figures = _contents(path, manifest)
     wanted = set(files) | set(figures) | {"manifest.json", "README.md"}
-    folder.mkdir(parents=True, exist_ok=True)
-    for old in sorted(p for p in folder.rglob("*") if p.is_file()):
-        rel = old.relative_to(folder).as_posix()
-        if rel not in wanted:
+    own.check_out(folder, "publish", expect=wanted)
+    stale = own.dataset_files(folder) - wanted if own.is_publish_dir(folder) else set()
+    emptied: set[Path] = set()
+    for rel in sorted(stale):  # files of an earlier assembly, listed by its (geodata) manifest
+        old = folder / rel
+        if old.is_file() and not old.is_symlink():
             old.unlink()
-    for rel in files + figures + ["manifest.json"]:
-        src = path / rel
-        if not src.is_file():
-            raise PublishError(f"{src}: listed in the manifest but missing (rebuild the dataset)")
-        _link_or_copy(src, folder / rel)
+            emptied.update(p for p in old.parents if folder in p.parents)
+    for rel in files + figures:
+        if not (path / rel).is_file():
+            raise PublishError(f"{path / rel}: listed in the manifest but missing (rebuild the dataset)")
+    # manifest and card first: a folder left by an interrupted run is still recognisably geodata's
+    _link_or_copy(path / "manifest.json", folder / "manifest.json")
     (folder / "README.md").write_text(complete_card(path, manifest, validation, figures))
-    for d in sorted((p for p in folder.rglob("*") if p.is_dir()), reverse=True):
-        if not any(d.iterdir()):
+    for rel in files + figures:
+        _link_or_copy(path / rel, folder / rel)
+    for d in sorted(emptied, key=lambda p: -len(p.parts)):
+        if d.is_dir() and not any(d.iterdir()):
             d.rmdir()
     return folder
 
@@ -457,7 +473,8 @@ def plan_upload(folder: Path, remote: dict[str, Any]) -> tuple[list[str], list[s
     ``remote`` maps a path in the repo to its ``RepoFile``; files to add are ordered so that
     ``README.md`` and ``manifest.json`` come last.
     """
-    local = sorted(p.relative_to(folder).as_posix() for p in folder.rglob("*") if p.is_file())
+    local = sorted(p.relative_to(folder).as_posix() for p in folder.rglob("*")
+                   if p.is_file())
     last = ["manifest.json", "README.md"]
     add, same = [], []
     for rel in sorted(local, key=lambda r: (r in last, last.index(r) if r in last else 0, r)):
@@ -565,6 +582,10 @@ def publish(
     """
     check_repo_id(repo_id)
     path = resolve_dataset_dir(name_or_path, datasets_dir)
+    manifest = read_manifest(path)
+    files, figures = _contents(path, manifest)
+    own.check_out(Path(out) if out is not None else default_publish_dir(manifest.get("name") or path.name),
+                  "publish", expect=set(files) | set(figures) | {"manifest.json", "README.md"})  # before any work
     log(f"validating {path}")
     report = validate_dataset(path, images=images)
     if not report.ok:

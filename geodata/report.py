@@ -530,8 +530,11 @@ def make_report(name_or_path: str | Path, datasets_dir: str | Path | None = None
     name = manifest.get("name") or path.name
     out = path / "report"
     out.mkdir(exist_ok=True)
-    for old in out.glob("*.png"):
-        old.unlink()
+    from ._ownership import report_files
+
+    for rel in report_files(path):  # figures of an earlier report: only those geodata recorded
+        if rel.endswith(".png") and (path / rel).is_file():
+            (path / rel).unlink()
     df = load_rows(path, manifest)
     rep = Report(name=name, folder=out)
     rep.facts["rows"] = df.height
@@ -558,6 +561,9 @@ def make_report(name_or_path: str | Path, datasets_dir: str | Path | None = None
     rep.facts["answers"] = save("answer_length.png", _answer_lengths, df, name)
     rep.summary = summarize(name, rep.facts)
     (out / "summary.md").write_text(rep.summary)
+    from ._ownership import mark_report  # a rebuild then knows these files are geodata's
+
+    mark_report(path, [f.relative_to(path).as_posix() for f in rep.figures] + ["report/summary.md"])
     if link:
         link_in_card(path, rep.figures, rep.summary)
     return rep

@@ -279,7 +279,7 @@ def run_shell(
     import duckdb
     from rich.console import Console
 
-    console = console or Console()
+    console = console or Console(markup=False)
     state = {"more": False}
     if lines is None:
         if sys.stdin.isatty():

@@ -134,6 +134,17 @@ class Spec(_Strict):
     steps: list[StepSpec] = Field(default_factory=list)
     output: OutputSpec = Field(default_factory=OutputSpec)
     card: CardSpec = Field(default_factory=CardSpec)
+    max_drop_fraction: float = Field(
+        0.5, ge=0, le=1,
+        description="a step (or source read) that loses more than this fraction of its rows for one "
+        "data-loss reason (missing/undecodable/too large image, invalid coordinates, malformed record) fails",
+    )
+    min_prediction_coverage: float = Field(
+        0.5, ge=0, le=1, description="join_predictions fails when fewer than this fraction of rows get a prediction",
+    )
+    max_image_pixels: int = Field(
+        400_000_000, gt=0, description="images with more pixels are dropped as image_too_large (20000x20000 fits)",
+    )
 
     #: the YAML file the spec came from
     path: Path | None = Field(default=None, exclude=True)
@@ -166,6 +177,10 @@ def parse_override(item: str, where: str) -> tuple[list[str], Any]:
     key, eq, text = item.partition("=")
     if not eq or not key.strip():
         raise SpecError(f"{where}: --set '{item}' is not of the form key=value")
+    if not text.strip():
+        raise SpecError(
+            f"{where}: --set '{item}': empty value; give one (write key=null to unset it explicitly)"
+        )
     return key.strip().split("."), _parse_value(text)
 
 

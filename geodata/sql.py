@@ -8,10 +8,13 @@
 from __future__ import annotations
 
 import json
+import logging
 import re
 from pathlib import Path
 
 import duckdb
+
+log = logging.getLogger("geodata")
 
 __all__ = ["connect", "view_name", "dataset_views"]
 
@@ -25,17 +28,26 @@ def _quote(path: str) -> str:
     return "'" + path.replace("'", "''") + "'"
 
 
+def _split_glob(folder: Path, files: list[str], split: str) -> list[str]:
+    """Glob patterns for one split's shards: resolved by DuckDB at query time, not now."""
+    dirs = sorted({Path(f).parent.as_posix() for f in files})
+    return [str(folder / d / f"{split}-*.parquet") for d in dirs]
+
+
 def dataset_views(folder: Path) -> dict[str, list[str]]:
-    """View name → parquet globs for one built dataset folder (read from its manifest)."""
+    """View name → parquet globs for one built dataset folder (read from its manifest).
+
+    The globs (``<folder>/data/train-*.parquet``) name no shard, so a view keeps working after
+    a rebuild replaces the shards, in a shell opened before it.
+    """
     manifest = json.loads((folder / "manifest.json").read_text())
     name = manifest["name"]
     views: dict[str, list[str]] = {}
     configs = manifest["configs"]
     globs_all: list[str] = []
-    default = manifest.get("default_config", "default")
     task_configs = "default" not in configs
     for config, splits in configs.items():
-        globs = [str(folder / f) for s in splits.values() for f in s["files"]]
+        globs = [g for split, s in splits.items() for g in _split_glob(folder, s["files"], split)]
         if config == "default":
             views[view_name(name)] = globs
         else:
@@ -44,12 +56,13 @@ def dataset_views(folder: Path) -> dict[str, list[str]]:
                 globs_all += globs
     if task_configs and globs_all and view_name(name) not in views:
         views[view_name(name)] = globs_all
-    del default
     return views
 
 
 def connect(datasets_dir: Path | str = "datasets", database: str = ":memory:") -> duckdb.DuckDBPyConnection:
     """A DuckDB connection with a view for every dataset built under ``datasets_dir``.
+
+    A folder whose ``manifest.json`` cannot be read is skipped with a warning naming it.
 
     Examples
     --------
@@ -61,7 +74,14 @@ def connect(datasets_dir: Path | str = "datasets", database: str = ":memory:") -
     if not root.is_dir():
         return con
     for folder in sorted(p for p in root.iterdir() if (p / "manifest.json").is_file()):
-        for view, globs in dataset_views(folder).items():
+        try:
+            views = dataset_views(folder)
+        except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
+            why = f"{type(exc).__name__}: {exc}" if not isinstance(exc, json.JSONDecodeError) else (
+                f"invalid json at line {exc.lineno}")
+            log.warning("skipped %s: its manifest.json cannot be read (%s)", folder, why)
+            continue
+        for view, globs in views.items():
             files = ", ".join(_quote(g) for g in globs)
             con.execute(f"CREATE OR REPLACE VIEW {view} AS SELECT * FROM read_parquet([{files}], union_by_name = true)")
     return con

@@ -272,12 +272,14 @@ def row_configs(manifest: dict[str, Any], path: Path) -> dict[str, bool]:
     out: dict[str, bool] = {}
     for config, splits in (manifest.get("configs") or {}).items():
         files = [f for s in splits.values() for f in s.get("files", [])]
-        existing = [Path(path) / f for f in files if (Path(path) / f).is_file()]
-        if not existing:
-            out[config] = config == "default"
-            continue
-        names = pq.read_schema(existing[0]).names
-        out[config] = any(c in names for c in ROW_MARKERS)
+        names = None
+        for f in (Path(path) / f for f in files if (Path(path) / f).is_file()):
+            try:
+                names = pq.read_schema(f).names
+                break
+            except Exception:  # noqa: BLE001 - an unreadable shard is reported by the layout check
+                continue
+        out[config] = config == "default" if names is None else any(c in names for c in ROW_MARKERS)
     return out
 
 
@@ -310,6 +312,14 @@ def _same_type(a: pa.DataType, b: pa.DataType) -> bool:
     return a == b
 
 
+def _num_rows(f: Path) -> int | None:
+    """Rows of a parquet file from its footer; None when the file is not readable parquet."""
+    try:
+        return pq.ParquetFile(f).metadata.num_rows
+    except Exception:  # noqa: BLE001 - truncated or not parquet: the shard check names it
+        return None
+
+
 def _check_layout(path: Path, manifest: dict[str, Any], report: ValidationReport, hashes: bool) -> None:
     if not (path / "README.md").is_file():
         report.add(Issue("layout", "the dataset card README.md is missing", file="README.md"))
@@ -327,15 +337,19 @@ def _check_layout(path: Path, manifest: dict[str, Any], report: ValidationReport
             report.add(Issue("layout", f"size {size} differs from the manifest's {meta['bytes']}", file=rel))
             continue
         if rel.endswith(".parquet") and meta.get("rows") is not None:
-            n = pq.ParquetFile(f).metadata.num_rows
+            n = _num_rows(f)
+            if n is None:
+                continue  # reported once, by the shard check
             if n != meta["rows"]:
                 report.add(Issue("layout", f"{n} rows, the manifest says {meta['rows']}", file=rel))
         if hashes and meta.get("sha256") and _sha256(f) != meta["sha256"]:
             report.add(Issue("layout", "sha256 differs from the manifest (file changed after the build)", file=rel))
     for config, splits in (manifest.get("configs") or {}).items():
         for split, s in splits.items():
-            rows = sum(pq.ParquetFile(path / f).metadata.num_rows for f in s.get("files", []) if (path / f).is_file())
-            if s.get("num_rows") is not None and rows != s["num_rows"] and all((path / f).is_file() for f in s.get("files", [])):
+            counts = [_num_rows(path / f) for f in s.get("files", []) if (path / f).is_file()]
+            rows = sum(c for c in counts if c is not None)
+            if (s.get("num_rows") is not None and rows != s["num_rows"] and None not in counts
+                    and all((path / f).is_file() for f in s.get("files", []))):
                 report.add(
                     Issue("layout", f"{rows} rows in the shards, the manifest says {s['num_rows']}",
                           config=config, split=split, file=f"{config}/{split}")
@@ -442,19 +456,31 @@ def _check_schema(
 
 
 def _decode_image(data: bytes | None) -> str | None:
-    """None when ``data`` decodes, else why not (JPEGs decode at 1/8 scale: every byte is read)."""
+    """None when ``data`` decodes, else why not.
+
+    Checked like the writer checks (:func:`geodata.images.image_problem`): JPEGs decode at 1/8
+    scale (every byte is read), a very large image is never decoded at full size, and Pillow's
+    decompression-bomb guard does not call a big tile broken.
+    """
     if not data:
         return "no image bytes"
+    from .images import image_problem
+
+    if image_problem(data) is None:
+        return None
+    import warnings
+
     from PIL import Image
 
-    try:
-        with Image.open(io.BytesIO(data)) as im:
-            if im.format == "JPEG":
-                im.draft("RGB", (max(1, im.width // 8), max(1, im.height // 8)))
-            im.load()
+    try:  # the failure's own words, for the report
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            with Image.open(io.BytesIO(data)) as im:
+                im.draft(im.mode, (max(1, im.width // 8), max(1, im.height // 8)))
+                im.load()
     except Exception as exc:  # noqa: BLE001 - any decoder failure is the finding
         return f"does not decode ({type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''})"
-    return None
+    return "does not decode"
 
 
 def _n_image_parts() -> pl.Expr:
@@ -685,18 +711,27 @@ def validate_dataset(
                 try:
                     pf = pq.ParquetFile(f)
                 except Exception as exc:  # noqa: BLE001
-                    report.add(Issue("layout", f"not a readable parquet file ({exc})", file=rel))
+                    msg = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+                    report.add(Issue("layout", f"not a readable parquet file, truncated or corrupt ({msg})",
+                                     file=rel, config=config, split=split))
                     continue
                 rows += pf.metadata.num_rows
                 if not kinds.get(config, True):
                     continue
                 if _check_schema(path, rel, pf.schema_arrow, header, config, split, report):
-                    _check_rows(path, rel, config, split, report, seen_ids, images, rewards, batch_rows)
+                    try:
+                        _check_rows(path, rel, config, split, report, seen_ids, images, rewards, batch_rows)
+                    except (OSError, pa.ArrowException) as exc:  # corrupt pages behind a good footer
+                        msg = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+                        report.add(Issue("layout", f"not a readable parquet file: its data does not decode ({msg})",
+                                         file=rel, config=config, split=split))
             report.configs[config][split] = rows
             if kinds.get(config, True):
                 report.rows += rows
     if not any(kinds.values()):
         report.add(Issue("schema", "no config holds schema rows (id, images, prompt, completion, solution)"))
+    elif report.rows == 0 and not any(i.check == "layout" for i in report.issues):
+        report.add(Issue("layout", "the dataset has 0 rows (an empty build is never a valid dataset)"))
     return report
 
 

@@ -18,7 +18,7 @@ import polars as pl
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from .images import check_image, read_ref, ref_name
+from .images import image_problem, read_ref, ref_name
 from .schema import CORE_COLUMNS
 
 __all__ = ["ShardFile", "PartitionResult", "write_partition", "normalize_arrow", "features_for"]
@@ -42,6 +42,7 @@ class PartitionResult:
     rows: int = 0
     drops: dict[str, int] = field(default_factory=dict)
     features: Any = None  # datasets.Features
+    examples: dict[str, list[str]] = field(default_factory=dict)  # reason -> up to 3 row ids
 
 
 def _norm_type(t: pa.DataType) -> pa.DataType:
@@ -77,8 +78,14 @@ def features_for(schema: pa.Schema) -> Any:
     return Features(ordered)
 
 
-def _embed(refs: list[list[str] | None], check: bool) -> tuple[list[list[dict[str, Any]]], list[str | None]]:
-    """Read image bytes for each row; the second list gives a drop reason per row (or None)."""
+def _embed(
+    refs: list[list[str] | None], check: bool, max_pixels: int | None = None
+) -> tuple[list[list[dict[str, Any]]], list[str | None]]:
+    """Read image bytes for each row; the second list gives a drop reason per row (or None).
+
+    Reasons: ``missing_image`` (the reference cannot be read), ``image_too_large`` (more than
+    ``max_pixels`` pixels) and ``undecodable_image`` (see :func:`geodata.images.check_image`).
+    """
     out: list[list[dict[str, Any]]] = []
     why: list[str | None] = []
     for row in refs:
@@ -90,9 +97,10 @@ def _embed(refs: list[list[str] | None], check: bool) -> tuple[list[list[dict[st
             except (OSError, ValueError):
                 reason = "missing_image"
                 break
-            if check and not check_image(data):
-                reason = "undecodable_image"
-                break
+            if check:
+                reason = image_problem(data, max_pixels)
+                if reason is not None:
+                    break
             items.append({"bytes": data, "path": ref_name(ref)})
         out.append(items)
         why.append(reason)
@@ -117,15 +125,17 @@ def write_partition(
     shard_max_mb: float = 500,
     row_group_rows: int = 256,
     check_images: bool = True,
+    max_image_pixels: int | None = None,
     on_rows: Callable[[int], None] | None = None,
     runner: Any = None,
 ) -> PartitionResult:
     """Write one (config, split) of rows under ``root/prefix`` and return what was written.
 
     ``df`` may hold an ``images`` column of image references (``list[str]``); they are
-    embedded as ``datasets.Image`` structs. Rows whose image cannot be read or decoded are
-    dropped and counted (``missing_image``, ``undecodable_image``). ``runner`` (a
-    :class:`geodata.runners.Runner`; default: this process) embeds the row groups, in order.
+    embedded as ``datasets.Image`` structs. Rows whose image cannot be read, is larger than
+    ``max_image_pixels`` or does not decode are dropped and counted (``missing_image``,
+    ``image_too_large``, ``undecodable_image``); ``examples`` keeps up to three ids per reason. ``runner``
+    (a :class:`geodata.runners.Runner`; default: this process) embeds the row groups, in order.
     """
     res = PartitionResult(config, split)
     has_images = "images" in df.columns
@@ -174,7 +184,7 @@ def write_partition(
     if any_images:  # the image plane: one _embed per row group, in order, on the runner
         from .runners import InProcess
 
-        jobs = ((df.slice(s, row_group_rows)["images"].to_list(), check_images) for s in starts)
+        jobs = ((df.slice(s, row_group_rows)["images"].to_list(), check_images, max_image_pixels) for s in starts)
         embedded = (runner or InProcess()).imap(_embed, jobs)
     for start in starts:
         chunk = df.slice(start, row_group_rows)
@@ -191,9 +201,13 @@ def write_partition(
         elif has_images:
             imgs, why = next(embedded)
             keep = [w is None for w in why]
-            for w in why:
+            ids = chunk["id"].to_list() if "id" in chunk.columns and not all(keep) else []
+            for i, w in enumerate(why):
                 if w is not None:
                     res.drops[w] = res.drops.get(w, 0) + 1
+                    ex = res.examples.setdefault(w, [])
+                    if len(ex) < 3 and ids:
+                        ex.append(str(ids[i]))
             if not all(keep):
                 mask = pa.array(keep)
                 table = table.filter(mask)

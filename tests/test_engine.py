@@ -114,10 +114,16 @@ def test_killed_build_leaves_previous_dataset_in_place(mp16_small, tmp_path, mon
 
 def test_stale_temp_folder_from_a_killed_process_is_cleaned(mp16_small, tmp_path, monkeypatch):
     monkeypatch.setenv("MP16_ROOT", str(mp16_small / "folder"))
+    from geodata._ownership import TEMP_MARKER
+
     stale = tmp_path / ".ds.tmp-999999999"
     (stale / "data").mkdir(parents=True)
+    (stale / TEMP_MARKER).write_text("999999999\n")  # geodata marks the temp folders it writes
+    lookalike = tmp_path / ".ds.tmp-999999998"  # same name pattern, no marker: not geodata's
+    (lookalike / "data").mkdir(parents=True)
     build(PIPE, sets=["sample.n=10"], out=tmp_path / "ds")
     assert not stale.exists()
+    assert (lookalike / "data").is_dir()
 
 
 def test_small_shards_roll_over_and_sum_up(mp16_small, tmp_path, monkeypatch):

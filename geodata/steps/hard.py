@@ -50,7 +50,8 @@ def join_predictions(
     not evidence of a solved sample). Predictions whose id is not among the rows are an error
     by default; with ``unknown_ids: drop`` they are counted: ``prediction_for_dropped_row``
     when the id is in the raw input but was dropped by an earlier step,
-    ``prediction_unknown_id`` otherwise. A table in which no id matches is always an error.
+    ``prediction_unknown_id`` otherwise. A table in which no id matches is always an error, and
+    so is one that covers fewer than the spec's ``min_prediction_coverage`` (default 0.5) of the rows.
     """
     _need(df, ctx, "id", "lat", "lon")
     pred = ctx.table(table)
@@ -83,6 +84,16 @@ def join_predictions(
             )
         ctx.drop("prediction_for_dropped_row", stray.height - unknown.height)
         ctx.drop("prediction_unknown_id", unknown.height)
+    need = float(ctx.limits.get("min_prediction_coverage", 0.5))
+    if rows.height and matched.height < need * rows.height:
+        ex = ", ".join(repr(x) for x in stray["id"].head(3).to_list())
+        raise BuildError(
+            f"step '{ctx.current_step}': predictions cover {matched.height} of {rows.height} rows "
+            f"({matched.height / rows.height:.1%}), fewer than min_prediction_coverage={need:g}: the hard set "
+            f"would be most of the source. Are they predictions for this source?"
+            + (f" (unmatched prediction ids: {ex} …)" if ex else "")
+            + " Set min_prediction_coverage in the spec to accept it"
+        )
     out = rows.join(matched, on="id", how="left", maintain_order="left")
     out = out.with_columns(pl.col("pred_parsed").fill_null(False))
     err = haversine(out["lat"].to_numpy(), out["lon"].to_numpy(),
