@@ -89,8 +89,17 @@ def cached_frame(
 
 
 def ref_file(refs: pl.Expr) -> pl.Expr:
-    """The file behind an image reference: ``msgpack://F@o:l`` and ``tar://F@o:l`` give ``F``."""
-    return refs.str.replace(r"^(?:msgpack|tar)://(.*)@\d+:\d+$", "$1")
+    """The file behind an image reference: ``msgpack://F@o:l#NAME`` and ``tar://F@o:l#NAME`` give ``F``.
+
+    Examples
+    --------
+    >>> import polars as pl
+    >>> pl.select(ref_file(pl.lit("tar://C:/x@y/a.tar@512:10#ab_cd.jpg"))).item()
+    'C:/x@y/a.tar'
+    >>> pl.select(ref_file(pl.lit("/data/a/b.jpg"))).item()
+    '/data/a/b.jpg'
+    """
+    return refs.str.replace(r"^(?:msgpack|tar)://(.*)@\d+:\d+(?:#[^#@/]*)?$", "$1")
 
 
 def _stat_chunk(paths: list[str]) -> tuple[list[int], list[int]]:

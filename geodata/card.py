@@ -10,15 +10,20 @@ __all__ = ["render_card", "size_category"]
 
 
 def size_category(n: int) -> str:
-    """The Hub's ``size_categories`` bucket for ``n`` rows."""
-    bounds = [
-        (1_000, "n<1K"), (10_000, "1K<n<10K"), (100_000, "10K<n<100K"), (1_000_000, "100K<n<1M"),
-        (10_000_000, "1M<n<10M"), (100_000_000, "10M<n<100M"),
-    ]
+    """The Hub's ``size_categories`` bucket for ``n`` rows (the one definition: card and publish).
+
+    Examples
+    --------
+    >>> [size_category(n) for n in (50, 1000, 200_000, 4_720_000, 2_000_000_000)]
+    ['n<1K', '1K<n<10K', '100K<n<1M', '1M<n<10M', '1B<n<10B']
+    """
+    bounds = [(1_000, "n<1K"), (10_000, "1K<n<10K"), (100_000, "10K<n<100K"), (1_000_000, "100K<n<1M"),
+              (10_000_000, "1M<n<10M"), (100_000_000, "10M<n<100M"), (1_000_000_000, "100M<n<1B"),
+              (10_000_000_000, "1B<n<10B"), (100_000_000_000, "10B<n<100B"), (1_000_000_000_000, "100B<n<1T")]
     for b, label in bounds:
         if n < b:
             return label
-    return "100M<n<1B"
+    return "n>1T"
 
 
 def _header(manifest: dict[str, Any], features: dict[str, Any]) -> dict[str, Any]:

@@ -203,19 +203,13 @@ def show(
     from .engine import datasets_dir
     from .schema import messages_text
 
-    from .validate import read_manifest
+    from .dataset import Dataset
 
     if n < 0:
         raise GeodataError(f"show: -n must be 0 or more, got {n}")
-    folder = Path(name) if Path(name).is_dir() else datasets_dir() / name
-    mpath = folder / "manifest.json"
-    if not mpath.exists():
-        raise GeodataError(f"show: no built dataset at {folder} (run `geodata build {name}`)")
-    manifest = read_manifest(folder)
-    config = config or manifest.get("default_config", "default")
-    if config not in manifest["configs"]:
-        raise GeodataError(f"show: config '{config}' not in {sorted(manifest['configs'])}")
-    files = [str(folder / f) for s in manifest["configs"][config].values() for f in s["files"]]
+    ds = Dataset.open(name)
+    folder = ds.path
+    files = [str(f) for f in ds.files(config)]
     try:
         df = duckdb.sql(f"SELECT * FROM read_parquet({files!r}) LIMIT {int(n)}").pl()
     except duckdb.Error as exc:

@@ -400,14 +400,15 @@ def build(
     fingerprint = _combine(spec_fp, inputs)
     manifest_path = out / "manifest.json"
     if not force and manifest_path.exists():
+        from .dataset import Dataset, DatasetError
+
         try:
-            old = json.loads(manifest_path.read_text())
-        except (OSError, json.JSONDecodeError):
-            old = {}
-        if isinstance(old, dict) and old.get("fingerprint") == fingerprint and _images_unchanged(out, old):
-            rows = old.get("rows", 0)
-            return BuildResult(spec.name, out, "up to date", fingerprint, rows=rows,
-                               configs={c: {s: v["num_rows"] for s, v in sp.items()} for c, sp in old["configs"].items()})
+            old = Dataset.open(out).manifest
+        except DatasetError:  # unreadable or not ours: rebuild (the ownership rule guards the folder)
+            old = None
+        if old is not None and old.fingerprint == fingerprint and _images_unchanged(out, old.model_dump(mode="json")):
+            return BuildResult(spec.name, out, "up to date", fingerprint, rows=old.rows,
+                               configs={c: {s: v.num_rows for s, v in sp.items()} for c, sp in old.configs.items()})
 
     from ._progress import BuildProgress
 

@@ -95,11 +95,11 @@ def load_task_truth(path: str | Path) -> pl.DataFrame:
     ...
     geodata.errors.GeodataError: no built dataset '/nonexistent/x' in ...
     """
-    from .validate import read_manifest, resolve_dataset_dir
+    from .dataset import Dataset
+    from .validate import resolve_dataset_dir
 
     d = resolve_dataset_dir(path)
-    info = read_manifest(d)
-    files = [d / f for cfg in info.get("configs", {}).values() for s in cfg.values() for f in s["files"]]
+    files = [d / f for _, _, e in Dataset.open(d).split_entries() for f in e.files]
     if not files:
         raise SourceError(f"truth: {d}: the manifest lists no data files")
     want = ("id", "task", "source", "split", "solution", "qtype", "category")

@@ -112,12 +112,11 @@ def load_truth(path: str | Path) -> tuple[pl.DataFrame, dict[str, int]]:
         else:
             raise SourceError(f"truth: {path} is neither a file, a dataset folder nor a dataset under {datasets_dir()}")
     if p.is_dir():
-        manifest = p / "manifest.json"
-        if not manifest.is_file():
+        from .dataset import Dataset
+
+        if not (p / "manifest.json").is_file():
             raise SourceError(f"truth: {p} is a folder without manifest.json (not a built dataset)")
-        info = json.loads(manifest.read_text())
-        config = info.get("default_config", "default")
-        files = [p / f for s in info["configs"][config].values() for f in s["files"]]
+        files = Dataset.open(p).files()
         df = pl.concat([pl.read_parquet(f, columns=None) for f in files], how="diagonal_relaxed")
         df = df.drop([c for c in ("images", "prompt", "completion") if c in df.columns])
     elif p.suffix == ".parquet":

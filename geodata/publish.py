@@ -44,6 +44,7 @@ from typing import Any, Callable, Iterable
 import yaml
 
 from . import _ownership as own
+from .card import size_category
 from .errors import GeodataError
 from .validate import (
     ValidationError,
@@ -169,22 +170,6 @@ def resolve_token(token: str | None = None) -> str:
             "no hugging face token: set HF_TOKEN or run `hf auth login` (or use --dry-run to only assemble)"
         )
     return found
-
-
-def size_category(n: int) -> str:
-    """The Hub's ``size_categories`` bucket for ``n`` rows.
-
-    Examples
-    --------
-    >>> [size_category(n) for n in (50, 1000, 200_000, 4_720_000)]
-    ['n<1K', '1K<n<10K', '100K<n<1M', '1M<n<10M']
-    """
-    bounds = [(1_000, "n<1K"), (10_000, "1K<n<10K"), (100_000, "10K<n<100K"), (1_000_000, "100K<n<1M"),
-              (10_000_000, "1M<n<10M"), (100_000_000, "10M<n<100M"), (1_000_000_000, "100M<n<1B")]
-    for bound, label in bounds:
-        if n < bound:
-            return label
-    return "n>1T" if n >= 10**12 else "1B<n<10B"
 
 
 # -- the card ---------------------------------------------------------------------------------------

@@ -7,12 +7,13 @@
 
 from __future__ import annotations
 
-import json
 import logging
 import re
 from pathlib import Path
 
 import duckdb
+
+from .dataset import DatasetError
 
 log = logging.getLogger("geodata")
 
@@ -40,14 +41,16 @@ def dataset_views(folder: Path) -> dict[str, list[str]]:
     The globs (``<folder>/data/train-*.parquet``) name no shard, so a view keeps working after
     a rebuild replaces the shards, in a shell opened before it.
     """
-    manifest = json.loads((folder / "manifest.json").read_text())
-    name = manifest["name"]
+    from .dataset import Dataset
+
+    ds = Dataset.open(folder)
+    name = ds.name
     views: dict[str, list[str]] = {}
-    configs = manifest["configs"]
+    configs = ds.manifest.configs
     globs_all: list[str] = []
     task_configs = "default" not in configs
     for config, splits in configs.items():
-        globs = [g for split, s in splits.items() for g in _split_glob(folder, s["files"], split)]
+        globs = [g for split, s in splits.items() for g in _split_glob(folder, s.files, split)]
         if config == "default":
             views[view_name(name)] = globs
         else:
@@ -76,10 +79,8 @@ def connect(datasets_dir: Path | str = "datasets", database: str = ":memory:") -
     for folder in sorted(p for p in root.iterdir() if (p / "manifest.json").is_file()):
         try:
             views = dataset_views(folder)
-        except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
-            why = f"{type(exc).__name__}: {exc}" if not isinstance(exc, json.JSONDecodeError) else (
-                f"invalid json at line {exc.lineno}")
-            log.warning("skipped %s: its manifest.json cannot be read (%s)", folder, why)
+        except DatasetError as exc:  # the message names the manifest and what is wrong with it
+            log.warning("skipped %s: its manifest cannot be read: %s", folder, exc)
             continue
         for view, globs in views.items():
             files = ", ".join(_quote(g) for g in globs)

@@ -226,14 +226,15 @@ def resolve_dataset_dir(name_or_path: str | Path, datasets_dir: str | Path | Non
 
 
 def read_manifest(path: Path) -> dict[str, Any]:
-    """``manifest.json`` of a dataset folder, with a one-line error when it is unreadable."""
-    f = Path(path) / "manifest.json"
-    try:
-        return json.loads(f.read_text())
-    except FileNotFoundError:
-        raise GeodataError(f"{f}: missing (not a built dataset folder)") from None
-    except json.JSONDecodeError as exc:
-        raise GeodataError(f"{f}: invalid json at line {exc.lineno}: {exc.msg.lower()}") from None
+    """``manifest.json`` of a dataset folder as checked by :class:`geodata.dataset.Dataset`.
+
+    The typed :class:`~geodata.dataset.Manifest` parses and validates it (a one-line
+    :class:`~geodata.dataset.DatasetError` when it is missing, not JSON, or lacks a field);
+    this returns its plain-dict form for the code that renders or re-writes it.
+    """
+    from .dataset import Dataset
+
+    return Dataset.open(Path(path)).manifest.model_dump(mode="json")
 
 
 def split_card(text: str) -> tuple[dict[str, Any], str]:

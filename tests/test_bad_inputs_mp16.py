@@ -145,8 +145,12 @@ CASES = [
      r"shard_1\.msg: truncated or unreadable record at byte offset \d+"),
     ("gzip-tar", _tar(gzip.compress), [], 2, {}, r"error: \S*mp-16-images\.tar: a gzip-compressed archive, not a plain tar"),
     ("tar-gz", tar_gz, [], 2, {}, r"error: \S*mp16-000\.tar\.gz: a gzip-compressed archive, not a plain tar; .*gunzip -c mp16-000\.tar\.gz > mp16-000\.plain\.tar"),
-    ("truncated-tar", _tar(lambda b: b[:3000]), [], 0, {"bad_shard_record": 1, "missing_image": 6},
+    # 6 of 8 images are lost: more than the default max_drop_fraction, so the case raises it to see the counts
+    ("truncated-tar", _tar(lambda b: b[:3000]), ["--set", "max_drop_fraction=0.9"], 0,
+     {"bad_shard_record": 1, "missing_image": 6},
      r"mp-16-images\.tar: corrupt or truncated tar at byte offset 3072 after 2 members"),
+    ("truncated-tar-default-limit", _tar(lambda b: b[:3000]), [], 2, None,
+     r"lost 6 of 8 rows \(75%\) as 'missing_image', more than max_drop_fraction=0\.5: .*mp-16-images\.tar"),
 ]
 
 

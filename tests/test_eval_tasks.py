@@ -151,8 +151,9 @@ def test_geolocation_rows_and_cli(tmp_path) -> None:
     d = tmp_path / "ds"
     (d / "default").mkdir(parents=True)
     _truth(rows).write_parquet(d / "default" / "test-00000.parquet")
-    (d / "manifest.json").write_text(json.dumps({"default_config": "default",
-                                                 "configs": {"default": {"test": {"files": ["default/test-00000.parquet"]}}}}))
+    (d / "manifest.json").write_text(json.dumps({
+        "written_by": "geodata", "name": "ds", "fingerprint": "f", "geodata_version": "0", "default_config": "default",
+        "configs": {"default": {"test": {"num_rows": len(rows), "files": ["default/test-00000.parquet"]}}}}))
     p = tmp_path / "p.csv"
     pl.DataFrame({"id": ["g1", "g2", "z1", "stray"],
                   "completion": ["<answer>(48.86, 2.35)</answer>", "no idea", "yes", "x"]}).write_csv(p)
