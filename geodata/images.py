@@ -218,26 +218,14 @@ def walk_files(root: Path) -> Iterator[tuple[str, str, int]]:
 
 
 def folder_dirs(root: Path) -> list[Path]:
-    """Every folder under ``root`` (symlinks followed, loop-safe): the stats that key its index."""
-    root = Path(root)
-    seen: set[tuple[int, int]] = set()
-    out: list[Path] = []
-    stack = [str(root)]
-    while stack:
-        p = stack.pop()
-        try:
-            st = os.stat(p)
-        except OSError:
-            continue
-        if (st.st_dev, st.st_ino) in seen:
-            continue
-        seen.add((st.st_dev, st.st_ino))
-        out.append(Path(p))
-        try:
-            stack.extend(sorted((e.path for e in os.scandir(p) if e.is_dir()), reverse=True))
-        except OSError:
-            continue
-    return out
+    """Every folder under ``root`` (symlinks followed, loop-safe): the stats that key its index.
+
+    The one folder walk of geodata (:func:`geodata._cache.walk_dirs`), so the build's
+    fingerprint and the image index see the same folders.
+    """
+    from ._cache import walk_dirs
+
+    return walk_dirs(Path(root))
 
 
 def index_folder(root: Path, pattern: str | None = None) -> pl.DataFrame:
