@@ -26,7 +26,7 @@ import polars as pl
 from . import __version__
 from ._cache import stat_digest
 from .card import render_card
-from .context import Context
+from .context import StepContext, StepOutput
 from .errors import BuildError, SourceError
 from .registry import SourceInfo, get_source, get_step
 from .runners import get_runner
@@ -34,7 +34,7 @@ from .schema import CORE_COLUMNS, check_core_columns
 from .spec import SourceSpec, Spec, load_spec
 from .writer import write_partition
 
-__all__ = ["build", "BuildResult", "datasets_dir", "data_dir", "resolve_root", "run_steps", "read_sources"]
+__all__ = ["build", "BuildResult", "datasets_dir", "data_dir", "resolve_root", "run_steps", "read_sources", "Flow"]
 
 log = logging.getLogger("geodata")
 
@@ -129,36 +129,83 @@ class BuildResult:
     seconds: float = 0.0
 
 
-def read_sources(spec: Spec, ctx: Context, roots: dict[str, Path]) -> list[StepStat]:
+@dataclass
+class Flow:
+    """The tables and facts of one build so far; owned by the engine, never handed to a step.
+
+    ``tables`` maps every name a join may give in ``inputs`` (the sources, then
+    ``<step>.<table>`` and ``<step>`` for what earlier steps provide) to its table;
+    ``emitted`` holds the further configs to write, ``notes`` the notes in step order.
+    """
+
+    seed: int = 0
+    spec_path: Path | None = None
+    limits: dict[str, Any] = field(default_factory=dict)
+    tables: dict[str, pl.DataFrame] = field(default_factory=dict)
+    emitted: dict[str, pl.DataFrame] = field(default_factory=dict)
+    notes: dict[str, Any] = field(default_factory=dict)
+
+    def context(self, name: str) -> StepContext:
+        """The read-only context of the step or reader ``name``."""
+        return StepContext(seed=self.seed, name=name, limits=self.limits, spec_path=self.spec_path)
+
+    def collect(self, name: str, res: Any, what: str) -> StepOutput:
+        """Check what a step or reader returned; merge its notes and emitted tables in order."""
+        if isinstance(res, pl.DataFrame):
+            res = StepOutput(res)
+        if not isinstance(res, StepOutput) or not isinstance(res.rows, pl.DataFrame):
+            got = type(res.rows if isinstance(res, StepOutput) else res).__name__
+            raise BuildError(f"{what} returned {got}, not a polars DataFrame (or a StepOutput with rows)")
+        for reason, n in res.drops.items():
+            log.info("%s: dropped %d rows (%s)", name, n, reason)
+        self.notes.update(res.notes)
+        self.emitted.update(res.tables)
+        return res
+
+    def inputs(self, key: str, refs: dict[str, str]) -> dict[str, pl.DataFrame]:
+        """The tables a join names in its spec ``inputs``, by parameter name."""
+        missing = {n: r for n, r in refs.items() if r not in self.tables}
+        if missing:
+            n, r = next(iter(missing.items()))
+            raise BuildError(f"step '{key}': input {n}: no table '{r}' (tables so far: {', '.join(self.tables)})")
+        return {n: self.tables[r] for n, r in refs.items()}
+
+
+def read_sources(spec: Spec, flow: Flow, roots: dict[str, Path]) -> list[StepStat]:
+    """Run each source reader with its own context; its rows become table ``<source name>``."""
     stats = []
     for name, src in spec.sources.items():
         info = get_source(src.reader)
-        ctx.current_step = f"read:{name}"
+        key = f"read:{name}"
         t = time.perf_counter()
-        df = info.fn(ctx, root=roots[name], **src.params)
-        if not isinstance(df, pl.DataFrame):
-            raise BuildError(f"source '{name}' ({src.reader}) returned {type(df).__name__}, not a polars DataFrame")
-        ctx.tables[name] = df
-        stats.append(StepStat(ctx.current_step, 0, df.height, time.perf_counter() - t, ctx.drops(ctx.current_step)))
+        res = flow.collect(key, info.fn(flow.context(key), root=roots[name], **src.params),
+                           f"source '{name}' ({src.reader})")
+        flow.tables[name] = res.rows
+        stats.append(StepStat(key, 0, res.rows.height, time.perf_counter() - t, dict(res.drops)))
     return stats
 
 
-def run_steps(spec: Spec, ctx: Context, progress: Any = None) -> tuple[pl.DataFrame, list[StepStat]]:
-    """Apply the spec's steps in order to its input table; return rows and per-step stats."""
-    df = ctx.tables[spec.input_name]
+def run_steps(spec: Spec, flow: Flow, progress: Any = None) -> tuple[pl.DataFrame, list[StepStat]]:
+    """Apply the spec's steps in order to its input table; return rows and per-step stats.
+
+    Each step gets a fresh read-only context and, for a join, the tables its ``inputs`` name.
+    """
+    df = flow.tables[spec.input_name]
     stats = []
     for st in spec.steps:
         info = get_step(st.step)
-        ctx.current_step = st.key
         if progress is not None:
             progress(st.key)
         t = time.perf_counter()
         rows_in = df.height
-        out = info.fn(df, ctx, **st.params)
-        if not isinstance(out, pl.DataFrame):
-            raise BuildError(f"step '{st.key}' returned {type(out).__name__}, not a polars DataFrame")
-        stats.append(StepStat(st.key, rows_in, out.height, time.perf_counter() - t, ctx.drops(st.key)))
-        df = out
+        tables = flow.inputs(st.key, st.inputs) if info.kind == "join" else {}
+        res = flow.collect(st.key, info.fn(df, flow.context(st.key), **st.params, **tables), f"step '{st.key}'")
+        for tname, table in res.provides.items():
+            flow.tables[f"{st.key}.{tname}"] = table
+        if len(res.provides) == 1:
+            flow.tables[st.key] = next(iter(res.provides.values()))
+        stats.append(StepStat(st.key, rows_in, res.rows.height, time.perf_counter() - t, dict(res.drops)))
+        df = res.rows
     return df, stats
 
 
@@ -269,7 +316,7 @@ def build(
     from ._progress import BuildProgress
 
     ui = BuildProgress(spec.name, enabled=progress)
-    ctx = Context(seed=spec.seed, spec_path=spec.path)
+    ctx = Flow(seed=spec.seed, spec_path=spec.path)
     tmp = out.parent / f".{out.name}.tmp-{os.getpid()}"
     shutil.rmtree(tmp, ignore_errors=True)
     try:
@@ -282,7 +329,7 @@ def build(
             df = _select_columns(df, spec)
             tmp.mkdir(parents=True)
             ui.stage("writing shards")
-            ui.start_rows(df.height + sum(t.height for t in ctx.extra_outputs.values()))
+            ui.start_rows(df.height + sum(t.height for t in ctx.emitted.values()))
             configs: dict[str, dict[str, Any]] = {}
             files: dict[str, Any] = {}
             features: dict[str, Any] = {}
@@ -302,7 +349,7 @@ def build(
                     write_drops[k] = write_drops.get(k, 0) + v
             written = sum(s["num_rows"] for c in configs.values() for s in c.values())
             stats.append(StepStat("write", rows_in, written, time.perf_counter() - t, write_drops))
-            for config, edf in sorted(ctx.extra_outputs.items()):
+            for config, edf in sorted(ctx.emitted.items()):
                 if config in configs:
                     raise BuildError(f"emitted table '{config}' clashes with a config of the rows")
                 res = write_partition(edf, tmp, config, config=config, split="train",
