@@ -122,7 +122,7 @@ def read_fields(
                 f"{path}:{row['line']}: expected {want} {what}-separated fields, "
                 f"found {len(row['parts'])}"
             )
-        if ctx is not None:
+        if out is not None:
             out.drop("malformed_line", bad.height)
         df = df.filter(pl.col("_ok"))
     cols = [pl.col("parts").list.get(i, null_on_oob=True).alias(f"f{i}") for i in range(n_fields)]
