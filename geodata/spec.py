@@ -287,8 +287,8 @@ def _check_inputs(spec: Spec, i: int, info: Any, earlier: set[str], where: str) 
         )
     allowed = set(info.inputs) | set(info.optional_inputs)
     for name, ref in st.inputs.items():
-        if name not in allowed and not info.any_inputs:
-            raise SpecError(f"{at}: inputs: unknown input '{name}' (allowed: {', '.join(sorted(allowed))})")
+        if (name not in allowed and not info.any_inputs) or name in info.params.model_fields or name == "df":
+            raise SpecError(f"{at}: inputs: unknown input '{name}' (allowed: {', '.join(sorted(allowed)) or 'any name but a parameter'})")
         if ref not in spec.sources and ref not in earlier - {st.key} and ref.split(".", 1)[0] not in earlier - {st.key}:
             raise SpecError(
                 f"{at}: inputs.{name}: '{ref}' is neither a source of the spec ({sources}) "
