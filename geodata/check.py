@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 import polars as pl
 
-from .context import Context
+from .context import StepContext, StepOutput
 from .errors import SourceError
 from .geo import valid_coords
 
@@ -71,17 +71,17 @@ def check_source(
     info = get_source(name)
     where, how = _root(info, root)
     kwargs = validate_params(info.params, dict(params or {}), f"check {name}")
-    ctx = Context()
-    ctx.current_step = f"read:{name}"
-    df = info.fn(ctx, root=where, **kwargs)
+    res = info.fn(StepContext(name=f"read:{name}"), root=where, **kwargs)
+    res = res if isinstance(res, StepOutput) else StepOutput(res)
+    df = res.rows
     rep: dict[str, Any] = {"source": name, "root": str(where), "root_from": how}
-    rep["layout"] = {k: v for k, v in ctx.notes.items() if k.endswith("image_layout")}
+    rep["layout"] = {k: v for k, v in res.notes.items() if k.endswith("image_layout")}
     rep["rows"] = df.height
     rep["columns"] = {c: str(t) for c, t in df.schema.items()}
     if "split" in df.columns:
         vc = df.group_by("split").len().sort("split")
         rep["splits"] = dict(zip(vc["split"].cast(pl.String).to_list(), vc["len"].to_list()))
-    drops: dict[str, int] = dict(ctx.drops())
+    drops: dict[str, int] = dict(res.drops)
     idc = "id" if "id" in df.columns else None
     rest = df
     if "lat" in df.columns and "lon" in df.columns:
@@ -138,7 +138,7 @@ def check_source(
     rep["drops"] = {k: v for k, v in drops.items() if v}
     rep["rows_after_drops"] = rest.height
     rep["deep"] = deep
-    rep["notes"] = {k: v for k, v in ctx.notes.items() if not k.endswith("image_layout")}
+    rep["notes"] = {k: v for k, v in res.notes.items() if not k.endswith("image_layout")}
     return rep
 
 

@@ -323,7 +323,11 @@ def steps() -> None:
             params = ", ".join(
                 f"{k}={'…' if f.is_required() else repr(f.default)}" for k, f in info.params.model_fields.items()
             )
-            t.add_row(n, params, info.doc)
+            kind = getattr(info, "kind", None)
+            if kind == "join":
+                ins = [*info.inputs, *(f"{i}?" for i in info.optional_inputs)] + (["…"] if info.any_inputs else [])
+                params = f"inputs: {', '.join(ins)}" + (f"; {params}" if params else "")
+            t.add_row(f"{n} ({kind})" if kind else n, params, info.doc)
         console.print(t)
 
 

@@ -1,86 +1,116 @@
-"""The build context handed to every step and source reader."""
+"""What a step or source reader sees (:class:`StepContext`) and what it returns (:class:`StepOutput`).
+
+The data flow is explicit: a step gets the rows, a read-only context and the tables its
+spec names as ``inputs``; it returns a :class:`StepOutput` (rows, counted drops, notes,
+extra tables). Nothing is shared or written behind the engine's back.
+
+>>> ctx = StepContext(seed=1, name="sample")
+>>> out = StepOutput()
+>>> out.drop("cell_cap", 3); out.drop("nothing", 0); out.note("sample.short", "kept all")
+>>> res = out.result(pl.DataFrame({"id": ["a"]}))
+>>> res.rows.height, res.drops, res.notes
+(1, {'cell_cap': 3}, {'sample.short': 'kept all'})
+"""
 
 from __future__ import annotations
 
 import hashlib
-import logging
+import types
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Mapping
 
 import numpy as np
 import polars as pl
 
-from .errors import BuildError
+__all__ = ["StepContext", "StepOutput"]
 
-__all__ = ["Context"]
-
-log = logging.getLogger("geodata")
+_EMPTY: Mapping[str, Any] = types.MappingProxyType({})
 
 
-@dataclass
-class Context:
-    """State shared by the steps of one build.
+@dataclass(frozen=True)
+class StepContext:
+    """The read-only context of one step or source reader.
 
     Attributes
     ----------
     seed
         The spec's ``seed``; use :meth:`rng` for per-step generators.
+    name
+        The step key (``sample``) or ``read:<source>`` for a reader; used in messages.
+    limits
+        Read-only thresholds of the spec (e.g. ``max_image_pixels``).
     spec_path
         The YAML file being built (for messages).
-    tables
-        Every source read for this build, by the name the spec gives it.
     """
 
     seed: int = 0
+    name: str = ""
+    limits: Mapping[str, Any] = field(default_factory=lambda: _EMPTY)
     spec_path: Path | None = None
-    tables: dict[str, pl.DataFrame] = field(default_factory=dict)
-    extra_outputs: dict[str, pl.DataFrame] = field(default_factory=dict)
-    notes: dict[str, Any] = field(default_factory=dict)
-    current_step: str = ""
-    #: the spec's thresholds (``max_drop_fraction``, ``min_prediction_coverage``, ``max_image_pixels``)
-    limits: dict[str, Any] = field(default_factory=dict)
-    _drops: dict[str, dict[str, int]] = field(default_factory=dict)
 
-    # -- randomness ---------------------------------------------------------------------
+    def __post_init__(self) -> None:
+        if not isinstance(self.limits, types.MappingProxyType):
+            object.__setattr__(self, "limits", types.MappingProxyType(dict(self.limits)))
+
     def rng(self, salt: str = "") -> np.random.Generator:
-        """A generator seeded from the spec seed, the current step and ``salt``."""
-        digest = hashlib.sha256(f"{self.seed}/{self.current_step}/{salt}".encode()).digest()
+        """A generator seeded from the spec seed, this step's name and ``salt``."""
+        digest = hashlib.sha256(f"{self.seed}/{self.name}/{salt}".encode()).digest()
         return np.random.default_rng(int.from_bytes(digest[:8], "little"))
 
-    # -- accounting ---------------------------------------------------------------------
+
+@dataclass
+class StepOutput:
+    """What a step or reader produced; built locally and returned.
+
+    Attributes
+    ----------
+    rows
+        The rows that flow on (``None`` until :meth:`result` sets them).
+    drops
+        Rows dropped, per reason.
+    notes
+        Facts for the build stats and the dataset card (``"sample.short": ...``).
+    tables
+        Further configs of the output dataset (e.g. ``hotspots``), written after the rows.
+    provides
+        Named tables later steps may take as ``inputs`` (``<step>`` or ``<step>.<name>``).
+    """
+
+    rows: pl.DataFrame | None = None
+    drops: dict[str, int] = field(default_factory=dict)
+    notes: dict[str, Any] = field(default_factory=dict)
+    tables: dict[str, pl.DataFrame] = field(default_factory=dict)
+    provides: dict[str, pl.DataFrame] = field(default_factory=dict)
+
     def drop(self, reason: str, n: int) -> None:
-        """Record that the current step dropped ``n`` rows for ``reason``."""
+        """Count ``n`` rows dropped for ``reason`` (``n <= 0`` is ignored)."""
         if n <= 0:
             return
-        per = self._drops.setdefault(self.current_step, {})
-        per[reason] = per.get(reason, 0) + int(n)
-        log.info("%s: dropped %d rows (%s)", self.current_step, n, reason)
-
-    def drops(self, step: str | None = None) -> dict[str, int]:
-        """Drop counts per reason, for one step or summed over the build."""
-        if step is not None:
-            return dict(self._drops.get(step, {}))
-        total: dict[str, int] = {}
-        for per in self._drops.values():
-            for k, v in per.items():
-                total[k] = total.get(k, 0) + v
-        return total
+        self.drops[reason] = self.drops.get(reason, 0) + int(n)
 
     def note(self, key: str, value: Any) -> None:
-        """Attach a fact to the build stats and the dataset card (``"sample.short": ...``)."""
+        """Attach a fact to the build stats and the dataset card."""
         self.notes[key] = value
 
-    # -- tables -------------------------------------------------------------------------
-    def table(self, name: str) -> pl.DataFrame:
-        """A source table by name; a clear error lists the names the spec defines."""
-        if name not in self.tables:
-            raise BuildError(
-                f"step '{self.current_step}' needs source '{name}', but the spec defines "
-                f"{sorted(self.tables)}"
-            )
-        return self.tables[name]
+    def emit(self, config: str, table: pl.DataFrame) -> None:
+        """Write ``table`` as a further config ``config`` of the output dataset."""
+        self.tables[config] = table
 
-    def emit(self, config: str, df: pl.DataFrame) -> None:
-        """Write ``df`` as a further config ``config`` of the output dataset (e.g. hotspots)."""
-        self.extra_outputs[config] = df
+    def provide(self, name: str, table: pl.DataFrame) -> None:
+        """Offer ``table`` to later steps as input ``<this step>.<name>``."""
+        self.provides[name] = table
+
+    def merge(self, other: "StepOutput") -> pl.DataFrame | None:
+        """Add ``other``'s drops, notes and tables to this output; return its rows."""
+        for k, v in other.drops.items():
+            self.drop(k, v)
+        self.notes.update(other.notes)
+        self.tables.update(other.tables)
+        self.provides.update(other.provides)
+        return other.rows
+
+    def result(self, rows: pl.DataFrame) -> "StepOutput":
+        """Set the rows and return this output (``return out.result(df)``)."""
+        self.rows = rows
+        return self

@@ -27,7 +27,7 @@ from . import __version__
 from . import _ownership as own
 from ._cache import files_digest, ref_file, stat_digest, stat_files
 from .card import render_card
-from .context import Context
+from .context import StepContext, StepOutput
 from .errors import BuildError, SourceError
 from .registry import SourceInfo, get_source, get_step
 from .runners import get_runner
@@ -36,7 +36,7 @@ from .spec import SourceSpec, Spec, load_spec
 from .writer import write_partition
 
 __all__ = [
-    "build", "BuildResult", "datasets_dir", "data_dir", "resolve_root", "run_steps", "read_sources",
+    "build", "BuildResult", "datasets_dir", "data_dir", "resolve_root", "run_steps", "read_sources", "Flow",
     "DATA_LOSS_REASONS", "loss_reason", "IMAGES_SIDECAR",
 ]
 
@@ -162,6 +162,48 @@ class BuildResult:
     seconds: float = 0.0
 
 
+@dataclass
+class Flow:
+    """The tables and facts of one build so far; owned by the engine, never handed to a step.
+
+    ``tables`` maps every name a join may give in ``inputs`` (the sources, then
+    ``<step>.<table>`` and ``<step>`` for what earlier steps provide) to its table;
+    ``emitted`` holds the further configs to write, ``notes`` the notes in step order.
+    """
+
+    seed: int = 0
+    spec_path: Path | None = None
+    limits: dict[str, Any] = field(default_factory=dict)
+    tables: dict[str, pl.DataFrame] = field(default_factory=dict)
+    emitted: dict[str, pl.DataFrame] = field(default_factory=dict)
+    notes: dict[str, Any] = field(default_factory=dict)
+
+    def context(self, name: str) -> StepContext:
+        """The read-only context of the step or reader ``name``."""
+        return StepContext(seed=self.seed, name=name, limits=self.limits, spec_path=self.spec_path)
+
+    def collect(self, name: str, res: Any, what: str) -> StepOutput:
+        """Check what a step or reader returned; merge its notes and emitted tables in order."""
+        if isinstance(res, pl.DataFrame):
+            res = StepOutput(res)
+        if not isinstance(res, StepOutput) or not isinstance(res.rows, pl.DataFrame):
+            got = type(res.rows if isinstance(res, StepOutput) else res).__name__
+            raise BuildError(f"{what} returned {got}, not a polars DataFrame (or a StepOutput with rows)")
+        for reason, n in res.drops.items():
+            log.info("%s: dropped %d rows (%s)", name, n, reason)
+        self.notes.update(res.notes)
+        self.emitted.update(res.tables)
+        return res
+
+    def inputs(self, key: str, refs: dict[str, str]) -> dict[str, pl.DataFrame]:
+        """The tables a join names in its spec ``inputs``, by parameter name."""
+        missing = {n: r for n, r in refs.items() if r not in self.tables}
+        if missing:
+            n, r = next(iter(missing.items()))
+            raise BuildError(f"step '{key}': input {n}: no table '{r}' (tables so far: {', '.join(self.tables)})")
+        return {n: self.tables[r] for n, r in refs.items()}
+
+
 def loss_reason(reason: str) -> str | None:
     """The data-loss reason behind a drop reason, or None for an intended selection.
 
@@ -183,7 +225,7 @@ def _missing_ids(df: pl.DataFrame | None, column: str = "images") -> list[str]:
 
 
 def _likely_cause(
-    kind: str, source: str, spec: Spec, ctx: Context, roots: dict[str, Path],
+    kind: str, source: str, spec: Spec, ctx: Flow, roots: dict[str, Path],
     df_in: pl.DataFrame | None, examples: list[str],
 ) -> str:
     src = spec.sources.get(source)
@@ -215,7 +257,7 @@ def _likely_cause(
 
 
 def _check_losses(
-    step: str, rows_in: int, drops: dict[str, int], spec: Spec, ctx: Context, roots: dict[str, Path],
+    step: str, rows_in: int, drops: dict[str, int], spec: Spec, ctx: Flow, roots: dict[str, Path],
     source: str, df_in: pl.DataFrame | None = None, examples: dict[str, list[str]] | None = None,
 ) -> None:
     """Fail when ``step`` lost more than ``max_drop_fraction`` of ``rows_in`` for one data-loss reason."""
@@ -233,54 +275,59 @@ def _check_losses(
         )
 
 
-def read_sources(spec: Spec, ctx: Context, roots: dict[str, Path]) -> list[StepStat]:
-    """Read every source; a source with no rows, or one that lost too many, is an error."""
+def read_sources(spec: Spec, flow: Flow, roots: dict[str, Path]) -> list[StepStat]:
+    """Run each source reader with its own context; its rows become table ``<source name>``.
+
+    A source with no rows, or one that lost too many for one data-loss reason, is an error.
+    """
     stats = []
     for name, src in spec.sources.items():
         info = get_source(src.reader)
-        ctx.current_step = f"read:{name}"
+        key = f"read:{name}"
         t = time.perf_counter()
-        df = info.fn(ctx, root=roots[name], **src.params)
-        if not isinstance(df, pl.DataFrame):
-            raise BuildError(f"source '{name}' ({src.reader}) returned {type(df).__name__}, not a polars DataFrame")
-        drops = ctx.drops(ctx.current_step)
+        res = flow.collect(key, info.fn(flow.context(key), root=roots[name], **src.params),
+                           f"source '{name}' ({src.reader})")
+        df, drops = res.rows, dict(res.drops)
         seen = df.height + sum(drops.values())
-        _check_losses(ctx.current_step, seen, drops, spec, ctx, roots, name)
+        _check_losses(key, seen, drops, spec, flow, roots, name)
         if df.height == 0:
             lost = ", ".join(f"{k}: {v}" for k, v in sorted(drops.items()))
             raise SourceError(
                 f"source '{name}' ({src.reader}): no rows under {roots[name]}"
                 + (f" (dropped {lost})" if lost else "") + "; a build needs at least one"
             )
-        ctx.tables[name] = df
-        stats.append(StepStat(ctx.current_step, 0, df.height, time.perf_counter() - t, drops))
+        flow.tables[name] = df
+        stats.append(StepStat(key, 0, df.height, time.perf_counter() - t, drops))
     return stats
 
 
 def run_steps(
-    spec: Spec, ctx: Context, progress: Any = None, roots: dict[str, Path] | None = None
+    spec: Spec, flow: Flow, progress: Any = None, roots: dict[str, Path] | None = None
 ) -> tuple[pl.DataFrame, list[StepStat]]:
     """Apply the spec's steps in order to its input table; return rows and per-step stats.
 
+    Each step gets a fresh read-only context and, for a join, the tables its ``inputs`` name.
     A step that loses more than ``spec.max_drop_fraction`` of its rows for one data-loss
     reason, or leaves no rows, fails the build with the reason, the count and a likely cause.
     """
-    df = ctx.tables[spec.input_name]
+    df = flow.tables[spec.input_name]
     roots = roots or {}
     stats = []
     for st in spec.steps:
         info = get_step(st.step)
-        ctx.current_step = st.key
         if progress is not None:
             progress(st.key)
         t = time.perf_counter()
         rows_in = df.height
-        out = info.fn(df, ctx, **st.params)
-        if not isinstance(out, pl.DataFrame):
-            raise BuildError(f"step '{st.key}' returned {type(out).__name__}, not a polars DataFrame")
-        drops = ctx.drops(st.key)
+        tables = flow.inputs(st.key, st.inputs) if info.kind == "join" else {}
+        res = flow.collect(st.key, info.fn(df, flow.context(st.key), **st.params, **tables), f"step '{st.key}'")
+        for tname, table in res.provides.items():
+            flow.tables[f"{st.key}.{tname}"] = table
+        if len(res.provides) == 1:
+            flow.tables[st.key] = next(iter(res.provides.values()))
+        out, drops = res.rows, dict(res.drops)
         stats.append(StepStat(st.key, rows_in, out.height, time.perf_counter() - t, drops))
-        _check_losses(f"step '{st.key}'", rows_in, drops, spec, ctx, roots, spec.input_name, df_in=df)
+        _check_losses(f"step '{st.key}'", rows_in, drops, spec, flow, roots, spec.input_name, df_in=df)
         if out.height == 0 and rows_in > 0:
             lost = ", ".join(f"{k}: {v}" for k, v in sorted(drops.items())) or "no drops recorded"
             raise BuildError(f"{spec.name}: step '{st.key}' left 0 of {rows_in} rows ({lost}); a build needs at least one")
@@ -415,7 +462,7 @@ def build(
     ui = BuildProgress(spec.name, enabled=progress)
     limits = {"max_drop_fraction": spec.max_drop_fraction, "min_prediction_coverage": spec.min_prediction_coverage,
               "max_image_pixels": spec.max_image_pixels}
-    ctx = Context(seed=spec.seed, spec_path=spec.path, limits=dict(limits))
+    ctx = Flow(seed=spec.seed, spec_path=spec.path, limits=dict(limits))
     tmp: Path | None = None
     try:
         with ui, run:
@@ -425,11 +472,11 @@ def build(
             stats += step_stats
             check_core_columns(df.columns, f"{spec.path}: rows after the last step")
             df = _select_columns(df, spec)
-            image_files = _embedded_files([df, *ctx.extra_outputs.values()])
+            image_files = _embedded_files([df, *ctx.emitted.values()])
             image_stats = stat_files(image_files)
             tmp = own.make_temp(out)
             ui.stage("writing shards")
-            ui.start_rows(df.height + sum(t.height for t in ctx.extra_outputs.values()))
+            ui.start_rows(df.height + sum(t.height for t in ctx.emitted.values()))
             configs: dict[str, dict[str, Any]] = {}
             files: dict[str, Any] = {}
             features: dict[str, Any] = {}
@@ -453,12 +500,11 @@ def build(
                     write_examples[k] = (write_examples.get(k, []) + v)[:3]
             written = sum(s["num_rows"] for c in configs.values() for s in c.values())
             stats.append(StepStat("write", rows_in, written, time.perf_counter() - t, write_drops))
-            ctx.current_step = "write"
             _check_losses("write", rows_in, write_drops, spec, ctx, roots, spec.input_name, examples=write_examples)
             if written == 0:
                 lost = ", ".join(f"{k}: {v}" for k, v in sorted(write_drops.items())) or "no rows reached the writer"
                 raise BuildError(f"{spec.name}: the build wrote 0 rows ({lost}); a build needs at least one")
-            for config, edf in sorted(ctx.extra_outputs.items()):
+            for config, edf in sorted(ctx.emitted.items()):
                 if config in configs:
                     raise BuildError(f"emitted table '{config}' clashes with a config of the rows")
                 res = write_partition(edf, tmp, config, config=config, split="train",

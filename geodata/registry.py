@@ -1,10 +1,14 @@
 """Name registries for pipeline steps, source readers, sample writers and rewards.
 
-A *step* is a pure function ``fn(df, ctx, *, param: T = default, ...) -> pl.DataFrame``.
-Its keyword-only, annotated parameters become a pydantic model, so a spec that passes an
-unknown key or a value of the wrong type fails on load with a message naming the key.
+A *step* is a function ``fn(df, ctx, *, param: T = default, ...) -> StepOutput`` of a
+``kind``: ``map`` (row-local), ``frame`` (needs the whole table) or ``join`` (takes named
+input tables: keyword-only parameters annotated ``pl.DataFrame``, or ``**tables:
+pl.DataFrame`` for any names, which the spec gives in the step's ``inputs:``). ``ctx`` is a
+read-only :class:`~geodata.context.StepContext`. Its other keyword-only, annotated parameters
+become a pydantic model, so a spec that passes an unknown key or a value of the wrong type
+fails on load with a message naming the key.
 
-A *source* is ``fn(ctx, *, root: Path, param: T = default, ...) -> pl.DataFrame``; it is
+A *source* is ``fn(ctx, *, root: Path, param: T = default, ...) -> StepOutput``; it is
 located by the environment variable ``<NAME>_ROOT`` (``env``) and may ship a ``sample``
 writer so that the demo needs no download.
 
@@ -41,6 +45,31 @@ __all__ = [
 ]
 
 
+STEP_KINDS = ("map", "frame", "join")
+
+
+def _is_table(ann: Any) -> bool:
+    import polars as pl
+
+    return ann is pl.DataFrame or (getattr(ann, "__args__", None) is not None and pl.DataFrame in ann.__args__)
+
+
+def table_inputs(fn: Callable[..., Any]) -> tuple[tuple[str, ...], tuple[str, ...], bool]:
+    """The input tables of a join step: (required names, optional names, any other names)."""
+    hints = inspect.get_annotations(fn, eval_str=True)
+    req: list[str] = []
+    opt: list[str] = []
+    var = False
+    for pname, p in inspect.signature(fn).parameters.items():
+        if not _is_table(hints.get(pname)):
+            continue
+        if p.kind is inspect.Parameter.VAR_KEYWORD:
+            var = True
+        elif p.kind is inspect.Parameter.KEYWORD_ONLY:
+            (req if p.default is inspect.Parameter.empty else opt).append(pname)
+    return tuple(req), tuple(opt), var
+
+
 def params_model(
     fn: Callable[..., Any], name: str, skip: int, exclude: tuple[str, ...] = ()
 ) -> type[BaseModel]:
@@ -52,6 +81,8 @@ def params_model(
         if i < skip or p.kind is not inspect.Parameter.KEYWORD_ONLY or pname in exclude:
             continue
         ann = hints.get(pname, Any)
+        if _is_table(ann):
+            continue  # an input table (join steps), given by the spec's ``inputs:``
         default = ... if p.default is inspect.Parameter.empty else p.default
         fields[pname] = (ann, default)
     model = create_model(  # type: ignore[call-overload]
@@ -87,6 +118,12 @@ class StepInfo:
     fn: Callable[..., Any]
     params: type[BaseModel]
     doc: str
+    #: ``map`` (row-local), ``frame`` (whole table) or ``join`` (named input tables)
+    kind: str = "map"
+    #: input tables a join needs / may take; ``any_inputs``: it takes any names (``**tables``)
+    inputs: tuple[str, ...] = ()
+    optional_inputs: tuple[str, ...] = ()
+    any_inputs: bool = False
 
 
 @dataclass(frozen=True)
@@ -119,13 +156,18 @@ def _doc(fn: Callable[..., Any]) -> str:
     return (inspect.getdoc(fn) or "").split("\n\n")[0].replace("\n", " ")
 
 
-def step(name: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
-    """Register ``fn(df, ctx, *, ...)`` as the pipeline step ``name``."""
+def step(name: str, *, kind: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """Register ``fn(df, ctx, *, ...)`` as the pipeline step ``name`` of ``kind`` (map, frame, join)."""
+    if kind not in STEP_KINDS:
+        raise ValueError(f"step '{name}': kind must be one of {STEP_KINDS}, got {kind!r}")
 
     def deco(fn: Callable[..., Any]) -> Callable[..., Any]:
         if name in STEPS and STEPS[name].fn is not fn:
             raise ValueError(f"step '{name}' is registered twice")
-        STEPS[name] = StepInfo(name, fn, params_model(fn, name, skip=2), _doc(fn))
+        req, opt, var = table_inputs(fn)
+        if bool(req or opt or var) != (kind == "join"):
+            raise ValueError(f"step '{name}': only a join step takes input tables (kind={kind})")
+        STEPS[name] = StepInfo(name, fn, params_model(fn, name, skip=2), _doc(fn), kind, req, opt, var)
         return fn
 
     return deco

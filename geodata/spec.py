@@ -88,6 +88,9 @@ class StepSpec(BaseModel):
     model_config = ConfigDict(extra="allow")
     step: str
     id: str | None = None
+    #: a join's input tables: its parameter name -> a source name, an earlier step's id
+    #: (the one table it provides) or ``<step id>.<table>``
+    inputs: dict[str, str] = Field(default_factory=dict)
 
     @property
     def params(self) -> dict[str, Any]:
@@ -157,7 +160,11 @@ class Spec(_Strict):
         return [s.key for s in self.steps]
 
     def canonical(self) -> dict[str, Any]:
-        return self.model_dump(mode="json", exclude={"path"})
+        out = self.model_dump(mode="json", exclude={"path"})
+        for st in out["steps"]:  # a step without inputs reads as before (same fingerprint)
+            if not st.get("inputs"):
+                st.pop("inputs", None)
+        return out
 
     def fingerprint(self) -> str:
         """sha256 of the resolved spec (after interpolation and overrides)."""
@@ -278,6 +285,32 @@ def pipeline_dirs() -> list[Path]:
     return dirs
 
 
+def _check_inputs(spec: Spec, i: int, info: Any, earlier: set[str], where: str) -> None:
+    """A join names every input it needs (a source, an earlier step or ``step.table``); others name none."""
+    st = spec.steps[i]
+    at = f"{where}: steps[{i}] ({st.key})"
+    sources = ", ".join(spec.sources)
+    if info.kind != "join":
+        if st.inputs:
+            raise SpecError(f"{at}: inputs: a {info.kind} step takes no input tables (only join steps do)")
+        return
+    missing = [n for n in info.inputs if n not in st.inputs]
+    if missing:
+        raise SpecError(
+            f"{at}: join step '{st.step}' needs input {', '.join(repr(m) for m in missing)}: give "
+            f"'inputs: {{{missing[0]}: <source>}}' naming one of the spec's sources ({sources}) or an earlier step"
+        )
+    allowed = set(info.inputs) | set(info.optional_inputs)
+    for name, ref in st.inputs.items():
+        if (name not in allowed and not info.any_inputs) or name in info.params.model_fields or name == "df":
+            raise SpecError(f"{at}: inputs: unknown input '{name}' (allowed: {', '.join(sorted(allowed)) or 'any name but a parameter'})")
+        if ref not in spec.sources and ref not in earlier - {st.key} and ref.split(".", 1)[0] not in earlier - {st.key}:
+            raise SpecError(
+                f"{at}: inputs.{name}: '{ref}' is neither a source of the spec ({sources}) "
+                f"nor an earlier step"
+            )
+
+
 def load_spec(
     name_or_path: str | Path, sets: Iterable[str] = (), env: dict[str, str] | None = None
 ) -> Spec:
@@ -303,6 +336,7 @@ def load_spec(
             raise SpecError(f"{where}: steps[{i}]: duplicate step id '{st.key}' (give it an 'id')")
         seen.add(st.key)
         st.__pydantic_extra__ = validate_params(info.params, st.params, f"{where}: steps[{i}] ({st.key})")
+        _check_inputs(spec, i, info, seen, where)
     if spec.input_name not in spec.sources:
         raise SpecError(f"{where}: input '{spec.input_name}' is not a source ({sorted(spec.sources)})")
     return spec

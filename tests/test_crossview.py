@@ -9,7 +9,7 @@ import numpy as np
 import polars as pl
 import pytest
 
-from geodata.context import Context
+from geodata.context import StepContext, StepOutput
 from geodata.errors import BuildError, SourceError
 from geodata.geo import haversine, haversine_matrix
 from geodata.sources import cvact, cvcities, cvusa, vigor
@@ -42,13 +42,12 @@ def samples(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
 
 @pytest.fixture(scope="module")
 def tables(samples: dict[str, Path]) -> dict[str, pl.DataFrame]:
-    return {n: READERS[n][0](Context(), root=samples[n]) for n in READERS}
+    return {n: READERS[n][0](StepContext(), root=samples[n]).rows for n in READERS}
 
 
-def _read(name: str, root: Path, **kw) -> tuple[pl.DataFrame, Context]:
-    ctx = Context()
-    ctx.current_step = f"read:{name}"
-    return READERS[name][0](ctx, root=root, **kw), ctx
+def _read(name: str, root: Path, **kw) -> tuple[pl.DataFrame, StepOutput]:
+    res = READERS[name][0](StepContext(name=f"read:{name}"), root=root, **kw)
+    return res.rows, res
 
 
 # -- sources -------------------------------------------------------------------------------
@@ -61,7 +60,7 @@ def test_source_reads_sample_in_real_layout(name: str, samples: dict[str, Path])
                                "ground", "satellite"]
     assert df["id"].is_unique().all()
     assert (df["source"] == name).all()
-    assert ctx.drops() == {hole: 1}
+    assert ctx.drops == {hole: 1}
     for col in ("ground", "satellite"):
         assert all(Path(p).is_absolute() and Path(p).is_file() for p in df[col])
     assert df["lat"].is_between(-90, 90).all() and df["lon"].is_between(-180, 180).all()
@@ -87,11 +86,8 @@ def test_cvusa_without_locations_has_null_coords(samples: dict[str, Path], tmp_p
     (d / "split_locations/all.csv").unlink()
     df, ctx = _read("cvusa", d)
     assert df.height == 23 and df["lat"].is_null().all()
-    ctx.tables = {"cvusa": df}
-    ctx.current_step = "crossview_mcq"
-    with pytest.raises(BuildError, match="no multiple-choice rows"):
-        crossview_mcq(df, ctx)
-    assert ctx.drops("crossview_mcq") == {"no_coordinates": 23}
+    with pytest.raises(BuildError, match=r"no multiple-choice rows.*dropped \{'no_coordinates': 23\}\)"):
+        crossview_mcq(df, StepContext(name="crossview_mcq"))
 
 
 def test_cvact_utm_to_canberra(tables: dict[str, pl.DataFrame]) -> None:
@@ -159,7 +155,7 @@ def test_cvusa_wrong_field_count_names_file_and_line(samples: dict[str, Path], t
     with pytest.raises(SourceError, match=r"train-19zl\.csv:4: expected 3 comma-separated fields, found 2"):
         _read("cvusa", d)
     df, ctx = _read("cvusa", d, on_bad_line="skip")
-    assert df.height == 22 and ctx.drops()["malformed_line"] == 1
+    assert df.height == 22 and ctx.drops["malformed_line"] == 1
 
 
 def test_vigor_satellite_without_coordinates(samples: dict[str, Path], tmp_path: Path) -> None:
@@ -173,7 +169,7 @@ def test_vigor_satellite_without_coordinates(samples: dict[str, Path], tmp_path:
     with pytest.raises(SourceError, match=r"Seattle/same_area_balanced_train__corrected\.txt:3: satellite name 'satellite_tile\.png' has no coordinates"):
         _read("vigor", d)
     _, ctx = _read("vigor", d, on_bad_line="skip")
-    assert ctx.drops()["malformed_line"] == 1
+    assert ctx.drops["malformed_line"] == 1
 
 
 def test_vigor_wrong_field_count(samples: dict[str, Path], tmp_path: Path) -> None:
@@ -218,12 +214,10 @@ def test_cvcities_bad_coordinate(samples: dict[str, Path], tmp_path: Path) -> No
 
 
 # -- pairing -------------------------------------------------------------------------------
-def _mcq(tables: dict[str, pl.DataFrame], seed: int = 0, **kw) -> tuple[pl.DataFrame, Context]:
-    ctx = Context(seed=seed, tables=dict(tables))
-    ctx.current_step = "concat_crossview"
-    df = concat_crossview(tables["cvusa"], ctx)
-    ctx.current_step = "crossview_mcq"
-    return crossview_mcq(df, ctx, **kw), ctx
+def _mcq(tables: dict[str, pl.DataFrame], seed: int = 0, **kw) -> tuple[pl.DataFrame, StepOutput]:
+    df = concat_crossview(tables["cvusa"], StepContext(seed=seed, name="concat_crossview"), **tables).rows
+    res = crossview_mcq(df, StepContext(seed=seed, name="crossview_mcq"), **kw)
+    return res.rows, res
 
 
 def _pairs(tables: dict[str, pl.DataFrame]) -> pl.DataFrame:
@@ -236,7 +230,7 @@ def test_every_row_has_one_true_candidate_and_no_near_negative(tables: dict[str,
     k = kw.get("k", 4)
     min_km = kw.get("min_km", 0.25)
     pairs = _pairs(tables)
-    lost = ctx.drops("crossview_mcq").get("too_few_candidates", 0)
+    lost = ctx.drops.get("too_few_candidates", 0)
     assert out.height + lost == 2 * pairs.height  # both directions
     assert lost == 0 or min_km >= 1.0  # the small CVACT val pool cannot hold 4 tiles 1 km apart
     truth = {r["id"]: r for r in pairs.iter_rows(named=True)}
@@ -309,14 +303,12 @@ def test_prompt_in_geo_r1_form(tables: dict[str, pl.DataFrame]) -> None:
 
 
 def test_too_small_pool_is_counted(tables: dict[str, pl.DataFrame]) -> None:
-    ctx = Context(tables={"cvact": tables["cvact"]})
-    ctx.current_step = "crossview_mcq"
+    ctx = StepContext(name="crossview_mcq")
     small = tables["cvact"].filter(pl.col("split") == "validation")  # 6 pairs within ~3 km
-    out = crossview_mcq(small, ctx, k=6, min_km=0.0)
+    out = crossview_mcq(small, ctx, k=6, min_km=0.0).rows
     assert out.height == 12
-    with pytest.raises(BuildError, match="no multiple-choice rows"):
+    with pytest.raises(BuildError, match=r"no multiple-choice rows.*'too_few_candidates': 12"):
         crossview_mcq(small, ctx, k=8)
-    assert ctx.drops("crossview_mcq")["too_few_candidates"] == 12
 
 
 def test_bad_parameters(tables: dict[str, pl.DataFrame]) -> None:

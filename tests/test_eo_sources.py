@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from geodata.context import Context
+from geodata.context import StepContext
 from geodata.errors import SourceError
 from geodata.registry import SOURCES, _load_all
 from geodata.sources.eo.common import (
@@ -47,7 +47,7 @@ def test_sample_converts(name: str, tmp_path: Path) -> None:
     info = SOURCES[name]
     assert info.env == env and info.sample is not None
     info.sample(tmp_path)
-    df = info.fn(Context(), root=tmp_path)
+    df = info.fn(StepContext(), root=tmp_path).rows
     assert df.height == n
     assert set(df["eo_family"]) == {family}
     for col in ("image", "image_a", "image_b"):
@@ -114,19 +114,19 @@ def _dota(tmp_path: Path, text: str) -> Path:
 def test_dota_nine_numbers_names_file_and_line(tmp_path: Path) -> None:
     root = _dota(tmp_path, "imagesource:GoogleEarth\ngsd:0.1\n1 1 9 1 9 5 1 5 plane 0\n1 2 3 4 5 6 7 8 9 ship 0\n")
     with pytest.raises(SourceError, match=r"P0001\.txt:4: expected 8 coordinates.*got 9 numbers"):
-        SOURCES["dota"].fn(Context(), root=root)
-    ctx = Context()
-    df = SOURCES["dota"].fn(ctx, root=root, on_error="skip")
-    assert ctx.drops()["dota: malformed line"] == 1
+        SOURCES["dota"].fn(StepContext(), root=root).rows
+    res = SOURCES["dota"].fn(StepContext(), root=root, on_error="skip")
+    df = res.rows
+    assert res.drops["dota: malformed line"] == 1
     assert "P0001.txt:3" in df["where"].to_list()
 
 
 def test_dota_box_outside_image_is_a_counted_skip(tmp_path: Path) -> None:
     # P0001 is 200x150: the second object reaches x=260
     root = _dota(tmp_path, "10 10 50 10 50 40 10 40 plane 0\n150 10 260 10 260 40 150 40 plane 0\n199 149 201 149 201 151 199 151 ship 0\n")
-    ctx = Context()
-    df = SOURCES["dota"].fn(ctx, root=root)
-    assert ctx.drops()["dota: box outside image"] == 1
+    res = SOURCES["dota"].fn(StepContext(), root=root)
+    df = res.rows
+    assert res.drops["dota: box outside image"] == 1
     p1 = df.filter(df["image_id"] == "P0001")
     assert p1.height == 2  # the third is within the 2 px tolerance and clipped
     assert max(max(b) for b in p1["box"].to_list()) <= 100.0
@@ -141,19 +141,19 @@ def test_dior_xml_without_bndbox(tmp_path: Path) -> None:
     p.write_text(text[:start] + text[end:])
     line = text[: text.index("<object>")].count("\n") + 1
     with pytest.raises(SourceError, match=rf"00001\.xml:{line}: object 'golffield' has no <bndbox>"):
-        SOURCES["dior"].fn(Context(), root=tmp_path, boxes="horizontal")
-    ctx = Context()
-    df = SOURCES["dior"].fn(ctx, root=tmp_path, boxes="horizontal", on_error="skip")
-    assert ctx.drops()["dior: malformed object"] == 1 and df.height == 6
+        SOURCES["dior"].fn(StepContext(), root=tmp_path, boxes="horizontal").rows
+    res = SOURCES["dior"].fn(StepContext(), root=tmp_path, boxes="horizontal", on_error="skip")
+    df = res.rows
+    assert res.drops["dior: malformed object"] == 1 and df.height == 6
     # the oriented folder is untouched
-    assert SOURCES["dior"].fn(Context(), root=tmp_path).height == 7
+    assert SOURCES["dior"].fn(StepContext(), root=tmp_path).rows.height == 7
 
 
 def test_empty_caption_list_is_a_counted_skip(tmp_path: Path) -> None:
     SOURCES["rsicd"].sample(tmp_path)
-    ctx = Context()
-    df = SOURCES["rsicd"].fn(ctx, root=tmp_path)
-    assert ctx.drops() == {"rsicd: no captions": 1}
+    res = SOURCES["rsicd"].fn(StepContext(), root=tmp_path)
+    df = res.rows
+    assert res.drops == {"rsicd: no captions": 1}
     assert df.height == 2
     # RSICD repeats sentences: captions are de-duplicated and cleaned
     assert df["captions"][0].to_list()[0] == "Many planes are parked next to a long building in an airport."
@@ -163,30 +163,30 @@ def test_empty_caption_list_is_a_counted_skip(tmp_path: Path) -> None:
 def test_rsvqa_stubs_are_not_drops(tmp_path: Path) -> None:
     # issue 11: the {"id": k, "active": false} stubs of other splits' entries are not data
     SOURCES["rsvqa_lr"].sample(tmp_path)
-    ctx = Context()
-    df = SOURCES["rsvqa_lr"].fn(ctx, root=tmp_path)
+    res = SOURCES["rsvqa_lr"].fn(StepContext(), root=tmp_path)
+    df = res.rows
     assert set(df["qtype"]) == {"presence", "comparison", "rural_urban", "count"}
-    assert ctx.drops() == {}
-    assert ctx.notes["rsvqa_lr.stubs"] == 15
+    assert res.drops == {}
+    assert res.notes["rsvqa_lr.stubs"] == 15
     assert sorted(df["split"].unique()) == ["test", "train"]
     with pytest.raises(SourceError, match="LR_split_val_questions.json: file not found"):
-        SOURCES["rsvqa_lr"].fn(Context(), root=tmp_path, splits=["val"])
+        SOURCES["rsvqa_lr"].fn(StepContext(), root=tmp_path, splits=["val"]).rows
 
 
 def test_levir_change_flags(tmp_path: Path) -> None:
     SOURCES["levir_cd"].sample(tmp_path / "cd")
-    cd = SOURCES["levir_cd"].fn(Context(), root=tmp_path / "cd")
+    cd = SOURCES["levir_cd"].fn(StepContext(), root=tmp_path / "cd").rows
     assert cd["changed"].to_list() == [True, False, True]
-    assert SOURCES["levir_cd"].fn(Context(), root=tmp_path / "cd", min_changed_frac=0.5)["changed"].sum() == 0
+    assert SOURCES["levir_cd"].fn(StepContext(), root=tmp_path / "cd", min_changed_frac=0.5).rows["changed"].sum() == 0
     SOURCES["levir_cc"].sample(tmp_path / "cc")
-    cc = SOURCES["levir_cc"].fn(Context(), root=tmp_path / "cc")
+    cc = SOURCES["levir_cc"].fn(StepContext(), root=tmp_path / "cc").rows
     assert cc["changed"].to_list() == [True, False]
 
 
 def test_geochat_tasks(tmp_path: Path) -> None:
     SOURCES["geochat_instruct"].sample(tmp_path)
-    ctx = Context()
-    df = SOURCES["geochat_instruct"].fn(ctx, root=tmp_path)
+    res = SOURCES["geochat_instruct"].fn(StepContext(), root=tmp_path)
+    df = res.rows
     assert df["task"].to_list() == ["referring", "region_caption", "image_caption", "scene_cls", "vqa"]
-    assert ctx.drops() == {"geochat: missing image": 1}
+    assert res.drops == {"geochat: missing image": 1}
     assert "<image>" not in "".join(df["question"])

@@ -9,7 +9,7 @@ import numpy as np
 import polars as pl
 import pytest
 
-from geodata.context import Context
+from geodata.context import StepContext
 from geodata.engine import build
 from geodata.errors import BuildError, SourceError
 from geodata.geo import haversine
@@ -78,10 +78,8 @@ def test_sample_n_override_spreads_over_cells(tmp_path):
     assert res.notes["sample.max_per_cell"] == 1
 
 
-def _ctx(preds: pl.DataFrame, raw: pl.DataFrame) -> Context:
-    ctx = Context(seed=1, tables={"mp16": raw, "predictions": preds})
-    ctx.current_step = "join_predictions"
-    return ctx
+def _join(rows: pl.DataFrame, preds: pl.DataFrame, raw: pl.DataFrame, **kw):
+    return join_predictions(rows, StepContext(seed=1, name="join_predictions"), predictions=preds, raw=raw, **kw)
 
 
 def _rows():
@@ -94,30 +92,30 @@ def test_join_predictions_errors_and_counts():
     preds = pl.DataFrame({"id": ["a", "b", "gone", "zzz"], "pred_lat": [0.0, None, 1.0, 1.0],
                           "pred_lon": [0.1, None, 1.0, 1.0], "parsed": [True, False, True, True]})
     with pytest.raises(BuildError, match="not in the source.*zzz"):
-        join_predictions(rows, _ctx(preds, raw))
-    ctx = _ctx(preds, raw)
-    out = join_predictions(rows, ctx, unknown_ids="drop")
-    assert ctx.drops("join_predictions") == {"prediction_for_dropped_row": 1, "prediction_unknown_id": 1}
+        _join(rows, preds, raw)
+    res = _join(rows, preds, raw, unknown_ids="drop")
+    out = res.rows
+    assert res.drops == {"prediction_for_dropped_row": 1, "prediction_unknown_id": 1}
     assert out["pred_parsed"].to_list() == [True, False, False]
     assert out["error_km"][0] == pytest.approx(11.1195, abs=1e-3) and out["error_km"][1] is None
-    assert ctx.notes["join_predictions.unparsed_predictions"] == 1
+    assert res.notes["join_predictions.unparsed_predictions"] == 1
     with pytest.raises(BuildError, match="no prediction id matches"):
-        join_predictions(rows, _ctx(preds.with_columns(id=pl.lit("x") + pl.col("id")), raw), unknown_ids="drop")
+        _join(rows, preds.with_columns(id=pl.lit("x") + pl.col("id")), raw, unknown_ids="drop")
     dup = pl.concat([preds.head(1), preds.head(1)])
     with pytest.raises(BuildError, match="duplicate id 'a'"):
-        join_predictions(rows, _ctx(dup, raw))
+        _join(rows, dup, raw)
 
 
 def test_mine_hotspots_threshold_and_cap():
     df = pl.DataFrame({"id": [f"r{i}" for i in range(10)], "error_km": [0.0, 5.0, 25.0, 25.0001, None, 1.0, 2.0, 3.0, 4.0, 100.0]})
-    ctx = Context(seed=3)
-    ctx.current_step = "hotspots"
-    out = mine_hotspots(df, ctx)
+    ctx = StepContext(seed=3, name="hotspots")
+    out = mine_hotspots(df, ctx).rows
     assert out["is_hotspot"].to_list() == [True, True, True, False, False, True, True, True, True, False]
-    a = mine_hotspots(df, ctx, n=3)["is_hotspot"]
-    b = mine_hotspots(df, ctx, n=3)["is_hotspot"]
+    res = mine_hotspots(df, ctx, n=3)
+    a = res.rows["is_hotspot"]
+    b = mine_hotspots(df, ctx, n=3).rows["is_hotspot"]
     assert a.sum() == 3 and a.to_list() == b.to_list()
-    assert "capped" in " ".join(ctx.notes)
+    assert "capped" in " ".join(res.notes)
 
 
 def test_round_robin_and_cap():
@@ -130,14 +128,13 @@ def test_round_robin_and_cap():
     lat = np.r_[np.full(50, 48.85), np.full(3, -33.9), 64.1]
     lon = np.r_[np.full(50, 2.35), np.full(3, 151.2), -21.9]
     df = pl.DataFrame({"id": [f"{i:03d}" for i in range(lat.size)], "lat": lat, "lon": lon})
-    ctx = Context(seed=0)
-    ctx.current_step = "sample"
-    out = diverse_sample(df, ctx, n=6)
+    ctx = StepContext(seed=0, name="sample")
+    out = diverse_sample(df, ctx, n=6).rows
     assert out.height == 6 and set(out["lat"].round(2)) == {48.85, -33.9, 64.1}
     capped = diverse_sample(df, ctx, n=None, cap_per_cell=2)
-    assert capped.height == 5 and ctx.drops("sample")["cell_cap"] == 49
+    assert capped.rows.height == 5 and capped.drops["cell_cap"] == 49
     short = diverse_sample(df, ctx, n=1000)
-    assert short.height == df.height and "kept all" in ctx.notes["sample.short"]
+    assert short.rows.height == df.height and "kept all" in short.notes["sample.short"]
     with pytest.raises(BuildError):
         diverse_sample(df, ctx, n=-1)
 

@@ -372,14 +372,14 @@ def test_killed_teacher_build_resumes_from_the_cache(cache: Path, datasets_tmp: 
 def test_hard_200k_builds_from_served_predictions(
     cache: Path, datasets_tmp: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from geodata.context import Context
+    from geodata.context import StepContext
     from geodata.images import read_ref
     from geodata.sources.mp16 import read_mp16, write_sample
 
     root = tmp_path / "mp16"
     write_sample(root, n=60, layouts=("folder",), bad_rows=False)
     monkeypatch.setenv("MP16_ROOT", str(root))
-    src = read_mp16(Context(), root=root)
+    src = read_mp16(StepContext(), root=root).rows
     truth = {hashlib.sha256(read_ref(r[0])).hexdigest(): (la, lo)
              for r, la, lo in zip(src["images"].to_list(), src["lat"].to_list(), src["lon"].to_list())}
     with _Server(failures=True, stall=False, truth=truth) as srv:

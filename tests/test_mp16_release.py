@@ -14,7 +14,7 @@ from typer.testing import CliRunner
 
 import mp16_fixtures as fx
 from geodata.cli import app
-from geodata.context import Context
+from geodata.context import StepContext
 from geodata.engine import build
 from geodata.errors import SourceError
 from geodata.evaluate import evaluate_files, load_truth
@@ -45,7 +45,7 @@ def test_geoestimation_release_builds(tmp_path, monkeypatch, above):
 
 def test_geoestimation_validation_split(tmp_path):
     res = fx.geoestimation(tmp_path)
-    df = read_mp16(Context(), root=res, validation=True)
+    df = read_mp16(StepContext(), root=res, validation=True).rows
     counts = dict(df.group_by("split").len().iter_rows())
     assert counts == {"train": 10, "validation": 2}
     assert df.filter(pl.col("split") == "validation")["images"].null_count() == 0
@@ -73,7 +73,7 @@ def test_mp16pro_release_builds_in_place(tmp_path, monkeypatch, chunked):
 
 def test_mp16pro_keeps_every_column_and_matches_slash_ids(tmp_path):
     root = fx.mp16pro(tmp_path, chunked=True, chunk=2048)
-    df = read_mp16(Context(), root=root, metadata="MP16_Pro_places365.csv")
+    df = read_mp16(StepContext(), root=root, metadata="MP16_Pro_places365.csv").rows
     assert df.height == 10 and df["images"].null_count() == 0  # '/' ids meet './images/aa_bb_id.jpg'
     for c in ("author", "s3_label", "s16_label", "s365_label", "prob_urban", "pro_neighbourhood", "pro_city",
               "pro_country", "pro_continent"):
@@ -87,10 +87,10 @@ def test_ambiguous_root_lists_what_was_found(tmp_path):
         p.parent.mkdir(parents=True, exist_ok=True)
         p.write_bytes(fx.jpeg(i))
     with pytest.raises(SourceError, match=r"ambiguous root .*geoestimation: images/mp16/ \(2 msgpack shards\).*folder: images/.*pass images: geoestimation \| folder"):
-        read_mp16(Context(), root=res)
-    df = read_mp16(Context(), root=res, images="folder")
+        read_mp16(StepContext(), root=res).rows
+    df = read_mp16(StepContext(), root=res, images="folder").rows
     assert df["images"].null_count() == 0
-    assert read_mp16(Context(), root=res, images="msgpack")["images"].to_list()[0][0].startswith("msgpack://")
+    assert read_mp16(StepContext(), root=res, images="msgpack").rows["images"].to_list()[0][0].startswith("msgpack://")
 
 
 def _swapped(tmp_path: Path) -> Path:
@@ -193,5 +193,5 @@ def test_sample_writer_writes_the_geoestimation_layout(tmp_path):
     assert "resources/mp16_places365.csv" in names and "resources/mp16_urls.csv" in names
     assert "resources/images/mp16/shard_0.msg" in names and "resources/images/mp16/writer.log" in names
     assert "resources/images/yfcc25600/shard_0.msg" in names and "resources/yfcc25600_places365.csv" in names
-    df = read_mp16(Context(), root=tmp_path)
+    df = read_mp16(StepContext(), root=tmp_path).rows
     assert df.height == 50 and df["images"].null_count() == 6

@@ -19,7 +19,7 @@ import numpy as np
 import polars as pl
 import pytest
 
-from geodata.context import Context
+from geodata.context import StepContext, StepOutput
 from geodata.engine import build
 from geodata.errors import SourceError
 from geodata.registry import SOURCES, _load_all
@@ -70,10 +70,9 @@ def _splits_built(out: Path) -> dict[str, int]:
     return n
 
 
-def _read(name: str, root: Path, **kw) -> tuple[pl.DataFrame, Context]:
-    ctx = Context()
-    ctx.current_step = f"read:{name}"
-    return SOURCES[name].fn(ctx, root=root, **kw), ctx
+def _read(name: str, root: Path, **kw) -> tuple[pl.DataFrame, StepOutput]:
+    res = SOURCES[name].fn(StepContext(name=f"read:{name}"), root=root, **kw)
+    return res.rows, res
 
 
 # -- VIGOR (Jeff-Zilence/VIGOR data/DATASET.md, dataloader.py; tudelft-iv/SliceMatch) -------------
@@ -229,7 +228,7 @@ def test_cvcities_official_protocol(tmp_path: Path) -> None:
     df, ctx = _read("cvcities", tmp_path)
     split = dict(df.group_by("city").agg(pl.col("split").first()).iter_rows())
     assert split == {"captown": "train", "tokyo": "train", "london": "test", "singapore": "test"}
-    assert ctx.drops() == {"city_outside_protocol": 5}  # tainan: not opened, in neither list
+    assert ctx.drops == {"city_outside_protocol": 5}  # tainan: not opened, in neither list
     assert df["lon"].is_between(-1, 140).all() and df["lat"].is_between(-34, 52).all()
 
 
@@ -318,16 +317,15 @@ def test_eo_tiles_cuts_windows_with_clipped_objects(tmp_path: Path) -> None:
 
     write_dota_raw(tmp_path / "DOTA")
     df, _ = _read("dota", tmp_path / "DOTA")
-    ctx = Context(tables={"dota": df})
-    ctx.current_step = "eo_tiles"
-    eo_tiles(df, ctx, sources=["dota"], window=1024, gap=200, out_dir=str(tmp_path / "tiles"))
-    t = ctx.tables["dota"]
+    ctx = eo_tiles(df, StepContext(name="eo_tiles"), sources=["dota"], window=1024, gap=200,
+                   out_dir=str(tmp_path / "tiles"), dota=df)
+    t = ctx.provides["dota"]
     train = t.filter(pl.col("split") == "train")
     assert set(train["width"]) == {1024} and set(train["height"]) == {1024}
     assert set(train["image_id"]) <= {f"P0005__1024__{x}___{y}" for x in (0, 376) for y in (0, 76)}
     ship = train.filter(pl.col("raw_category") == "ship")
     assert ship["image_id"].str.contains("__376___").all() and not ship["truncated"].any()
-    assert ctx.drops()["dota: object cut below min_area_frac"] >= 1  # the ship's 40 % in the x-0 windows
+    assert ctx.drops["dota: object cut below min_area_frac"] >= 1  # the ship's 40 % in the x-0 windows
     # window images are real files of the window size, with the source's pixels
     from PIL import Image
 
@@ -345,10 +343,9 @@ def test_eo_tiles_keeps_partial_objects_above_threshold(tmp_path: Path) -> None:
 
     write_dota_raw(tmp_path / "DOTA")
     df, _ = _read("dota", tmp_path / "DOTA")
-    ctx = Context(tables={"dota": df})
-    ctx.current_step = "eo_tiles"
-    eo_tiles(df, ctx, window=1024, gap=200, min_area_frac=0.3, out_dir=str(tmp_path / "tiles"))
-    ship = ctx.tables["dota"].filter(pl.col("raw_category") == "ship")
+    res = eo_tiles(df, StepContext(name="eo_tiles"), window=1024, gap=200, min_area_frac=0.3,
+                   out_dir=str(tmp_path / "tiles"), dota=df)
+    ship = res.provides["dota"].filter(pl.col("raw_category") == "ship")
     part = ship.filter(pl.col("truncated"))
     assert part.height >= 1 and set(part["difficulty"]) == {2} and part["image_id"].str.contains("__0___").all()
     b = np.array(part["box"].to_list())
@@ -405,7 +402,7 @@ def write_geochat(d: Path, image_dir: str = GEOCHAT_DIR) -> None:
 def test_geochat_finds_the_unpacked_images_zip(tmp_path: Path) -> None:
     write_geochat(tmp_path)
     df, ctx = _read("geochat_instruct", tmp_path)
-    assert df.height == 2 and ctx.drops() == {}
+    assert df.height == 2 and ctx.drops == {}
     assert ctx.notes["geochat_instruct.image_layout"] == GEOCHAT_DIR
     write_geochat(tmp_path / "b", image_dir="images/" + GEOCHAT_DIR)  # unzipped into images/
     assert _read("geochat_instruct", tmp_path / "b")[0].height == 2
@@ -447,7 +444,7 @@ def write_rsvqa(d: Path, prefix: str, image_dir: str, splits: dict[str, list[int
 def test_rsvqa_hr_four_split_files_and_stubs(tmp_path: Path) -> None:
     write_rsvqa(tmp_path / "RSVQA-HR", "USGS_split", "Data", {"train": [0, 1], "val": [2], "test": [3], "test_phili": [4]})
     df, ctx = _read("rsvqa_hr", tmp_path)
-    assert ctx.drops() == {}  # stubs are not drops
+    assert ctx.drops == {}  # stubs are not drops
     # stubs per file: the other splits' questions and answers (10 - 2·own each) and images (5 - own)
     assert ctx.notes["rsvqa_hr.stubs"] == (6 + 6 + 3) + 3 * (8 + 8 + 4)
     assert df.group_by("split").len().sort("split").rows() == [("test", 4), ("train", 4), ("validation", 2)]
@@ -457,7 +454,7 @@ def test_rsvqa_hr_four_split_files_and_stubs(tmp_path: Path) -> None:
 def test_rsvqa_lr(tmp_path: Path) -> None:
     write_rsvqa(tmp_path, "LR_split", "Images_LR", {"train": [0, 1], "val": [2], "test": [3]})
     df, ctx = _read("rsvqa_lr", tmp_path)
-    assert df.height == 8 and ctx.drops() == {}
+    assert df.height == 8 and ctx.drops == {}
 
 
 # -- the pipelines: official splits as HF splits, and no held-out image in train -----------------

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from geodata.context import Context
+from geodata.context import StepContext
 from geodata.registry import get_reward, reward_for_task
 from geodata.rewards.mcq import crossview_mcq, extract_choice, format_ok, mcq_format
 from geodata.sources import cvact, vigor
@@ -20,10 +20,8 @@ def rows(tmp_path_factory: pytest.TempPathFactory):
     for mod, fn in ((vigor, vigor.read_vigor), (cvact, cvact.read_cvact)):
         d = tmp_path_factory.mktemp(mod.__name__.rsplit(".", 1)[-1])
         mod.write_sample(d)
-        frames.append(fn(Context(), root=d))
-    ctx = Context(seed=3)
-    ctx.current_step = "crossview_mcq"
-    return mcq_step(pl.concat(frames, how="diagonal_relaxed"), ctx)
+        frames.append(fn(StepContext(), root=d).rows)
+    return mcq_step(pl.concat(frames, how="diagonal_relaxed"), StepContext(seed=3, name="crossview_mcq")).rows
 
 
 def _gold(rows) -> list[str]:

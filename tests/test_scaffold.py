@@ -9,7 +9,7 @@ import polars as pl
 import pycountry
 import pytest
 
-from geodata.context import Context
+from geodata.context import StepContext
 from geodata.sources.mp16 import read_mp16, write_sample
 from geodata.steps.core import dedupe, validate_coords
 from geodata.steps.mp16 import chain_of_region, reverse_geocode
@@ -20,15 +20,13 @@ from geodata.steps.scaffold import TEMPLATES, climate_band_expr, country_cues, g
 def base(tmp_path_factory: pytest.TempPathFactory) -> pl.DataFrame:
     d = tmp_path_factory.mktemp("mp16")
     write_sample(d, n=300, layouts=("folder",), bad_rows=False)
-    ctx = Context()
-    df = read_mp16(ctx, root=d)
-    return reverse_geocode(dedupe(validate_coords(df, ctx), ctx), ctx)
+    ctx = StepContext()
+    df = read_mp16(ctx, root=d).rows
+    return reverse_geocode(dedupe(validate_coords(df, ctx).rows, ctx).rows, ctx).rows
 
 
 def _scaffold(base: pl.DataFrame, seed: int = 0) -> pl.DataFrame:
-    ctx = Context(seed=seed)
-    ctx.current_step = "geo_r1_scaffold"
-    return geo_r1_scaffold(base, ctx)
+    return geo_r1_scaffold(base, StepContext(seed=seed, name="geo_r1_scaffold")).rows
 
 
 def _text(df: pl.DataFrame) -> list[str]:
@@ -37,9 +35,7 @@ def _text(df: pl.DataFrame) -> list[str]:
 
 def test_rows_share_the_chain_of_region_answer_and_solution(base: pl.DataFrame) -> None:
     out = _scaffold(base)
-    ctx = Context()
-    ctx.current_step = "chain_of_region"
-    cor = chain_of_region(base, ctx)
+    cor = chain_of_region(base, StepContext(name="chain_of_region")).rows
     assert out["task"].unique().to_list() == ["geolocation"]
     assert out["solution"].to_list() == cor["solution"].to_list()
     for a, b in zip(_text(out), _text(cor)):

@@ -36,7 +36,7 @@ from typing import Literal
 
 import polars as pl
 
-from ..context import Context
+from ..context import StepContext, StepOutput
 from ..errors import SourceError
 
 __all__ = [
@@ -72,7 +72,7 @@ def read_fields(
     *,
     sep: str = ",",
     on_bad_line: BadLine = "error",
-    ctx: Context | None = None,
+    ctx: StepContext | None = None, out: StepOutput | None = None,
     min_fields: int | None = None,
 ) -> pl.DataFrame:
     """Split a header-less text index into string columns ``f0 … f{n-1}`` plus ``line``.
@@ -122,8 +122,8 @@ def read_fields(
                 f"{path}:{row['line']}: expected {want} {what}-separated fields, "
                 f"found {len(row['parts'])}"
             )
-        if ctx is not None:
-            ctx.drop("malformed_line", bad.height)
+        if out is not None:
+            out.drop("malformed_line", bad.height)
         df = df.filter(pl.col("_ok"))
     cols = [pl.col("parts").list.get(i, null_on_oob=True).alias(f"f{i}") for i in range(n_fields)]
     return df.select(*cols, "line")
@@ -142,7 +142,7 @@ def drop_bad_rows(
     path: Path,
     message: str,
     on_bad_line: BadLine,
-    ctx: Context,
+    ctx: StepContext, out: StepOutput,
 ) -> pl.DataFrame:
     """Raise naming ``path`` and the row's ``line`` where ``ok`` fails, or drop and count.
 
@@ -154,7 +154,7 @@ def drop_bad_rows(
     if on_bad_line == "error":
         raise SourceError(f"{path}:{row['line']}: " + message.format(**row))
     keep = df.filter(ok.fill_null(False))
-    ctx.drop("malformed_line", df.height - keep.height)
+    out.drop("malformed_line", df.height - keep.height)
     return keep
 
 
@@ -183,7 +183,7 @@ def _existing(paths: pl.Series) -> pl.Series:
     return hit.fill_null(False).alias("exists")
 
 
-def drop_missing_images(df: pl.DataFrame, ctx: Context, columns: dict[str, str]) -> pl.DataFrame:
+def drop_missing_images(df: pl.DataFrame, ctx: StepContext, out: StepOutput, columns: dict[str, str]) -> pl.DataFrame:
     """Drop rows whose image file (by column) is missing; count each under its reason.
 
     ``columns`` maps column name to drop reason, checked in order, so a row missing both
@@ -198,24 +198,24 @@ def drop_missing_images(df: pl.DataFrame, ctx: Context, columns: dict[str, str])
                 f"none of the {df.height} {col} images exists (looked in {', '.join(dirs)}; "
                 f"e.g. {df[col][0]})"
             )
-        ctx.drop(reason, int((~ok).sum()))
+        out.drop(reason, int((~ok).sum()))
         df = df.filter(ok)
     return df
 
 
-def finish(df: pl.DataFrame, source: str, ctx: Context, extra: tuple[str, ...] = ()) -> pl.DataFrame:
+def finish(df: pl.DataFrame, source: str, ctx: StepContext, out: StepOutput, extra: tuple[str, ...] = ()) -> pl.DataFrame:
     """Cast to the common cross-view frame (plus ``extra`` columns), in column order."""
-    out = df.select(
+    kept = df.select(
         *[pl.col(c).cast(t) if c in df.columns else pl.lit(None, dtype=t).alias(c)
           for c, t in CROSSVIEW_COLUMNS.items()],
         *extra,
     )
-    dup = out["id"].is_duplicated()
+    dup = kept["id"].is_duplicated()
     if dup.any():
-        ctx.drop("duplicate_id", int(dup.sum()) - out.filter(dup)["id"].n_unique())
-        out = out.unique("id", keep="first", maintain_order=True)
-    ctx.note(f"{source}.pairs", out.height)
-    return out
+        out.drop("duplicate_id", int(dup.sum()) - kept.filter(dup)["id"].n_unique())
+        kept = kept.unique("id", keep="first", maintain_order=True)
+    out.note(f"{source}.pairs", kept.height)
+    return kept
 
 
 def tiny_image(path: Path, size: tuple[int, int], seed: int) -> None:

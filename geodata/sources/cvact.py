@@ -31,7 +31,7 @@ from typing import Any
 import numpy as np
 import polars as pl
 
-from ..context import Context
+from ..context import StepContext, StepOutput
 from ..errors import SourceError
 from ..registry import source
 from ._crossview import drop_missing_images, finish, tiny_image
@@ -143,12 +143,12 @@ def write_sample(d: Path) -> None:
 
 @source("cvact", env="CVACT_ROOT", sample=write_sample)
 def read_cvact(
-    ctx: Context,
+    ctx: StepContext,
     *,
     root: Path,
     splits: list[str] | None = None,
     utm_epsg: int = 32755,
-) -> pl.DataFrame:
+) -> StepOutput:
     """CVACT street-view / satellite pairs, located by the UTM coordinates of ``ACT_data.mat``.
 
     ``splits`` (default: ``train``, ``validation`` and, where present, ``test``) takes the
@@ -158,14 +158,15 @@ def read_cvact(
     Examples
     --------
     >>> import tempfile, pathlib
-    >>> from geodata.context import Context
+    >>> from geodata.context import StepContext
     >>> d = pathlib.Path(tempfile.mkdtemp()); write_sample(d)
-    >>> df = read_cvact(Context(), root=d)
+    >>> df = read_cvact(StepContext(), root=d).rows
     >>> df.height, bool(df["lat"].is_between(-35.5, -35.1).all())
     (25, True)
     >>> sorted(df["split"].unique())
     ['test', 'train', 'validation']
     """
+    out = StepOutput()
     root = find_root(root, lambda p: (p / MAT).is_file(), MAT)
     path = root / MAT
     mat = _load_mat(path)
@@ -178,7 +179,7 @@ def read_cvact(
     east, north = utm[:, 0], utm[:, 1]
     if np.nanmedian(east) > 1e6 > np.nanmedian(north):
         east, north = north, east
-        ctx.note("cvact.utm_columns", "northing, easting (swapped on read)")
+        out.note("cvact.utm_columns", "northing, easting (swapped on read)")
     lat, lon = utm_to_latlon(east, north, utm_epsg)
     want = official_splits(splits)
     if want is None:
@@ -186,7 +187,7 @@ def read_cvact(
         if "valSetAll" in mat and (root / "ANU_data_test").is_dir():
             want.append("test")
         else:
-            ctx.note("cvact.test", "absent (needs valSetAll in ACT_data.mat and ANU_data_test/)")
+            out.note("cvact.test", "absent (needs valSetAll in ACT_data.mat and ANU_data_test/)")
     frames = []
     for split in want:
         if split == "test" and not (root / "ANU_data_test").is_dir():
@@ -209,8 +210,8 @@ def read_cvact(
         pl.concat_str([pl.lit(root_s), folder, pl.lit("/satview_polish/"), pl.col("pano"),
                        pl.lit("_satView_polish.jpg")]).alias("satellite"),
     )
-    ctx.note("cvact.image_layout", ", ".join(sorted({SPLIT_KEYS[s][2] for s in want})))
+    out.note("cvact.image_layout", ", ".join(sorted({SPLIT_KEYS[s][2] for s in want})))
     df = drop_missing_images(
-        df, ctx, {"ground": "missing_ground_image", "satellite": "missing_satellite_image"}
+        df, ctx, out, {"ground": "missing_ground_image", "satellite": "missing_satellite_image"}
     )
-    return finish(df, "cvact", ctx)
+    return out.result(finish(df, "cvact", ctx, out))

@@ -23,7 +23,7 @@ from typing import Literal
 import numpy as np
 import polars as pl
 
-from ..context import Context
+from ..context import StepContext, StepOutput
 from ..errors import SourceError
 from ..registry import source
 from ._crossview import drop_bad_rows, drop_missing_images, finish, read_fields, tiny_image
@@ -68,14 +68,14 @@ def write_sample(d: Path) -> None:
 
 @source("cvcities", env="CVCITIES_ROOT", sample=write_sample)
 def read_cvcities(
-    ctx: Context,
+    ctx: StepContext,
     *,
     root: Path,
     cities: list[str] | None = None,
     train_cities: list[str] = list(TRAIN_CITIES),  # noqa: B006
     test_cities: list[str] = list(TEST_CITIES),  # noqa: B006
     on_bad_line: Literal["error", "skip"] = "error",
-) -> pl.DataFrame:
+) -> StepOutput:
     """CV-Cities pairs from every ``<city>/img_info.csv`` under the root.
 
     Parameters
@@ -92,30 +92,31 @@ def read_cvcities(
     Examples
     --------
     >>> import tempfile, pathlib
-    >>> from geodata.context import Context
+    >>> from geodata.context import StepContext
     >>> d = pathlib.Path(tempfile.mkdtemp()); write_sample(d)
-    >>> df = read_cvcities(Context(), root=d)
+    >>> df = read_cvcities(StepContext(), root=d).rows
     >>> df.height, df.group_by("split").len().sort("split").rows()
     (23, [('test', 8), ('train', 15)])
     """
+    out = StepOutput()
     root = find_root(root, lambda p: any(p.glob(f"*/{INFO}")), f"<city>/{INFO}")
     if cities is None:
         cities = sorted(p.parent.name for p in root.glob(f"*/{INFO}"))
         if not cities:
             raise SourceError(f"{root}: no <city>/{INFO} found")
     root_s = str(root.resolve()) + "/"
-    ctx.note("cvcities.image_layout", f"release ({len(cities)} <city>/{INFO} files, no header)")
+    out.note("cvcities.image_layout", f"release ({len(cities)} <city>/{INFO} files, no header)")
     frames = []
     for city in cities:
         path = root / city / INFO
-        f = read_fields(path, 6, on_bad_line=on_bad_line, ctx=ctx)
+        f = read_fields(path, 6, on_bad_line=on_bad_line, ctx=ctx, out=out)
         f = f.with_columns(
             pl.col("f1").cast(pl.Float64, strict=False).alias("lon"),
             pl.col("f2").cast(pl.Float64, strict=False).alias("lat"),
         )
         f = drop_bad_rows(
             f, pl.col("lat").is_not_null() & pl.col("lon").is_not_null(), path=path,
-            message="longitude/latitude do not parse: {f1!r},{f2!r}", on_bad_line=on_bad_line, ctx=ctx,
+            message="longitude/latitude do not parse: {f1!r},{f2!r}", on_bad_line=on_bad_line, ctx=ctx, out=out,
         )
         frames.append(f.with_columns(pl.lit(city).alias("folder")))
     df = pl.concat(frames)
@@ -136,12 +137,12 @@ def read_cvcities(
     )
     outside = df["split"].is_null()
     if outside.any():
-        ctx.drop("city_outside_protocol", int(outside.sum()))
-        ctx.note("cvcities.outside_protocol", sorted(set(df.filter(outside)["id"].str.split("/").list.get(1))))
+        out.drop("city_outside_protocol", int(outside.sum()))
+        out.note("cvcities.outside_protocol", sorted(set(df.filter(outside)["id"].str.split("/").list.get(1))))
         df = df.filter(~outside)
     if df.height == 0:
         raise SourceError(f"{root}: no city of {cities} is in train_cities or test_cities")
     df = drop_missing_images(
-        df, ctx, {"ground": "missing_ground_image", "satellite": "missing_satellite_image"}
+        df, ctx, out, {"ground": "missing_ground_image", "satellite": "missing_satellite_image"}
     )
-    return finish(df, "cvcities", ctx)
+    return out.result(finish(df, "cvcities", ctx, out))

@@ -24,7 +24,7 @@ from typing import Literal
 import numpy as np
 import polars as pl
 
-from ..context import Context
+from ..context import StepContext, StepOutput
 from ..errors import SourceError
 from ..registry import source
 from ._crossview import BadLine, drop_bad_rows, drop_missing_images, finish, read_fields, tiny_image
@@ -36,18 +36,18 @@ SPLIT_FILES = {"train": "splits/train-19zl.csv", "validation": "splits/val-19zl.
 LOCATIONS = "split_locations/all.csv"
 
 
-def _read_locations(path: Path, on_bad_line: BadLine, ctx: Context) -> pl.DataFrame | None:
+def _read_locations(path: Path, on_bad_line: BadLine, ctx: StepContext, out: StepOutput) -> pl.DataFrame | None:
     """``pair`` (1-based) → sat_lat, sat_lon, lat, lon from ``all.csv``; None if absent."""
     if not path.exists():
-        ctx.note("cvusa.locations", "absent (coordinates are null)")
+        out.note("cvusa.locations", "absent (coordinates are null)")
         return None
-    f = read_fields(path, 4, on_bad_line=on_bad_line, ctx=ctx, min_fields=4)
+    f = read_fields(path, 4, on_bad_line=on_bad_line, ctx=ctx, out=out, min_fields=4)
     nums = [pl.col(f"f{i}").cast(pl.Float64, strict=False).alias(n)
             for i, n in enumerate(("sat_lat", "sat_lon", "lat", "lon"))]
     f = f.with_columns(nums)
     ok = pl.all_horizontal(pl.col(n).is_not_null() for n in ("sat_lat", "sat_lon", "lat", "lon"))
     f = drop_bad_rows(f, ok, path=path, message="coordinates do not parse: {f0!r},{f1!r},{f2!r},{f3!r}",
-                      on_bad_line=on_bad_line, ctx=ctx)
+                      on_bad_line=on_bad_line, ctx=ctx, out=out)
     # row k (0-based) belongs to pair k + 1, i.e. the 1-based line number is the pair id
     return f.select(pl.col("line").alias("pair"), "sat_lat", "sat_lon", "lat", "lon")
 
@@ -84,12 +84,12 @@ def write_sample(d: Path) -> None:
 
 @source("cvusa", env="CVUSA_ROOT", sample=write_sample)
 def read_cvusa(
-    ctx: Context,
+    ctx: StepContext,
     *,
     root: Path,
     splits: list[str] = ["train", "validation"],  # noqa: B006
     on_bad_line: Literal["error", "skip"] = "error",
-) -> pl.DataFrame:
+) -> StepOutput:
     """CVUSA ground panorama / Bing satellite pairs from the 19zl split files.
 
     Parameters
@@ -106,12 +106,13 @@ def read_cvusa(
     Examples
     --------
     >>> import tempfile, pathlib
-    >>> from geodata.context import Context
+    >>> from geodata.context import StepContext
     >>> d = pathlib.Path(tempfile.mkdtemp()); write_sample(d)
-    >>> df = read_cvusa(Context(), root=d)
+    >>> df = read_cvusa(StepContext(), root=d).rows
     >>> df.columns[:6], sorted(df["split"].unique())
     (['id', 'source', 'city', 'split', 'lat', 'lon'], ['train', 'validation'])
     """
+    out = StepOutput()
     root = find_root(root, lambda p: (p / SPLIT_FILES["train"]).is_file() or (p / SPLIT_FILES["validation"]).is_file(),
                      "splits/train-19zl.csv or splits/val-19zl.csv")
     frames = []
@@ -119,13 +120,13 @@ def read_cvusa(
         if split not in SPLIT_FILES:
             raise SourceError(f"cvusa: no '{split}' split (CVUSA ships {', '.join(SPLIT_FILES)})")
         path = root / SPLIT_FILES[split]
-        f = read_fields(path, 3, on_bad_line=on_bad_line, ctx=ctx)
+        f = read_fields(path, 3, on_bad_line=on_bad_line, ctx=ctx, out=out)
         f = f.with_columns(
             pl.col("f0").str.extract(r"(\d+)\.\w+$", 1).alias("num"),
         )
         f = drop_bad_rows(
             f, pl.col("num").is_not_null(), path=path,
-            message="satellite path {f0!r} has no numeric pair id", on_bad_line=on_bad_line, ctx=ctx,
+            message="satellite path {f0!r} has no numeric pair id", on_bad_line=on_bad_line, ctx=ctx, out=out,
         )
         frames.append(f.with_columns(pl.lit(split).alias("split")))
     df = pl.concat(frames) if frames else pl.DataFrame()
@@ -140,14 +141,14 @@ def read_cvusa(
         pl.lit("cvusa").alias("source"),
         pl.lit(None, dtype=pl.String).alias("city"),
     )
-    ctx.note("cvusa.image_layout", "release (splits/*-19zl.csv, bingmap/19/, streetview/panos/)")
-    loc = _read_locations(root / LOCATIONS, on_bad_line, ctx)
+    out.note("cvusa.image_layout", "release (splits/*-19zl.csv, bingmap/19/, streetview/panos/)")
+    loc = _read_locations(root / LOCATIONS, on_bad_line, ctx, out)
     if loc is not None:
         df = df.join(loc, on="pair", how="left", maintain_order="left")
         n_nocoord = int(df["lat"].is_null().sum())
         if n_nocoord:
-            ctx.note("cvusa.pairs_without_location", n_nocoord)
+            out.note("cvusa.pairs_without_location", n_nocoord)
     df = drop_missing_images(
-        df, ctx, {"ground": "missing_ground_image", "satellite": "missing_satellite_image"}
+        df, ctx, out, {"ground": "missing_ground_image", "satellite": "missing_satellite_image"}
     )
-    return finish(df, "cvusa", ctx)
+    return out.result(finish(df, "cvusa", ctx, out))

@@ -33,7 +33,7 @@ import numpy as np
 import polars as pl
 
 from .._cache import cached_frame
-from ..context import Context
+from ..context import StepContext, StepOutput
 from ..errors import SourceError
 from ..images import folder_dirs, index_folder, index_msgpack, index_tar, iter_msgpack_records, read_ref
 from ..registry import source
@@ -451,18 +451,18 @@ def match_images(df: pl.DataFrame, idx: pl.DataFrame, where: str = "mp16") -> pl
     return df.join(both, on="_row", how="left", maintain_order="left").drop("_row", "_d")
 
 
-def _attach(ctx: Context, df: pl.DataFrame, img: Images, root: Path, label: str) -> pl.DataFrame:
+def _attach(ctx: StepContext, out: StepOutput, df: pl.DataFrame, img: Images, root: Path, label: str) -> pl.DataFrame:
     idx = _index(img)
     problems = idx.filter(pl.col("problem").is_not_null())["problem"].to_list()
     if problems:
-        ctx.drop("bad_shard_record", len(problems))
+        out.drop("bad_shard_record", len(problems))
         shown = "; ".join(problems[:5]) + (f"; … {len(problems) - 5} more" if len(problems) > 5 else "")
-        ctx.note(f"mp16.{label}bad_shards", f"{len(problems)} unreadable stretches of shards/archives "
+        out.note(f"mp16.{label}bad_shards", f"{len(problems)} unreadable stretches of shards/archives "
                  f"(an id whose record was there counts as missing_image): {shown}")
     keys = idx.filter(pl.col("key").is_not_null())
     dup = keys.height - keys["key"].n_unique()
     if dup:
-        ctx.note(f"mp16.{label}duplicate_images", f"{dup} image keys occur more than once; the first is used")
+        out.note(f"mp16.{label}duplicate_images", f"{dup} image keys occur more than once; the first is used")
     if keys.height == 0:
         raise SourceError(f"mp16: {img.describe(root)} holds no image" + (f" ({problems[0]})" if problems else ""))
     return match_images(df, keys, "mp16")
@@ -530,7 +530,7 @@ def _eval_hashes(folder: Path) -> pl.DataFrame:
 
 
 def exclude_eval_overlap(
-    ctx: Context, df: pl.DataFrame, benchmarks: dict[str, str | None], *, images: bool = True
+    ctx: StepContext, out: StepOutput, df: pl.DataFrame, benchmarks: dict[str, str | None], *, images: bool = True
 ) -> pl.DataFrame:
     """Drop rows that are benchmark test photos: same Flickr photo id, or byte-identical image.
 
@@ -539,7 +539,7 @@ def exclude_eval_overlap(
     """
     given = {k: v for k, v in benchmarks.items() if v}
     if not given:
-        ctx.note("mp16.eval_overlap", f"not checked: no truth given for {', '.join(sorted(benchmarks))} "
+        out.note("mp16.eval_overlap", f"not checked: no truth given for {', '.join(sorted(benchmarks))} "
                  f"(set {', '.join(k.upper() + '_ROOT' for k in sorted(benchmarks))})")
         return df
     pid = df.select(p=photo_id_expr(pl.col("id")))["p"]
@@ -578,8 +578,8 @@ def exclude_eval_overlap(
             + (f", {n_hashed} same-size images hashed" if img_dir is not None and images else ", no images compared") + ")"
         )
         drop = drop | this
-    ctx.drop("eval_overlap", int(drop.sum()))
-    ctx.note("mp16.eval_overlap", "; ".join(report))
+    out.drop("eval_overlap", int(drop.sum()))
+    out.note("mp16.eval_overlap", "; ".join(report))
     return df.filter(~drop)
 
 
@@ -615,14 +615,14 @@ def fingerprint_files(
 
 @source("mp16", env="MP16_ROOT", sample=lambda d: write_sample(d), fingerprint=fingerprint_files)
 def read_mp16(
-    ctx: Context,
+    ctx: StepContext,
     *,
     root: Path,
     metadata: str = "auto",
     images: Layout = "auto",
     validation: bool = False,
     exclude_eval: dict[str, str | None] = {},  # noqa: B006 - pydantic copies defaults
-) -> pl.DataFrame:
+) -> StepOutput:
     """Read MP-16 metadata and index its images (GeoEstimation shards, MP16-Pro tars, folders).
 
     Returns one row per metadata line with every column the file carries (``id``, ``lat``,
@@ -633,30 +633,31 @@ def read_mp16(
     ``exclude_eval`` maps benchmark names to their truth CSV or root (IM2GPS3K, YFCC4K):
     rows that are those test photos are dropped as ``eval_overlap``.
     """
+    out = StepOutput()
     root = Path(root)
     if not root.is_dir():
         raise SourceError(f"mp16: root {root} is not a directory (set MP16_ROOT)")
     rel0 = detect(root, metadata, "none")
     df = _read_metadata(rel0.metadata).with_columns(split=pl.lit("train"))
     rel = detect(root, metadata, images, ids=df["id"].drop_nulls()) if images != "none" else rel0
-    ctx.note("mp16.image_layout", rel.describe())
+    out.note("mp16.image_layout", rel.describe())
     if rel.images is None:
         df = df.with_columns(_ref=pl.lit(None, pl.String), _size=pl.lit(None, pl.Int64))
     else:
-        df = _attach(ctx, df, rel.images, root, "")
+        df = _attach(ctx, out, df, rel.images, root, "")
         if validation:
             if rel.validation is None:
                 raise SourceError(f"mp16: validation: true but {rel.base} has no {VALIDATION_FILE} with images/yfcc25600/")
             vdf = _read_metadata(rel.validation[0]).with_columns(split=pl.lit("validation"))
-            vdf = _attach(ctx, vdf, rel.validation[1], root, "validation.")
+            vdf = _attach(ctx, out, vdf, rel.validation[1], root, "validation.")
             df = pl.concat([df, vdf], how="diagonal_relaxed")
     if exclude_eval:
-        df = exclude_eval_overlap(ctx, df, exclude_eval)
+        df = exclude_eval_overlap(ctx, out, df, exclude_eval)
     if rel.images is None:
         df = df.with_columns(images=pl.lit([], dtype=pl.List(pl.String)))
     else:
         df = df.with_columns(images=pl.when(pl.col("_ref").is_null()).then(None).otherwise(pl.concat_list("_ref")))
-    return df.drop("_ref", "_size")
+    return out.result(df.drop("_ref", "_size"))
 
 
 # --------------------------------------------------------------------------------------

@@ -25,7 +25,7 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 
-from ..context import Context
+from ..context import StepContext, StepOutput
 from ..errors import SourceError
 from ..parse import parse_coords
 from ..registry import source
@@ -203,16 +203,17 @@ def write_sample(out: Path) -> dict[str, int]:
 
 
 @source("predictions", env="PREDICTIONS", sample=lambda d: write_sample(d), fingerprint=lambda root, **_: _fingerprint(root))
-def read_predictions(ctx: Context, *, root: Path) -> pl.DataFrame:
+def read_predictions(ctx: StepContext, *, root: Path) -> StepOutput:
     """Model predictions (id + pred_lat/pred_lon or completion) from a Parquet or CSV file.
 
     ``root`` is the file, or a folder holding ``predictions.parquet`` or ``predictions.csv``.
     Unparsable predictions are kept with null coordinates and ``parsed = false``.
     """
+    out = StepOutput()
     path = predictions_file(Path(root))
     df = load_predictions(path)
     bad = int((~df["parsed"]).sum())
-    ctx.note("predictions.file", str(path))
-    ctx.note("predictions.rows", df.height)
-    ctx.note("predictions.unparsed", bad)
-    return df
+    out.note("predictions.file", str(path))
+    out.note("predictions.rows", df.height)
+    out.note("predictions.unparsed", bad)
+    return out.result(df)

@@ -34,7 +34,7 @@ from typing import Literal
 import numpy as np
 import polars as pl
 
-from ..context import Context
+from ..context import StepContext, StepOutput
 from ..errors import SourceError
 from ..registry import source
 from ._crossview import drop_bad_rows, drop_missing_images, finish, read_fields, tiny_image
@@ -113,9 +113,9 @@ def _image_dirs(root: Path, city: str) -> tuple[str, str, str]:
 
 
 def _read_city(
-    path: Path, city: str, split: str, dirs: tuple[str, str, str], on_bad_line: str, ctx: Context
+    path: Path, city: str, split: str, dirs: tuple[str, str, str], on_bad_line: str, ctx: StepContext, out: StepOutput
 ) -> pl.DataFrame:
-    f = read_fields(path, 13, sep=" ", on_bad_line=on_bad_line, ctx=ctx)  # type: ignore[arg-type]
+    f = read_fields(path, 13, sep=" ", on_bad_line=on_bad_line, ctx=ctx, out=out)  # type: ignore[arg-type]
     f = f.with_columns(
         pl.col("f0").str.extract(_PANO_RE, 1).cast(pl.Float64, strict=False).alias("lat"),
         pl.col("f0").str.extract(_PANO_RE, 2).cast(pl.Float64, strict=False).alias("lon"),
@@ -125,20 +125,20 @@ def _read_city(
     f = drop_bad_rows(
         f, pl.col("lat").is_not_null() & pl.col("lon").is_not_null(), path=path,
         message="panorama name {f0!r} has no coordinates (expected <prefix>,<lat>,<lon>,.jpg)",
-        on_bad_line=on_bad_line, ctx=ctx,  # type: ignore[arg-type]
+        on_bad_line=on_bad_line, ctx=ctx, out=out,  # type: ignore[arg-type]
     )
     for i in (1, 4, 7, 10):
         f = drop_bad_rows(
             f, pl.col(f"s{i}_1").is_not_null() & pl.col(f"s{i}_2").is_not_null(), path=path,
             message=f"satellite name {{f{i}!r}} has no coordinates (expected satellite_<lat>_<lon>.png)",
-            on_bad_line=on_bad_line, ctx=ctx,  # type: ignore[arg-type]
+            on_bad_line=on_bad_line, ctx=ctx, out=out,  # type: ignore[arg-type]
         )
     offsets = pl.concat_list([pl.col(f"f{i}").cast(pl.Float64, strict=False) for i in (2, 3)])
     f = drop_bad_rows(
         f, pl.concat_list([pl.col(f"f{i}").cast(pl.Float64, strict=False) for i in
                            (2, 3, 5, 6, 8, 9, 11, 12)]).list.drop_nulls().list.len() == 8,
         path=path, message="pixel offsets do not parse: {f2!r} {f3!r} …",
-        on_bad_line=on_bad_line, ctx=ctx,  # type: ignore[arg-type]
+        on_bad_line=on_bad_line, ctx=ctx, out=out,  # type: ignore[arg-type]
     )
     _, pano_dir, sat_dir = dirs
     return f.select(
@@ -159,7 +159,7 @@ def _read_city(
 
 @source("vigor", env="VIGOR_ROOT", sample=write_sample)
 def read_vigor(
-    ctx: Context,
+    ctx: StepContext,
     *,
     root: Path,
     area: Literal["same", "cross"] = "same",
@@ -167,7 +167,7 @@ def read_vigor(
     cities: list[str] | None = None,
     label_dir: str = "auto",
     on_bad_line: Literal["error", "skip"] = "error",
-) -> pl.DataFrame:
+) -> StepOutput:
     """VIGOR panorama / positive-tile pairs with their semi-positive tiles.
 
     Parameters
@@ -190,12 +190,13 @@ def read_vigor(
     Examples
     --------
     >>> import tempfile, pathlib
-    >>> from geodata.context import Context
+    >>> from geodata.context import StepContext
     >>> d = pathlib.Path(tempfile.mkdtemp()); write_sample(d)
-    >>> df = read_vigor(Context(), root=d)
+    >>> df = read_vigor(StepContext(), root=d).rows
     >>> df.height, df["semi_positives"].list.len().unique().to_list()
     (31, [3])
     """
+    out = StepOutput()
     root = find_root(root, lambda p: (p / "splits").is_dir() or (p / "splits__corrected").is_dir(),
                      "VIGOR's splits/ or splits__corrected/ folder")
     if label_dir == "auto":
@@ -211,7 +212,7 @@ def read_vigor(
         if not cities:
             raise SourceError(f"{labels}: no city folders")
     want = official_splits(list(splits)) or ["train", "test"]
-    ctx.note("vigor.labels", label_dir)
+    out.note("vigor.labels", label_dir)
     frames = []
     layouts = set()
     for city in cities:
@@ -224,15 +225,15 @@ def read_vigor(
             todo = [("pano_label_balanced", split)] if split in want else []
         for stem, split in todo:
             path = _label_file(labels / city, stem)
-            frames.append(_read_city(path, city, split, dirs, on_bad_line, ctx))
-    ctx.note("vigor.image_layout", ", ".join(sorted(layouts)))
+            frames.append(_read_city(path, city, split, dirs, on_bad_line, ctx, out))
+    out.note("vigor.image_layout", ", ".join(sorted(layouts)))
     if not frames:
         raise SourceError(f"{labels}: no split files selected (cities={cities}, splits={list(splits)})")
     df = pl.concat(frames)
     df = drop_missing_images(
-        df, ctx, {"ground": "missing_ground_image", "satellite": "missing_satellite_image"}
+        df, ctx, out, {"ground": "missing_ground_image", "satellite": "missing_satellite_image"}
     )
-    return finish(df, "vigor", ctx, extra=("semi_positives", "sat_offset_px"))
+    return out.result(finish(df, "vigor", ctx, out, extra=("semi_positives", "sat_offset_px")))
 
 
 def _label_file(folder: Path, stem: str) -> Path:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import polars as pl
 
-from ..context import Context
+from ..context import StepContext, StepOutput
 from ..errors import BuildError
 from ..geo import valid_coords
 from ..registry import step
@@ -13,94 +13,98 @@ from ..registry import step
 __all__ = ["validate_coords", "dedupe", "require_images", "sample", "add_h3"]
 
 
-def _need(df: pl.DataFrame, ctx: Context, *cols: str) -> None:
+def _need(df: pl.DataFrame, ctx: StepContext, *cols: str) -> None:
     missing = [c for c in cols if c not in df.columns]
     if missing:
         raise BuildError(
-            f"step '{ctx.current_step}' needs columns {missing}; the rows have {df.columns}"
+            f"step '{ctx.name}' needs columns {missing}; the rows have {df.columns}"
         )
 
 
-@step("validate_coords")
-def validate_coords(df: pl.DataFrame, ctx: Context, *, lat: str = "lat", lon: str = "lon") -> pl.DataFrame:
+@step("validate_coords", kind="map")
+def validate_coords(df: pl.DataFrame, ctx: StepContext, *, lat: str = "lat", lon: str = "lon") -> StepOutput:
     """Drop rows whose coordinates are null, NaN, out of range or exactly (0, 0).
 
     Counted as ``invalid_coordinates``.
     """
+    out = StepOutput()
     _need(df, ctx, lat, lon)
     la = df[lat].cast(pl.Float64).fill_null(float("nan")).to_numpy()
     lo = df[lon].cast(pl.Float64).fill_null(float("nan")).to_numpy()
     ok = valid_coords(la, lo)
-    ctx.drop("invalid_coordinates", int((~ok).sum()))
-    return df.filter(pl.Series(ok))
+    out.drop("invalid_coordinates", int((~ok).sum()))
+    return out.result(df.filter(pl.Series(ok)))
 
 
-@step("dedupe")
-def dedupe(df: pl.DataFrame, ctx: Context, *, column: str = "id") -> pl.DataFrame:
+@step("dedupe", kind="frame")
+def dedupe(df: pl.DataFrame, ctx: StepContext, *, column: str = "id") -> StepOutput:
     """Keep the first row of each ``column`` value; later ones count as ``duplicate_id``.
 
     Rows with a null id count as ``missing_id``.
     """
+    out = StepOutput()
     _need(df, ctx, column)
     nulls = df[column].null_count()
-    ctx.drop("missing_id", nulls)
+    out.drop("missing_id", nulls)
     df = df.filter(pl.col(column).is_not_null())
-    out = df.filter(pl.col(column).is_first_distinct())
-    ctx.drop("duplicate_id", df.height - out.height)
-    return out
+    kept = df.filter(pl.col(column).is_first_distinct())
+    out.drop("duplicate_id", df.height - kept.height)
+    return out.result(kept)
 
 
-@step("require_images")
-def require_images(df: pl.DataFrame, ctx: Context, *, column: str = "images") -> pl.DataFrame:
+@step("require_images", kind="map")
+def require_images(df: pl.DataFrame, ctx: StepContext, *, column: str = "images") -> StepOutput:
     """Drop rows whose image was not found in the source (``missing_image``).
 
     A null ``images`` means missing; an empty list means a metadata-only build and is kept.
     """
+    out = StepOutput()
     _need(df, ctx, column)
     missing = df[column].is_null() | (df[column].list.eval(pl.element().is_null()).list.any().fill_null(False))
-    ctx.drop("missing_image", int(missing.sum()))
-    return df.filter(~missing)
+    out.drop("missing_image", int(missing.sum()))
+    return out.result(df.filter(~missing))
 
 
-@step("sample")
+@step("sample", kind="frame")
 def sample(
-    df: pl.DataFrame, ctx: Context, *, n: int | None = None, sort_by: str = "id"
-) -> pl.DataFrame:
+    df: pl.DataFrame, ctx: StepContext, *, n: int | None = None, sort_by: str = "id"
+) -> StepOutput:
     """Seeded uniform sample of ``n`` rows without replacement (all rows if ``n`` is null).
 
     Rows are first ordered by ``sort_by`` so the choice depends on the data, not on the
     order of the input files. If fewer rows than ``n`` remain, all are kept and the shortfall
     is noted in the stats and the card.
     """
+    out = StepOutput()
     if n is not None and n < 0:
-        raise BuildError(f"step '{ctx.current_step}': n must be >= 0, got {n}")
+        raise BuildError(f"step '{ctx.name}': n must be >= 0, got {n}")
     if sort_by in df.columns:
         df = df.sort(sort_by, maintain_order=True)
     if n is None or n >= df.height:
         if n is not None and n > df.height:
-            ctx.note(f"{ctx.current_step}.short", f"asked for {n} rows, {df.height} available: kept all")
-        return df
+            out.note(f"{ctx.name}.short", f"asked for {n} rows, {df.height} available: kept all")
+        return out.result(df)
     idx = np.sort(ctx.rng("sample").choice(df.height, size=n, replace=False))
-    ctx.drop("not_sampled", df.height - n)
-    return df[idx]
+    out.drop("not_sampled", df.height - n)
+    return out.result(df[idx])
 
 
-@step("add_h3")
+@step("add_h3", kind="map")
 def add_h3(
     df: pl.DataFrame,
-    ctx: Context,
+    ctx: StepContext,
     *,
     resolution: int = 5,
     column: str = "h3",
     lat: str = "lat",
     lon: str = "lon",
-) -> pl.DataFrame:
+) -> StepOutput:
     """Add the H3 cell (hex string) of each row at ``resolution`` (default 5, ~250 km²)."""
     import polars_h3
 
     if not 0 <= resolution <= 15:
-        raise BuildError(f"step '{ctx.current_step}': resolution must be in 0..15, got {resolution}")
+        raise BuildError(f"step '{ctx.name}': resolution must be in 0..15, got {resolution}")
     _need(df, ctx, lat, lon)
-    return df.with_columns(
+    return StepOutput(df.with_columns(
         polars_h3.latlng_to_cell(lat, lon, resolution, return_dtype=pl.String).alias(column)
-    )
+    ))

@@ -24,7 +24,7 @@ import numpy as np
 import polars as pl
 from scipy.spatial import cKDTree
 
-from ..context import Context
+from ..context import StepContext, StepOutput
 from ..errors import BuildError
 from ..geo import haversine, km_to_chord, to_unit
 from ..registry import step
@@ -77,20 +77,24 @@ def _label_list(k: int) -> str:
     return ", ".join(ls[:-1]) + " and " + ls[-1]
 
 
-@step("concat_crossview")
+@step("concat_crossview", kind="join")
 def concat_crossview(
-    df: pl.DataFrame, ctx: Context, *, sources: list[str] | None = None
-) -> pl.DataFrame:
-    """Stack the spec's cross-view sources (all of them, or those named) into one frame.
+    df: pl.DataFrame, ctx: StepContext, *, sources: list[str] | None = None, **tables: pl.DataFrame
+) -> StepOutput:
+    """Stack the step's input tables (all of them, in ``inputs`` order, or those named) into one frame.
 
     Columns missing from one source (VIGOR's ``semi_positives``) are null elsewhere.
     """
-    names = sources if sources is not None else list(ctx.tables)
-    frames = [ctx.table(n) for n in names] if names else [df]
-    out = pl.concat(frames, how="diagonal_relaxed")
+    out = StepOutput()
+    names = sources if sources is not None else list(tables)
+    missing = [n for n in names if n not in tables]
+    if missing:
+        raise BuildError(f"step '{ctx.name}': sources {missing} are not among its inputs ({sorted(tables)})")
+    frames = [tables[n] for n in names] if names else [df]
+    kept = pl.concat(frames, how="diagonal_relaxed")
     for n, f in zip(names, frames):
-        ctx.note(f"{ctx.current_step}.{n}", f.height)
-    return out
+        out.note(f"{ctx.name}.{n}", f.height)
+    return out.result(kept)
 
 
 def _first_unique(arr: np.ndarray, invalid: np.ndarray) -> np.ndarray:
@@ -216,7 +220,7 @@ def pick_negatives(
 
 def _direction_rows(
     df: pl.DataFrame,
-    ctx: Context,
+    ctx: StepContext,
     direction: str,
     *,
     k: int,
@@ -302,10 +306,10 @@ def _direction_rows(
     return pl.concat(out, how="diagonal_relaxed"), stats
 
 
-@step("crossview_mcq")
+@step("crossview_mcq", kind="frame")
 def crossview_mcq(
     df: pl.DataFrame,
-    ctx: Context,
+    ctx: StepContext,
     *,
     k: int = 4,
     hard_ratio: float = 0.5,
@@ -315,7 +319,7 @@ def crossview_mcq(
     task: str = "crossview_mcq",
     system_prompt: str | None = None,
     oversample: int = 8,
-) -> pl.DataFrame:
+) -> StepOutput:
     """Multiple-choice cross-view pairing rows (Geo-R1's elevating proxy), both directions.
 
     Parameters
@@ -341,17 +345,18 @@ def crossview_mcq(
     ``solution`` is ``{"answer": "<letter>"}``; ``candidate_km`` lists each candidate's
     distance from the query, ``n_hard`` the number of nearest-tile negatives.
     """
+    out = StepOutput()
     need = [c for c in ("id", "source", "split", "lat", "lon", "ground", "satellite") if c not in df.columns]
     if need:
-        raise BuildError(f"step '{ctx.current_step}' needs columns {need}; the rows have {df.columns}")
+        raise BuildError(f"step '{ctx.name}' needs columns {need}; the rows have {df.columns}")
     if not 2 <= k <= 26:
-        raise BuildError(f"step '{ctx.current_step}': k must be in 2..26, got {k}")
+        raise BuildError(f"step '{ctx.name}': k must be in 2..26, got {k}")
     if not 0.0 <= hard_ratio <= 1.0:
-        raise BuildError(f"step '{ctx.current_step}': hard_ratio must be in [0, 1], got {hard_ratio}")
+        raise BuildError(f"step '{ctx.name}': hard_ratio must be in [0, 1], got {hard_ratio}")
     if min_km < 0:
-        raise BuildError(f"step '{ctx.current_step}': min_km must be >= 0, got {min_km}")
+        raise BuildError(f"step '{ctx.name}': min_km must be >= 0, got {min_km}")
     if not directions:
-        raise BuildError(f"step '{ctx.current_step}': directions is empty")
+        raise BuildError(f"step '{ctx.name}': directions is empty")
     sat_lat = pl.col("sat_lat") if "sat_lat" in df.columns else pl.lit(None, dtype=pl.Float64)
     sat_lon = pl.col("sat_lon") if "sat_lon" in df.columns else pl.lit(None, dtype=pl.Float64)
     group = pl.col(group_by).cast(pl.String) if group_by in df.columns else pl.lit(None, dtype=pl.String)
@@ -364,15 +369,15 @@ def crossview_mcq(
     ok = pl.all_horizontal(pl.col(c).is_not_nan().fill_null(False) for c in ("lat", "lon", "_sat_lat", "_sat_lon"))
     n0 = df.height
     df = df.filter(ok)
-    ctx.drop("no_coordinates", n0 - df.height)
+    out.drop("no_coordinates", n0 - df.height)
     frames = []
     for direction in dict.fromkeys(directions):
         rows, stats = _direction_rows(
             df, ctx, direction, k=k, hard_ratio=hard_ratio, min_km=min_km, oversample=oversample,
         )
-        ctx.drop("too_few_candidates", stats["too_few_candidates"])
+        out.drop("too_few_candidates", stats["too_few_candidates"])
         if stats["filled"]:
-            ctx.note(f"{ctx.current_step}.{_SHORT[direction]}.random_slots_filled_with_near", stats["filled"])
+            out.note(f"{ctx.name}.{_SHORT[direction]}.random_slots_filled_with_near", stats["filled"])
         if rows.height == 0:
             continue
         question = QUESTIONS[direction].format(k=k, labels=_label_list(k))
@@ -392,14 +397,14 @@ def crossview_mcq(
         frames.append(rows)
     if not frames:
         raise BuildError(
-            f"step '{ctx.current_step}': no multiple-choice rows could be made "
-            f"(k={k}, min_km={min_km}; each source and split needs at least {k} pairs far enough apart)"
+            f"step '{ctx.name}': no multiple-choice rows could be made "
+            f"(k={k}, min_km={min_km}; each source and split needs at least {k} pairs far enough apart; dropped {out.drops})"
         )
-    out = pl.concat(frames, how="diagonal_relaxed")
-    ctx.note(f"{ctx.current_step}.rows", out.height)
-    ctx.note(f"{ctx.current_step}.negatives", f"{int(round((k - 1) * hard_ratio))} nearest beyond {min_km} km, "
+    kept = pl.concat(frames, how="diagonal_relaxed")
+    out.note(f"{ctx.name}.rows", kept.height)
+    out.note(f"{ctx.name}.negatives", f"{int(round((k - 1) * hard_ratio))} nearest beyond {min_km} km, "
              f"{k - 1 - int(round((k - 1) * hard_ratio))} random from the same {group_by}")
-    drop = [c for c in out.columns if c.startswith("_")] + ["ground", "satellite"]
-    if "semi_positives" in out.columns:
+    drop = [c for c in kept.columns if c.startswith("_")] + ["ground", "satellite"]
+    if "semi_positives" in kept.columns:
         drop.append("semi_positives")
-    return out.drop([c for c in drop if c in out.columns])
+    return out.result(kept.drop([c for c in drop if c in kept.columns]))

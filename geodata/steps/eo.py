@@ -32,8 +32,8 @@ from typing import Any, Callable
 import numpy as np
 import polars as pl
 
-from ..context import Context
-from ..errors import SpecError
+from ..context import StepContext, StepOutput
+from ..errors import BuildError, SpecError
 from ..registry import step
 from ..schema import completion_expr, prompt_expr
 from ..contracts.eo import (
@@ -110,7 +110,7 @@ def _row(rid: str, source: str, task: str, images: list[str], text: str, answer:
 
 
 # -- per family -------------------------------------------------------------------------------------
-def _scene(df: pl.DataFrame, tasks: set[str], ctx: Context, p: dict) -> list[dict]:
+def _scene(df: pl.DataFrame, tasks: set[str], ctx: StepContext, out: StepOutput, p: dict) -> list[dict]:
     rows = []
     options = {d: sorted(set(g["label"])) for (d,), g in df.group_by(["dataset"])}
     for r in df.iter_rows(named=True):
@@ -156,7 +156,7 @@ class _Boxes:
         return sol
 
 
-def _objects(df: pl.DataFrame, tasks: set[str], ctx: Context, p: dict) -> list[dict]:
+def _objects(df: pl.DataFrame, tasks: set[str], ctx: StepContext, out: StepOutput, p: dict) -> list[dict]:
     rows = []
     rng = ctx.rng("region_caption")
     vocab = {d: sorted(set(g["category"])) for (d,), g in df.group_by(["dataset"])}
@@ -178,7 +178,7 @@ def _objects(df: pl.DataFrame, tasks: set[str], ctx: Context, p: dict) -> list[d
             cb = cb[order]
             if "detection" in tasks:
                 if len(cb) > p["max_boxes"]:
-                    ctx.drop("detection: more boxes than max_boxes", 1)
+                    out.drop("detection: more boxes than max_boxes", 1)
                 else:
                     text = (f"Detect every {cat} in this image. Answer with one box per instance, separated "
                             f"by spaces. {hint}")
@@ -223,7 +223,7 @@ _VQA_HINT = {
 }
 
 
-def _vqa(df: pl.DataFrame, tasks: set[str], ctx: Context, p: dict) -> list[dict]:
+def _vqa(df: pl.DataFrame, tasks: set[str], ctx: StepContext, out: StepOutput, p: dict) -> list[dict]:
     rows = []
     for r in df.iter_rows(named=True):
         q = r["question"].rstrip()
@@ -235,7 +235,7 @@ def _vqa(df: pl.DataFrame, tasks: set[str], ctx: Context, p: dict) -> list[dict]
     return rows
 
 
-def _caption(df: pl.DataFrame, tasks: set[str], ctx: Context, p: dict) -> list[dict]:
+def _caption(df: pl.DataFrame, tasks: set[str], ctx: StepContext, out: StepOutput, p: dict) -> list[dict]:
     rows = []
     for r in df.iter_rows(named=True):
         text = "Describe this remote sensing image in one sentence."
@@ -244,7 +244,7 @@ def _caption(df: pl.DataFrame, tasks: set[str], ctx: Context, p: dict) -> list[d
     return rows
 
 
-def _change(df: pl.DataFrame, tasks: set[str], ctx: Context, p: dict) -> list[dict]:
+def _change(df: pl.DataFrame, tasks: set[str], ctx: StepContext, out: StepOutput, p: dict) -> list[dict]:
     rows = []
     pre = "The first image was taken before the second image of the same place."
     for r in df.iter_rows(named=True):
@@ -291,7 +291,7 @@ def geochat_route(question: str, task: str, tag: str) -> tuple[str, str | None]:
     return task, None
 
 
-def _geochat(df: pl.DataFrame, tasks: set[str], ctx: Context, p: dict) -> list[dict]:
+def _geochat(df: pl.DataFrame, tasks: set[str], ctx: StepContext, out: StepOutput, p: dict) -> list[dict]:
     rows = []
     skipped = 0
     for r in df.iter_rows(named=True):
@@ -320,11 +320,11 @@ def _geochat(df: pl.DataFrame, tasks: set[str], ctx: Context, p: dict) -> list[d
             sol = {"answer": a, "qtype": qtype or "other", "numeric": qtype in ("count", "area")}
         rows.append(_row(f"geochat-{task}-{r['key']}", r["dataset"], task, [r["image"]], q, a, sol,
                          r["split"], qtype=qtype or r["tag"] or None))
-    ctx.drop("geochat: task not requested", skipped)
+    out.drop("geochat: task not requested", skipped)
     return rows
 
 
-BUILDERS: dict[str, Callable[[pl.DataFrame, set[str], Context, dict], list[dict]]] = {
+BUILDERS: dict[str, Callable[[pl.DataFrame, set[str], StepContext, StepOutput, dict], list[dict]]] = {
     "scene": _scene,
     "objects": _objects,
     "vqa": _vqa,
@@ -358,10 +358,10 @@ def assemble(rows: list[dict], boxes: str = "geochat") -> pl.DataFrame:
     return pl.concat(parts).sort("id")
 
 
-@step("eo_tasks")
+@step("eo_tasks", kind="join")
 def eo_tasks(
     df: pl.DataFrame,
-    ctx: Context,
+    ctx: StepContext,
     *,
     sources: dict[str, list[str]],
     max_boxes: int = 50,
@@ -370,8 +370,11 @@ def eo_tasks(
     boxes: str = "geochat",
     min_pixels: int = QWEN_MIN_PIXELS,
     max_pixels: int = QWEN_MAX_PIXELS,
-) -> pl.DataFrame:
+    **tables: pl.DataFrame,
+) -> StepOutput:
     """Build the unified EO task rows from several reader tables (``sources: {table: [tasks]}``).
+
+    A join: every table named in ``sources`` is one of the step's ``inputs``.
 
     ``boxes`` picks the box convention of answers and prompts (:mod:`geodata.contracts.eo`):
     ``geochat`` (integer ``{<x1><y1><x2><y2>|<θ>}`` on the 0–100 grid) or ``qwen``
@@ -383,18 +386,22 @@ def eo_tasks(
     A spec step::
 
         - step: eo_tasks
+          inputs: {ucm: ucm, dota: eo_tiles.dota}
           sources: {ucm: [scene_cls], dota: [detection, referring, region_caption, multilabel_cls]}
     """
+    out = StepOutput()
     if boxes not in BOX_FORMATS:
         raise SpecError(f"eo_tasks: boxes must be one of {', '.join(BOX_FORMATS)}, got '{boxes}'")
     rows: list[dict] = []
     params = {"max_boxes": max_boxes, "largest_ratio": largest_ratio, "regions_per_image": regions_per_image,
               "boxes": boxes, "min_pixels": min_pixels, "max_pixels": max_pixels}
     for name, tasks in sources.items():
-        table = ctx.table(name)
+        if name not in tables:
+            raise BuildError(f"step '{ctx.name}': sources.{name} is not among its inputs ({sorted(tables)})")
+        table = tables[name]
         if "eo_family" not in table.columns or table.height == 0:
             if table.height == 0:
-                ctx.note(f"eo.{name}.rows", 0)
+                out.note(f"eo.{name}.rows", 0)
                 continue
             raise SpecError(f"eo_tasks: source '{name}' is not an EO reader table (no eo_family column)")
         family = table["eo_family"][0]
@@ -402,27 +409,27 @@ def eo_tasks(
         bad = [t for t in tasks if t not in allowed]
         if bad:
             raise SpecError(f"eo_tasks: sources.{name}: tasks {bad} cannot be built from a '{family}' source (allowed: {', '.join(allowed)})")
-        built = BUILDERS[family](table, set(tasks), ctx, params)
-        ctx.note(f"eo.{name}.rows", len(built))
+        built = BUILDERS[family](table, set(tasks), ctx, out, params)
+        out.note(f"eo.{name}.rows", len(built))
         rows.extend(built)
-    out = assemble(rows, boxes)
-    dup = out.height - out["id"].n_unique()
+    kept = assemble(rows, boxes)
+    dup = kept.height - kept["id"].n_unique()
     if dup:
-        ctx.drop("duplicate id", dup)
-        out = out.unique("id", keep="first", maintain_order=True)
-    return out
+        out.drop("duplicate id", dup)
+        kept = kept.unique("id", keep="first", maintain_order=True)
+    return out.result(kept)
 
 
-@step("eo_mix")
+@step("eo_mix", kind="frame")
 def eo_mix(
     df: pl.DataFrame,
-    ctx: Context,
+    ctx: StepContext,
     *,
     weights: dict[str, float] = {},
     caps: dict[str, int] = {},
     total: int | None = None,
     splits: list[str] = ["train"],  # noqa: B006
-) -> pl.DataFrame:
+) -> StepOutput:
     """Per-task caps and mixture weights; the resulting mixture goes to the card (``mixture``).
 
     Only rows of the training ``splits`` are mixed; rows of the other splits (validation,
@@ -433,6 +440,7 @@ def eo_mix(
     switch tasks off (weight 0). Tasks missing from ``weights`` have weight 1. Shortfalls are
     not redistributed and nothing is up-sampled: the card shows requested and actual shares.
     """
+    out = StepOutput()
     unknown = sorted((set(weights) | set(caps)) - set(EO_TASKS))
     if unknown:
         raise SpecError(f"eo_mix: unknown task(s) {unknown} in weights/caps (tasks: {', '.join(EO_TASKS)})")
@@ -440,7 +448,7 @@ def eo_mix(
         held = df.filter(~pl.col("split").is_in(splits))
         df = df.filter(pl.col("split").is_in(splits))
         counts = held.group_by("split", "task").len().sort("split", "task")
-        ctx.note("held_out", {s: dict(zip(g["task"].to_list(), g["len"].to_list()))
+        out.note("held_out", {s: dict(zip(g["task"].to_list(), g["len"].to_list()))
                               for (s,), g in counts.group_by(["split"], maintain_order=True)})
     else:
         held = df.clear()
@@ -461,15 +469,15 @@ def eo_mix(
             n = 0
         if n < avail:
             idx = np.sort(ctx.rng(t).permutation(avail)[:n])
-            ctx.drop(f"mixture: {t} over cap/quota", avail - n)
+            out.drop(f"mixture: {t} over cap/quota", avail - n)
             g = g[idx.tolist()] if n else g.clear()
         keep_parts.append(g)
         mixture[t] = {"available": avail, "weight": w[t], "cap": caps.get(t), "rows": n}
-    out = pl.concat(keep_parts) if keep_parts else df.clear()
-    n_out = max(out.height, 1)
+    kept = pl.concat(keep_parts) if keep_parts else df.clear()
+    n_out = max(kept.height, 1)
     for t in mixture:
         mixture[t]["share"] = round(mixture[t]["rows"] / n_out, 4)
-        srcs = out.filter(pl.col("task") == t).group_by("source").len().sort("source")
+        srcs = kept.filter(pl.col("task") == t).group_by("source").len().sort("source")
         mixture[t]["sources"] = dict(zip(srcs["source"].to_list(), srcs["len"].to_list()))
-    ctx.note("mixture", mixture)
-    return pl.concat([out, held]).sort("id")
+    out.note("mixture", mixture)
+    return out.result(pl.concat([kept, held]).sort("id"))

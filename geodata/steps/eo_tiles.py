@@ -16,7 +16,7 @@ images. :func:`eo_tiles` does what CAPTAIN-WHU/DOTA_devkit ``ImgSplit.py`` (and 
   names them, ``<id>__<window>__<left>___<up>.png``, under ``out_dir`` (default: the geodata
   cache, ``$GEODATA_CACHE/eo_tiles/``), written once and reused by later builds.
 
-The step rewrites the named source tables in place (``ctx.tables``), so it runs before
+The step provides the tiled tables to later steps (``inputs: {dota: eo_tiles.dota}``), so it runs before
 ``eo_tasks``. Images already named like split windows are left alone.
 """
 
@@ -31,8 +31,8 @@ import polars as pl
 import shapely
 
 from .._cache import cache_dir
-from ..context import Context
-from ..errors import SpecError
+from ..context import StepContext, StepOutput
+from ..errors import BuildError, SpecError
 from ..registry import step
 from ..sources.eo.common import quads_to_boxes
 from ..sources.eo.dota import WINDOW_RE
@@ -129,28 +129,34 @@ def _tile_image(g: pl.DataFrame, window: int, gap: int, min_area_frac: float, ba
     return rows, len(wins), lost
 
 
-@step("eo_tiles")
+@step("eo_tiles", kind="join")
 def eo_tiles(
     df: pl.DataFrame,
-    ctx: Context,
+    ctx: StepContext,
     *,
     sources: list[str] = ["dota"],  # noqa: B006
     window: int = 1024,
     gap: int = 200,
     min_area_frac: float = 0.7,
     out_dir: str | None = None,
-) -> pl.DataFrame:
+    **tables: pl.DataFrame,
+) -> StepOutput:
     """Cut the images of object tables (``sources``) larger than ``window`` into windows.
+
+    A join: each table named in ``sources`` is one of its ``inputs``; the tiled table is
+    provided to later steps as input ``<step>.<name>`` (``eo_tiles.dota``).
 
     Examples
     --------
     A spec step (before ``eo_tasks``)::
 
         - step: eo_tiles
+          inputs: {dota: dota}
           sources: [dota]
           window: 1024
           gap: 200
     """
+    out = StepOutput()
     if not 0 < gap < window:
         raise SpecError(f"eo_tiles: gap must be in (0, window), got gap={gap}, window={window}")
     if not 0 < min_area_frac <= 1:
@@ -158,8 +164,11 @@ def eo_tiles(
     base = Path(out_dir) if out_dir else cache_dir() / "eo_tiles"
     out_df = df
     for name in sources:
-        table = ctx.table(name)
+        if name not in tables:
+            raise BuildError(f"step '{ctx.name}': sources.{name} is not among its inputs ({sorted(tables)})")
+        table = tables[name]
         if table.height == 0:
+            out.provide(name, table)
             continue
         if "quad" not in table.columns:
             raise SpecError(f"eo_tiles: source '{name}' has no 'quad' column (pixel quadrilaterals; read by dota)")
@@ -174,7 +183,7 @@ def eo_tiles(
             rows += r
             n_win += nw
             lost += nl
-        ctx.drop(f"{name}: object cut below min_area_frac", lost)
+        out.drop(f"{name}: object cut below min_area_frac", lost)
         parts = [keep]
         if rows:
             tiled = pl.DataFrame(rows, schema={c: t for c, t in table.schema.items() if c != "box"})
@@ -183,9 +192,9 @@ def eo_tiles(
             tiled = tiled.with_columns(box=pl.Series(boxes.tolist(), dtype=pl.List(pl.Float64))).select(table.columns)
             parts.append(tiled)
         new = pl.concat(parts)
-        ctx.note(f"eo_tiles.{name}", {"images_tiled": todo["image"].n_unique(), "windows": n_win,
+        out.note(f"eo_tiles.{name}", {"images_tiled": todo["image"].n_unique(), "windows": n_win,
                                       "objects_in": table.height, "objects_out": new.height})
         if table is df:
             out_df = new
-        ctx.tables[name] = new
-    return out_df
+        out.provide(name, new)
+    return out.result(out_df)

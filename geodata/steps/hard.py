@@ -23,7 +23,7 @@ import h3
 import numpy as np
 import polars as pl
 
-from ..context import Context
+from ..context import StepContext, StepOutput
 from ..errors import BuildError
 from ..geo import haversine
 from ..hotspots import exclude_near, latlng_to_cells
@@ -35,14 +35,15 @@ __all__ = ["join_predictions", "mine_hotspots", "exclude_near_hotspots", "divers
 _PRED_COLS = ("pred_lat", "pred_lon", "pred_parsed", "error_km")
 
 
-@step("join_predictions")
+@step("join_predictions", kind="join")
 def join_predictions(
     df: pl.DataFrame,
-    ctx: Context,
+    ctx: StepContext,
     *,
-    table: str = "predictions",
+    predictions: pl.DataFrame,
+    raw: pl.DataFrame | None = None,
     unknown_ids: Literal["error", "drop"] = "error",
-) -> pl.DataFrame:
+) -> StepOutput:
     """Attach a model's predictions to the rows by ``id`` and compute its error in km.
 
     Adds ``pred_lat``, ``pred_lon`` (null when missing or unparsable), ``pred_parsed`` and
@@ -52,16 +53,22 @@ def join_predictions(
     when the id is in the raw input but was dropped by an earlier step,
     ``prediction_unknown_id`` otherwise. A table in which no id matches is always an error, and
     so is one that covers fewer than the spec's ``min_prediction_coverage`` (default 0.5) of the rows.
+
+    A join: input ``predictions`` (a ``predictions`` reader table or the table a
+    ``model_predictions`` step provides) and optional ``raw`` (the source the rows came from,
+    to tell predictions for dropped rows from unknown ids; without it every stray id is unknown).
     """
+    out = StepOutput()
     _need(df, ctx, "id", "lat", "lon")
-    pred = ctx.table(table)
+    table = "predictions"
+    pred = predictions
     missing = [c for c in ("id", "pred_lat", "pred_lon", "parsed") if c not in pred.columns]
     if missing:
-        raise BuildError(f"step '{ctx.current_step}': table '{table}' lacks columns {missing} (use reader: predictions)")
+        raise BuildError(f"step '{ctx.name}': table '{table}' lacks columns {missing} (use reader: predictions)")
     pred = pred.select("id", "pred_lat", "pred_lon", pred_parsed=pl.col("parsed"))
     dup = pred.group_by("id").len().filter(pl.col("len") > 1)
     if dup.height:
-        raise BuildError(f"step '{ctx.current_step}': table '{table}' has duplicate id '{dup['id'][0]}'")
+        raise BuildError(f"step '{ctx.name}': table '{table}' has duplicate id '{dup['id'][0]}'")
     rows = df.drop([c for c in _PRED_COLS if c in df.columns]).with_columns(pl.col("id").cast(pl.String))
     ids = rows.select("id")
     matched = pred.join(ids, on="id", how="semi")
@@ -69,80 +76,80 @@ def join_predictions(
     if pred.height and matched.height == 0:
         ex = ", ".join(repr(x) for x in pred["id"].head(3).to_list())
         raise BuildError(
-            f"step '{ctx.current_step}': no prediction id matches a row id (predictions: {ex} …; "
+            f"step '{ctx.name}': no prediction id matches a row id (predictions: {ex} …; "
             f"rows: {', '.join(repr(x) for x in ids['id'].head(3).to_list())} …)"
         )
     if stray.height:
-        # ids of the raw input (the first other source): predictions for rows dropped earlier
-        raw = next((t for name, t in ctx.tables.items() if name != table and "id" in t.columns), None)
-        raw_ids = raw.select(pl.col("id").cast(pl.String)) if raw is not None else ids
+        # ids of the raw input: predictions for rows dropped earlier
+        raw_ids = raw.select(pl.col("id").cast(pl.String)) if raw is not None and "id" in raw.columns else ids
         unknown = stray.join(raw_ids, on="id", how="anti")
         if unknown.height and unknown_ids == "error":
             raise BuildError(
-                f"step '{ctx.current_step}': {unknown.height} prediction ids are not in the source "
+                f"step '{ctx.name}': {unknown.height} prediction ids are not in the source "
                 f"(e.g. '{unknown['id'][0]}'); fix the file or set unknown_ids: drop"
             )
-        ctx.drop("prediction_for_dropped_row", stray.height - unknown.height)
-        ctx.drop("prediction_unknown_id", unknown.height)
+        out.drop("prediction_for_dropped_row", stray.height - unknown.height)
+        out.drop("prediction_unknown_id", unknown.height)
     need = float(ctx.limits.get("min_prediction_coverage", 0.5))
     if rows.height and matched.height < need * rows.height:
         ex = ", ".join(repr(x) for x in stray["id"].head(3).to_list())
         raise BuildError(
-            f"step '{ctx.current_step}': predictions cover {matched.height} of {rows.height} rows "
+            f"step '{ctx.name}': predictions cover {matched.height} of {rows.height} rows "
             f"({matched.height / rows.height:.1%}), fewer than min_prediction_coverage={need:g}: the hard set "
             f"would be most of the source. Are they predictions for this source?"
             + (f" (unmatched prediction ids: {ex} …)" if ex else "")
             + " Set min_prediction_coverage in the spec to accept it"
         )
-    out = rows.join(matched, on="id", how="left", maintain_order="left")
-    out = out.with_columns(pl.col("pred_parsed").fill_null(False))
-    err = haversine(out["lat"].to_numpy(), out["lon"].to_numpy(),
-                    out["pred_lat"].fill_null(np.nan).to_numpy(), out["pred_lon"].fill_null(np.nan).to_numpy())
-    out = out.with_columns(error_km=pl.Series(err).fill_nan(None))
-    ctx.note(f"{ctx.current_step}.rows_with_prediction", matched.height)
-    ctx.note(f"{ctx.current_step}.rows_without_prediction", out.height - matched.height)
-    ctx.note(f"{ctx.current_step}.unparsed_predictions", int((~matched["pred_parsed"]).sum()))
-    return out
+    kept = rows.join(matched, on="id", how="left", maintain_order="left")
+    kept = kept.with_columns(pl.col("pred_parsed").fill_null(False))
+    err = haversine(kept["lat"].to_numpy(), kept["lon"].to_numpy(),
+                    kept["pred_lat"].fill_null(np.nan).to_numpy(), kept["pred_lon"].fill_null(np.nan).to_numpy())
+    kept = kept.with_columns(error_km=pl.Series(err).fill_nan(None))
+    out.note(f"{ctx.name}.rows_with_prediction", matched.height)
+    out.note(f"{ctx.name}.rows_without_prediction", kept.height - matched.height)
+    out.note(f"{ctx.name}.unparsed_predictions", int((~matched["pred_parsed"]).sum()))
+    return out.result(kept)
 
 
-@step("mine_hotspots")
+@step("mine_hotspots", kind="frame")
 def mine_hotspots(
     df: pl.DataFrame,
-    ctx: Context,
+    ctx: StepContext,
     *,
     threshold_km: float = 25.0,
     n: int = 100000,
-) -> pl.DataFrame:
+) -> StepOutput:
     """Flag ``is_hotspot`` on rows the model solved (``error_km <= threshold_km``), at most ``n``.
 
     With more solved rows than ``n`` a seeded choice (rows ordered by id first) picks them.
     """
+    out = StepOutput()
     _need(df, ctx, "id", "error_km")
     if threshold_km < 0 or n < 0:
-        raise BuildError(f"step '{ctx.current_step}': threshold_km and n must be >= 0 (got {threshold_km}, {n})")
+        raise BuildError(f"step '{ctx.name}': threshold_km and n must be >= 0 (got {threshold_km}, {n})")
     solved = (df["error_km"] <= threshold_km).fill_null(False).to_numpy()
     idx = np.flatnonzero(solved)
-    ctx.note(f"{ctx.current_step}.solved", int(idx.size))
+    out.note(f"{ctx.name}.solved", int(idx.size))
     if idx.size > n:
         order = np.argsort(df["id"].cast(pl.String).gather(idx).to_numpy(), kind="stable")
         idx = np.sort(ctx.rng("hotspots").choice(idx[order], size=n, replace=False))
-        ctx.note(f"{ctx.current_step}.capped", f"{int(solved.sum())} solved rows, kept {n} as hotspots")
+        out.note(f"{ctx.name}.capped", f"{int(solved.sum())} solved rows, kept {n} as hotspots")
     flag = np.zeros(df.height, dtype=bool)
     flag[idx] = True
-    ctx.note(f"{ctx.current_step}.hotspots", int(idx.size))
-    ctx.note(f"{ctx.current_step}.threshold_km", threshold_km)
-    return df.with_columns(is_hotspot=pl.Series(flag))
+    out.note(f"{ctx.name}.hotspots", int(idx.size))
+    out.note(f"{ctx.name}.threshold_km", threshold_km)
+    return out.result(df.with_columns(is_hotspot=pl.Series(flag)))
 
 
-@step("exclude_near_hotspots")
+@step("exclude_near_hotspots", kind="frame")
 def exclude_near_hotspots(
     df: pl.DataFrame,
-    ctx: Context,
+    ctx: StepContext,
     *,
     radius_km: float = 200.0,
     resolution: int | None = None,
     emit: str | None = "hotspots",
-) -> pl.DataFrame:
+) -> StepOutput:
     """Drop every row within ``radius_km`` (great circle) of a hotspot; exact, H3-indexed.
 
     The hotspots themselves go (distance 0). With ``emit`` set, the hotspots are written as
@@ -150,18 +157,19 @@ def exclude_near_hotspots(
     the row's H3 cell centre, or the row's own nearest hotspot for rows checked one by one)
     so the exclusion can be inspected with SQL.
     """
+    out = StepOutput()
     _need(df, ctx, "lat", "lon", "is_hotspot")
     if radius_km < 0:
-        raise BuildError(f"step '{ctx.current_step}': radius_km must be >= 0, got {radius_km}")
+        raise BuildError(f"step '{ctx.name}': radius_km must be >= 0, got {radius_km}")
     hot = df.filter(pl.col("is_hotspot"))
     ex = exclude_near(
         df["lat"].to_numpy(), df["lon"].to_numpy(), hot["lat"].to_numpy(), hot["lon"].to_numpy(),
         radius_km, res=resolution,
     )
-    ctx.drop("near_hotspot", int(ex.mask.sum()))
+    out.drop("near_hotspot", int(ex.mask.sum()))
     stats = {k: (round(v, 3) if isinstance(v, float) else v) for k, v in ex.stats.items()}
-    ctx.note(f"{ctx.current_step}.radius_km", radius_km)
-    ctx.note(f"{ctx.current_step}.exclusion", stats)
+    out.note(f"{ctx.name}.radius_km", radius_km)
+    out.note(f"{ctx.name}.exclusion", stats)
     if emit:
         counts = np.bincount(ex.hotspot[ex.hotspot >= 0], minlength=hot.height) if hot.height else np.zeros(0, int)
         keep = [c for c in ("id", "lat", "lon", "pred_lat", "pred_lon", "error_km", "country_code",
@@ -172,8 +180,8 @@ def exclude_near_hotspots(
             rows_excluded=pl.Series(counts.astype(np.int64)),
             radius_km=pl.lit(float(radius_km)),
         )
-        ctx.emit(emit, table)
-    return df.filter(~pl.Series(ex.mask)).drop("is_hotspot")
+        out.emit(emit, table)
+    return out.result(df.filter(~pl.Series(ex.mask)).drop("is_hotspot"))
 
 
 def round_robin_order(cells: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
@@ -199,16 +207,16 @@ def round_robin_order(cells: np.ndarray, rng: np.random.Generator) -> tuple[np.n
     return order, rank
 
 
-@step("diverse_sample")
+@step("diverse_sample", kind="frame")
 def diverse_sample(
     df: pl.DataFrame,
-    ctx: Context,
+    ctx: StepContext,
     *,
     n: int | None = 200000,
     resolution: int = 3,
     cap_per_cell: int | None = None,
     sort_by: str = "id",
-) -> pl.DataFrame:
+) -> StepOutput:
     """Sample ``n`` rows spread over H3 cells: seeded round-robin over cells of ``resolution``.
 
     Every cell gives one row before any cell gives a second, and so on, so sparse regions
@@ -216,28 +224,29 @@ def diverse_sample(
     cell. If fewer rows remain than ``n``, all are kept and the shortfall is noted in the
     stats and the card. Output rows keep the input order (sorted by ``sort_by``).
     """
+    out = StepOutput()
     _need(df, ctx, "lat", "lon")
     if n is not None and n < 0:
-        raise BuildError(f"step '{ctx.current_step}': n must be >= 0, got {n}")
+        raise BuildError(f"step '{ctx.name}': n must be >= 0, got {n}")
     if cap_per_cell is not None and cap_per_cell < 1:
-        raise BuildError(f"step '{ctx.current_step}': cap_per_cell must be >= 1, got {cap_per_cell}")
+        raise BuildError(f"step '{ctx.name}': cap_per_cell must be >= 1, got {cap_per_cell}")
     if sort_by in df.columns:
         df = df.sort(sort_by, maintain_order=True)
     cells = latlng_to_cells(df["lat"].to_numpy(), df["lon"].to_numpy(), resolution)
     order, rank = round_robin_order(cells, ctx.rng("diverse"))
     eligible = order if cap_per_cell is None else order[rank[order] < cap_per_cell]
-    ctx.drop("cell_cap", df.height - eligible.size)
+    out.drop("cell_cap", df.height - eligible.size)
     ncells = int(np.unique(cells).size) if cells.size else 0
-    ctx.note(f"{ctx.current_step}.cells", ncells)
+    out.note(f"{ctx.name}.cells", ncells)
     if n is None or n >= eligible.size:
         if n is not None and n > eligible.size:
-            ctx.note(f"{ctx.current_step}.short", f"asked for {n} rows, {eligible.size} remain: kept all")
+            out.note(f"{ctx.name}.short", f"asked for {n} rows, {eligible.size} remain: kept all")
         take = eligible
     else:
         take = eligible[:n]
-        ctx.drop("not_sampled", eligible.size - n)
+        out.drop("not_sampled", eligible.size - n)
     take = np.sort(take)
     if take.size:
         per = np.bincount(np.unique(cells, return_inverse=True)[1][take])
-        ctx.note(f"{ctx.current_step}.max_per_cell", int(per.max()))
-    return df[take]
+        out.note(f"{ctx.name}.max_per_cell", int(per.max()))
+    return out.result(df[take])

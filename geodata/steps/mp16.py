@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import polars as pl
 
-from ..context import Context
+from ..context import StepContext, StepOutput
 from ..geocode import reverse_geocode as _reverse_geocode
 from ..registry import step
 from ..schema import (
@@ -47,28 +47,28 @@ def cor_answer_expr() -> pl.Expr:
     )
 
 
-@step("reverse_geocode")
-def reverse_geocode(df: pl.DataFrame, ctx: Context, *, lat: str = "lat", lon: str = "lon") -> pl.DataFrame:
+@step("reverse_geocode", kind="map")
+def reverse_geocode(df: pl.DataFrame, ctx: StepContext, *, lat: str = "lat", lon: str = "lon") -> StepOutput:
     """Label each row with the great-circle nearest GeoNames place.
 
     Adds country_code, country (English name), admin1, admin2, city and city_km.
     """
     _need(df, ctx, lat, lon)
     labels = _reverse_geocode(df[lat].to_numpy(), df[lon].to_numpy())
-    return df.drop([c for c in labels.columns if c in df.columns]).hstack(labels)
+    return StepOutput(df.drop([c for c in labels.columns if c in df.columns]).hstack(labels))
 
 
-@step("chain_of_region")
+@step("chain_of_region", kind="map")
 def chain_of_region(
     df: pl.DataFrame,
-    ctx: Context,
+    ctx: StepContext,
     *,
     source: str = "mp16",
     task: str = "geolocation",
     question: str = COR_QUESTION,
     system_prompt: str | None = None,
     decimals: int = 6,
-) -> pl.DataFrame:
+) -> StepOutput:
     """Geo-R's Chain-of-Region rows: prompt, ``<think>`` country → admin1 → city, answer.
 
     The completion is ``<think>…</think><answer>Country: …; State: …; City: …;
@@ -99,4 +99,4 @@ def chain_of_region(
             country=pl.col("country"), admin1=pl.col("_admin1"), city=pl.col("city"),
         ),
     )
-    return out.drop([c for c in out.columns if c.startswith("_")])
+    return StepOutput(out.drop([c for c in out.columns if c.startswith("_")]))

@@ -17,7 +17,7 @@ from __future__ import annotations
 import numpy as np
 import polars as pl
 
-from ..context import Context
+from ..context import StepContext, StepOutput
 from ..parse import parse_coords
 from ..registry import step
 from ..schema import THINK_ANSWER_SUFFIX
@@ -27,10 +27,10 @@ from .mp16 import COR_QUESTION
 __all__ = ["model_predictions"]
 
 
-@step("model_predictions")
+@step("model_predictions", kind="join")
 def model_predictions(
     df: pl.DataFrame,
-    ctx: Context,
+    ctx: StepContext,
     *,
     base_url: str | None = None,
     model: str | None = None,
@@ -47,8 +47,13 @@ def model_predictions(
     system_prompt: str | None = None,
     table: str = "predictions",
     emit: str | None = "predictions",
-) -> pl.DataFrame:
+    predictions: pl.DataFrame | None = None,
+) -> StepOutput:
     """Predict every row's location with a served model; the answers become table ``table``.
+
+    A join: the step provides table ``table`` to later steps (``inputs: {predictions:
+    predict}``): the new predictions, or without ``base_url`` its input ``predictions``
+    (e.g. a ``predictions`` reader table) unchanged.
 
     The rows pass through unchanged. Each row's images and ``question`` (the Chain-of-Region
     prompt, as in the ``chain_of_region`` rows) go to ``base_url``; answers are parsed with
@@ -56,29 +61,32 @@ def model_predictions(
     coordinates). Rows whose request still fails after the retries get no prediction (noted
     as ``errors``; ``join_predictions`` counts them as rows without a prediction). With
     ``emit`` the table is also written as that config of the dataset. Without ``base_url``
-    nothing happens.
+    no request is made.
     """
+    out = StepOutput()
     if base_url is None:
-        return df
+        if predictions is not None:
+            out.provide(table, predictions)
+        return out.result(df)
     from ..errors import BuildError
     from ..inference import ChatRequest, chat, endpoint_from_params
 
     _need(df, ctx, "id", "images")
     ep = endpoint_from_params(
-        ctx.current_step, base_url=base_url, model=model, api_key_env=api_key_env, temperature=temperature,
+        ctx.name, base_url=base_url, model=model, api_key_env=api_key_env, temperature=temperature,
         max_tokens=max_tokens, top_p=top_p, seed=seed, concurrency=concurrency, timeout=timeout,
         max_retries=max_retries, backoff=backoff,
     )
     text = f"{question} {THINK_ANSWER_SUFFIX}"
     requests = [ChatRequest(text=text, images=tuple(imgs or ()), system=system_prompt) for imgs in df["images"].to_list()]
     try:
-        results, stats = chat(requests, ep, label=ctx.current_step)
+        results, stats = chat(requests, ep, label=ctx.name)
     except BuildError as exc:
-        raise BuildError(f"step '{ctx.current_step}': {exc}") from None
+        raise BuildError(f"step '{ctx.name}': {exc}") from None
     answers = pl.Series("completion", [r.text for r in results], dtype=pl.String)
     ok = answers.is_not_null()
     if df.height and not ok.any():
-        raise BuildError(f"step '{ctx.current_step}': all {df.height} requests to {base_url} failed (e.g. {results[0].error})")
+        raise BuildError(f"step '{ctx.name}': all {df.height} requests to {base_url} failed (e.g. {results[0].error})")
     p = parse_coords(answers)
     with np.errstate(invalid="ignore"):
         parsed = p.ok & (np.abs(p.lat) <= 90) & (np.abs(p.lon) <= 180)
@@ -91,14 +99,14 @@ def model_predictions(
             "completion": answers,
         }
     ).filter(ok)
-    ctx.tables[table] = preds
+    out.provide(table, preds)
     if emit:
-        ctx.emit(emit, preds)
-    ctx.note(f"{ctx.current_step}.inference", stats.note(ep.sampling()))
-    ctx.note(f"{ctx.current_step}.predictions", {"rows": preds.height, "unparsed": int((~preds["parsed"]).sum()),
+        out.emit(emit, preds)
+    out.note(f"{ctx.name}.inference", stats.note(ep.sampling()))
+    out.note(f"{ctx.name}.predictions", {"rows": preds.height, "unparsed": int((~preds["parsed"]).sum()),
                                                  "errors": int((~ok).sum())})
     # the source table this replaced is described by these notes: say what holds now
-    ctx.note(f"{table}.file", f"replaced by step '{ctx.current_step}' ({stats.model}, {stats.kind})")
-    ctx.note(f"{table}.rows", preds.height)
-    ctx.note(f"{table}.unparsed", int((~preds["parsed"]).sum()))
-    return df
+    out.note(f"{table}.file", f"replaced by step '{ctx.name}' ({stats.model}, {stats.kind})")
+    out.note(f"{table}.rows", preds.height)
+    out.note(f"{table}.unparsed", int((~preds["parsed"]).sum()))
+    return out.result(df)

@@ -40,7 +40,7 @@ from typing import Sequence
 import numpy as np
 import polars as pl
 
-from ..context import Context
+from ..context import StepContext, StepOutput
 from ..errors import BuildError
 from ..registry import step
 from ..schema import (
@@ -240,23 +240,24 @@ def _choose(slot: str, pick: pl.Expr) -> pl.Expr:
     return choose_template_expr(TEMPLATES[slot], pick)
 
 
-@step("geo_r1_scaffold")
+@step("geo_r1_scaffold", kind="map")
 def geo_r1_scaffold(
     df: pl.DataFrame,
-    ctx: Context,
+    ctx: StepContext,
     *,
     source: str = "mp16",
     task: str = "geolocation",
     question: str = COR_QUESTION,
     system_prompt: str | None = None,
     decimals: int = 6,
-) -> pl.DataFrame:
+) -> StepOutput:
     """Scaffold rows: ``<think>`` cue → prior → inference, then the Chain-of-Region answer.
 
     Needs the MP-16 columns (``s3_label``, ``s16_label``, ``s365_label``, ``prob_*``) and
     the ``reverse_geocode`` columns. The completion ends in the ``chain_of_region`` answer
     line and the solution has its keys (lat, lon, country_code, country, admin1, city).
     """
+    out = StepOutput()
     _need(df, ctx, "id", "lat", "lon", "country_code", "country", "admin1", "city",
           "s365_label", "prob_indoor", "prob_natural", "prob_urban")
     n = df.height
@@ -334,7 +335,7 @@ def geo_r1_scaffold(
         ignore_nulls=True,
     )
     text = pl.concat_str([pl.lit("<think>"), think, pl.lit("</think><answer>"), cor_answer_expr(), pl.lit("</answer>")])
-    out = x.with_columns(
+    kept = x.with_columns(
         source=pl.lit(source),
         task=pl.lit(task),
         prompt=prompt_expr(f"{question} {THINK_ANSWER_SUFFIX}", n_images=1, system=system_prompt),
@@ -345,11 +346,11 @@ def geo_r1_scaffold(
         ),
         climate_band=pl.col("_band"),
     )
-    n_nocue = int(out["continent"].is_null().sum())
+    n_nocue = int(kept["continent"].is_null().sum())
     if n_nocue:
-        ctx.note(f"{ctx.current_step}.rows_without_country_cues", n_nocue)
-    ctx.note(f"{ctx.current_step}.wordings", {k: len(v) for k, v in TEMPLATES.items()})
-    return out.drop([c for c in out.columns if c.startswith("_")])
+        out.note(f"{ctx.name}.rows_without_country_cues", n_nocue)
+    out.note(f"{ctx.name}.wordings", {k: len(v) for k, v in TEMPLATES.items()})
+    return out.result(kept.drop([c for c in kept.columns if c.startswith("_")]))
 
 
 # -- the teacher: a served model writes the rationale -------------------------------------
@@ -421,10 +422,10 @@ def coordinate_leak(
     return out
 
 
-@step("teacher_rationale")
+@step("teacher_rationale", kind="map")
 def teacher_rationale(
     df: pl.DataFrame,
-    ctx: Context,
+    ctx: StepContext,
     *,
     base_url: str | None = None,
     model: str | None = None,
@@ -442,7 +443,7 @@ def teacher_rationale(
     min_reward: float = 0.95,
     leak_decimals: int = 2,
     decimals: int = 6,
-) -> pl.DataFrame:
+) -> StepOutput:
     """Replace templated rationales by a served teacher's, kept when they score and do not leak.
 
     Without ``base_url`` the rows pass through unchanged (templated rationales). With it, each
@@ -456,15 +457,16 @@ def teacher_rationale(
     With ``seed`` unset each request gets a seed from the build seed and the row id, so a
     rebuild asks the same questions and is answered from the response cache.
     """
+    out = StepOutput()
     if base_url is None:
-        ctx.note(f"{ctx.current_step}.rationales", "templates (no base_url set)")
-        return df
+        out.note(f"{ctx.name}.rationales", "templates (no base_url set)")
+        return out.result(df)
     from ..inference import ChatRequest, chat, endpoint_from_params
     from ..rewards.geolocation import format_ok, geolocation
 
     _need(df, ctx, "id", "lat", "lon", "country", "admin1", "city", "images", "solution", "completion")
     ep = endpoint_from_params(
-        ctx.current_step, base_url=base_url, model=model, api_key_env=api_key_env, temperature=temperature,
+        ctx.name, base_url=base_url, model=model, api_key_env=api_key_env, temperature=temperature,
         max_tokens=max_tokens, top_p=top_p, seed=seed, concurrency=concurrency, timeout=timeout,
         max_retries=max_retries, backoff=backoff,
     )
@@ -481,7 +483,7 @@ def teacher_rationale(
     try:
         texts = df.with_columns(**fields).select(t=template_expr(prompt_template).fill_null(""))["t"]
     except pl.exceptions.ColumnNotFoundError as exc:
-        raise BuildError(f"step '{ctx.current_step}': prompt_template names an unknown slot ({exc})") from None
+        raise BuildError(f"step '{ctx.name}': prompt_template names an unknown slot ({exc})") from None
     if seed is None:
         base = int(ctx.rng("teacher").integers(0, 2**31 - 1))
         seeds = [int.from_bytes(hashlib.sha256(f"{base}/{i}".encode()).digest()[:4], "little") >> 1
@@ -493,14 +495,14 @@ def teacher_rationale(
         for t, imgs, s in zip(texts.to_list(), df["images"].to_list(), seeds)
     ]
     try:
-        results, stats = chat(requests, ep, label=ctx.current_step)
+        results, stats = chat(requests, ep, label=ctx.name)
     except BuildError as exc:
-        raise BuildError(f"step '{ctx.current_step}': {exc}") from None
+        raise BuildError(f"step '{ctx.name}': {exc}") from None
     answers = [r.text.strip() if r.text is not None else None for r in results]
     error = np.array([a is None for a in answers])
     if df.height and error.all():
         raise BuildError(
-            f"step '{ctx.current_step}': all {df.height} requests to {base_url} failed (e.g. {results[0].error})"
+            f"step '{ctx.name}': all {df.height} requests to {base_url} failed (e.g. {results[0].error})"
         )
     filled = [a or "" for a in answers]
     fmt = format_ok(filled) & ~error
@@ -508,18 +510,18 @@ def teacher_rationale(
     score = geolocation(filled, df["solution"].to_list())
     low = fmt & ~leak & (score < min_reward)
     keep = fmt & ~leak & ~low
-    ctx.drop("teacher_error", int(error.sum()))
-    ctx.drop("unparsed", int((~error & ~fmt).sum()))
-    ctx.drop("coordinate_leak", int(leak.sum()))
-    ctx.drop("low_reward", int(low.sum()))
+    out.drop("teacher_error", int(error.sum()))
+    out.drop("unparsed", int((~error & ~fmt).sum()))
+    out.drop("coordinate_leak", int(leak.sum()))
+    out.drop("low_reward", int(low.sum()))
     sampling = ep.sampling()
     if seed is None:
         sampling["seed"] = "per row (build seed, id)"
-    ctx.note(f"{ctx.current_step}.inference", stats.note(sampling))
-    ctx.note(f"{ctx.current_step}.rationales", f"teacher ({stats.model}), min_reward {min_reward}")
+    out.note(f"{ctx.name}.inference", stats.note(sampling))
+    out.note(f"{ctx.name}.rationales", f"teacher ({stats.model}), min_reward {min_reward}")
     if not keep.any():
         raise BuildError(
-            f"step '{ctx.current_step}': no rationale passed the checks ({ctx.drops(ctx.current_step)})"
+            f"step '{ctx.name}': no rationale passed the checks ({out.drops})"
         )
-    out = df.with_columns(_teacher=pl.Series(answers, dtype=pl.String)).filter(pl.Series(keep))
-    return out.with_columns(completion=completion_expr(pl.col("_teacher"))).drop("_teacher")
+    kept = df.with_columns(_teacher=pl.Series(answers, dtype=pl.String)).filter(pl.Series(keep))
+    return out.result(kept.with_columns(completion=completion_expr(pl.col("_teacher"))).drop("_teacher"))

@@ -16,7 +16,7 @@ import os
 
 import polars as pl
 
-from ..context import Context
+from ..context import StepContext, StepOutput
 from ..errors import BuildError
 from ..registry import step
 
@@ -48,16 +48,16 @@ def _sizes(refs: list[str]) -> pl.DataFrame:
     return pl.DataFrame({"ref": refs, "size": sizes}, schema={"ref": pl.String, "size": pl.Int64})
 
 
-@step("split_guard")
+@step("split_guard", kind="frame")
 def split_guard(
     df: pl.DataFrame,
-    ctx: Context,
+    ctx: StepContext,
     *,
     train: list[str] = ["train"],  # noqa: B006
     column: str = "split",
     images: str = "images",
     content: bool = True,
-) -> pl.DataFrame:
+) -> StepOutput:
     """Drop training rows that use an image of a held-out split (same file or same bytes).
 
     ``train`` names the training splits; every other value of ``column`` is held out. With
@@ -67,16 +67,17 @@ def split_guard(
     Examples
     --------
     >>> import tempfile, pathlib
-    >>> from geodata.context import Context
+    >>> from geodata.context import StepContext
     >>> d = pathlib.Path(tempfile.mkdtemp())
     >>> for name, data in (("a.png", b"1"), ("b.png", b"22"), ("copy_of_a.png", b"1")):
     ...     _ = (d / name).write_bytes(data)
     >>> rows = pl.DataFrame({"split": ["test", "train", "train"],
     ...                      "images": [[str(d / "a.png")], [str(d / "b.png")], [str(d / "copy_of_a.png")]]})
-    >>> ctx = Context(); ctx.current_step = "split_guard"
-    >>> split_guard(rows, ctx).height, ctx.drops()
+    >>> res = split_guard(rows, StepContext(name="split_guard"))
+    >>> res.rows.height, res.drops
     (2, {'held_out_image_in_train': 1})
     """
+    out = StepOutput()
     for col in (column, images):
         if col not in df.columns:
             raise BuildError(f"split_guard: column '{col}' is not in the rows ({df.columns})")
@@ -89,8 +90,8 @@ def split_guard(
     held = flat.filter(~is_train)
     trn = flat.filter(is_train)
     if held.height == 0 or trn.height == 0:
-        ctx.note("split_guard", {"held_out_images": held["ref"].n_unique(), "dropped": 0})
-        return df
+        out.note("split_guard", {"held_out_images": held["ref"].n_unique(), "dropped": 0})
+        return out.result(df)
     bad = set(trn.filter(pl.col("ref").is_in(held["ref"].unique().implode()))["_row"].to_list())
     if content:
         sizes = _sizes(pl.concat([held["ref"], trn["ref"]]).unique().to_list())
@@ -102,8 +103,8 @@ def split_guard(
             dig = file_digests(sorted(set(hh["ref"].to_list()) | set(t["ref"].to_list())))
             held_dig = {dig[r] for r in hh["ref"].to_list() if r in dig}
             bad |= {row for row, r in t.select("_row", "ref").iter_rows() if dig.get(r) in held_dig}
-    ctx.drop("held_out_image_in_train", len(bad))
-    ctx.note("split_guard", {"held_out_images": held["ref"].n_unique(), "dropped": len(bad)})
+    out.drop("held_out_image_in_train", len(bad))
+    out.note("split_guard", {"held_out_images": held["ref"].n_unique(), "dropped": len(bad)})
     if not bad:
-        return df
-    return df.filter(~pl.int_range(pl.len()).is_in(sorted(bad)))
+        return out.result(df)
+    return out.result(df.filter(~pl.int_range(pl.len()).is_in(sorted(bad))))

@@ -23,7 +23,7 @@ from pathlib import Path
 
 import polars as pl
 
-from ...context import Context
+from ...context import StepContext, StepOutput
 from ...errors import SourceError
 from ...registry import source
 from .._layout import official_split
@@ -64,7 +64,7 @@ def unique_captions(sentences: list) -> list[str]:
     return list(seen.values())
 
 
-def read_karpathy_captions(ctx: Context, root: Path, dataset: str, json_name: str, image_dir: str, splits: list[str] | None) -> pl.DataFrame:
+def read_karpathy_captions(ctx: StepContext, out: StepOutput, root: Path, dataset: str, json_name: str, image_dir: str, splits: list[str] | None) -> pl.DataFrame:
     """One row per image with its list of reference captions."""
     root = Path(root)
     path = root / json_name
@@ -81,15 +81,15 @@ def read_karpathy_captions(ctx: Context, root: Path, dataset: str, json_name: st
             continue
         caps = unique_captions(ent["sentences"] or [])
         if not caps:
-            ctx.drop(f"{dataset}: no captions", 1)
+            out.drop(f"{dataset}: no captions", 1)
             continue
         img = root / image_dir / ent["filename"]
         if not img.exists():
-            ctx.drop(f"{dataset}: missing image", 1)
+            out.drop(f"{dataset}: missing image", 1)
             continue
         rows.append({"eo_family": "caption", "dataset": dataset, "split": official_split(split, where=f"{path}: images[{i}]"), "key": ent["filename"],
                      "image": str(img.resolve()), "captions": caps})
-    ctx.note(f"{dataset}.image_layout", f"{json_name} + {image_dir}/")
+    out.note(f"{dataset}.image_layout", f"{json_name} + {image_dir}/")
     return pl.DataFrame(rows, schema=CAPTION_SCHEMA)
 
 
@@ -134,21 +134,24 @@ def write_sydney_captions_sample(d: Path) -> None:
 
 
 @source("rsicd", env="RSICD_ROOT", sample=write_rsicd_sample)
-def read_rsicd(ctx: Context, *, root: Path, json_name: str = "dataset_rsicd.json", image_dir: str = "RSICD_images",
-               splits: list[str] | None = None) -> pl.DataFrame:
+def read_rsicd(ctx: StepContext, *, root: Path, json_name: str = "dataset_rsicd.json", image_dir: str = "RSICD_images",
+               splits: list[str] | None = None) -> StepOutput:
     """RSICD (10,921 images, five captions each)."""
-    return read_karpathy_captions(ctx, root, "rsicd", json_name, image_dir, splits)
+    out = StepOutput()
+    return out.result(read_karpathy_captions(ctx, out, root, "rsicd", json_name, image_dir, splits))
 
 
 @source("ucm_captions", env="UCM_CAPTIONS_ROOT", sample=write_ucm_captions_sample)
-def read_ucm_captions(ctx: Context, *, root: Path, json_name: str = "dataset.json", image_dir: str = "imgs",
-                      splits: list[str] | None = None) -> pl.DataFrame:
+def read_ucm_captions(ctx: StepContext, *, root: Path, json_name: str = "dataset.json", image_dir: str = "imgs",
+                      splits: list[str] | None = None) -> StepOutput:
     """UCM-captions (2,100 UC Merced images, five captions each)."""
-    return read_karpathy_captions(ctx, root, "ucm_captions", json_name, image_dir, splits)
+    out = StepOutput()
+    return out.result(read_karpathy_captions(ctx, out, root, "ucm_captions", json_name, image_dir, splits))
 
 
 @source("sydney_captions", env="SYDNEY_CAPTIONS_ROOT", sample=write_sydney_captions_sample)
-def read_sydney_captions(ctx: Context, *, root: Path, json_name: str = "dataset.json", image_dir: str = "imgs",
-                         splits: list[str] | None = None) -> pl.DataFrame:
+def read_sydney_captions(ctx: StepContext, *, root: Path, json_name: str = "dataset.json", image_dir: str = "imgs",
+                         splits: list[str] | None = None) -> StepOutput:
     """Sydney-captions (613 images, five captions each)."""
-    return read_karpathy_captions(ctx, root, "sydney_captions", json_name, image_dir, splits)
+    out = StepOutput()
+    return out.result(read_karpathy_captions(ctx, out, root, "sydney_captions", json_name, image_dir, splits))

@@ -46,6 +46,7 @@ from ...contracts.eo import (  # noqa: F401 - re-exported: the contract is the o
     rotated_iou,
     rotated_iou_matrix,
 )
+from ...context import StepContext, StepOutput
 from ...errors import SourceError
 
 __all__ = [
@@ -145,7 +146,7 @@ OBJECT_SCHEMA: dict[str, pl.DataType] = {
 
 
 def finish_objects(
-    ctx,
+    ctx: StepContext, out: StepOutput,
     dataset: str,
     rows: list[dict],
     quads: list[list[float]],
@@ -171,14 +172,14 @@ def finish_objects(
         | (xs > w[:, None] + outside_tol_px).any(1)
         | (ys > h[:, None] + outside_tol_px).any(1)
     )
-    ctx.drop(f"{dataset}: box outside image", int(outside.sum()))
+    out.drop(f"{dataset}: box outside image", int(outside.sum()))
     q[:, 0::2] = np.clip(xs, 0, w[:, None])
     q[:, 1::2] = np.clip(ys, 0, h[:, None])
     boxes = quads_to_boxes(q, w, h)
     degenerate = ~outside & (
         ~np.isfinite(boxes).all(1) | (boxes[:, 2] <= boxes[:, 0]) | (boxes[:, 3] <= boxes[:, 1])
     )
-    ctx.drop(f"{dataset}: degenerate box", int(degenerate.sum()))
+    out.drop(f"{dataset}: degenerate box", int(degenerate.sum()))
     keep = ~(outside | degenerate)
     df = pl.DataFrame(rows, schema={k: v for k, v in OBJECT_SCHEMA.items() if k != "box"})
     df = df.with_columns(box=pl.Series(boxes.tolist(), dtype=pl.List(pl.Float64)))

@@ -28,7 +28,7 @@ from typing import Literal
 
 import polars as pl
 
-from ...context import Context
+from ...context import StepContext, StepOutput
 from ...errors import SourceError
 from ...registry import source
 from .._layout import official_split
@@ -95,22 +95,23 @@ def parse_dior_xml(path: Path, oriented: bool) -> tuple[tuple[int, int] | None, 
 
 @source("dior", env="DIOR_ROOT", sample=lambda d: write_dior_sample(d))
 def read_dior(
-    ctx: Context,
+    ctx: StepContext,
     *,
     root: Path,
     splits: list[str] = ["train", "val", "test"],
     boxes: Literal["oriented", "horizontal"] = "oriented",
     on_error: Literal["raise", "skip"] = "raise",
     outside_tol_px: float = 2.0,
-) -> pl.DataFrame:
+) -> StepOutput:
     """DIOR (horizontal) or DIOR-R (oriented) objects, one row per object with its grid box."""
+    out = StepOutput()
     root = Path(root)
     oriented = boxes == "oriented"
     ann_dir = root / (OBB_DIR if oriented else HBB_DIR)
     if not ann_dir.is_dir():
         raise SourceError(f"{root}: no '{ann_dir.relative_to(root)}' folder")
     img_dirs = [root / "JPEGImages-trainval", root / "JPEGImages-test", root / "JPEGImages"]
-    ctx.note("dior.image_layout", f"{ann_dir.relative_to(root)}/ + ImageSets/Main/<split>.txt + "
+    out.note("dior.image_layout", f"{ann_dir.relative_to(root)}/ + ImageSets/Main/<split>.txt + "
              + ", ".join(d.name for d in img_dirs if d.is_dir()))
     rows: list[dict] = []
     quads: list[list[float]] = []
@@ -121,18 +122,18 @@ def read_dior(
         for sid in split_file.read_text().split():
             xml = ann_dir / f"{sid}.xml"
             if not xml.exists():
-                ctx.drop("dior: missing annotation", 1)
+                out.drop("dior: missing annotation", 1)
                 continue
             img = next((p / f"{sid}.jpg" for p in img_dirs if (p / f"{sid}.jpg").exists()), None)
             if img is None:
-                ctx.drop("dior: missing image", 1)
+                out.drop("dior: missing image", 1)
                 continue
             size, objects, errors = parse_dior_xml(xml, oriented)
             if errors:
                 if on_error == "raise":
                     ln, msg = errors[0]
                     raise SourceError(f"{xml}:{ln}: {msg}")
-                ctx.drop("dior: malformed object", len(errors))
+                out.drop("dior: malformed object", len(errors))
             w, h = size if size else image_size(img)
             for ln, name, q in objects:
                 rows.append(
@@ -152,8 +153,8 @@ def read_dior(
                 )
                 quads.append(q)
     if not rows:
-        return pl.DataFrame(schema=OBJECT_SCHEMA)
-    return finish_objects(ctx, "dior", rows, quads, outside_tol_px=outside_tol_px)
+        return out.result(pl.DataFrame(schema=OBJECT_SCHEMA))
+    return out.result(finish_objects(ctx, out, "dior", rows, quads, outside_tol_px=outside_tol_px))
 
 
 def _voc(sid: str, size: int, objs: list[tuple[str, list[float]]], oriented: bool) -> str:

@@ -40,7 +40,7 @@ from typing import Literal
 
 import polars as pl
 
-from ...context import Context
+from ...context import StepContext, StepOutput
 from ...errors import SourceError
 from ...registry import source
 from .._layout import find_root, official_split
@@ -129,15 +129,16 @@ def _has_labels(p: Path, splits: list[str]) -> bool:
 
 @source("dota", env="DOTA_ROOT", sample=lambda d: write_dota_sample(d))
 def read_dota(
-    ctx: Context,
+    ctx: StepContext,
     *,
     root: Path,
     splits: list[str] = ["train", "val"],
     on_error: Literal["raise", "skip"] = "raise",
     outside_tol_px: float = 2.0,
     include_difficult: bool = True,
-) -> pl.DataFrame:
+) -> StepOutput:
     """DOTA oriented objects, one row per object with its grid box (see ``common``)."""
+    out = StepOutput()
     splits = list(splits)
     root = find_root(Path(root), lambda p: _has_labels(p, splits), "DOTA's labelTxt/ or annfiles/ folder")
     dirs = _label_dirs(root, splits)
@@ -155,16 +156,16 @@ def read_dota(
                 if on_error == "raise":
                     ln, msg = errors[0]
                     raise SourceError(f"{lf}:{ln}: {msg}")
-                ctx.drop("dota: malformed line", len(errors))
+                out.drop("dota: malformed line", len(errors))
             img = next((image_dir / f"{lf.stem}{ext}" for ext in _EXTS if f"{lf.stem}{ext}" in listing), None)
             if img is None:
-                ctx.drop("dota: missing image", 1)
+                out.drop("dota: missing image", 1)
                 continue
             n_windows += bool(WINDOW_RE.match(lf.stem))
             w, h = image_size(img)
             for ln, q, cat, flag in objects:
                 if flag == 1 and not include_difficult:
-                    ctx.drop("dota: difficult object", 1)
+                    out.drop("dota: difficult object", 1)
                     continue
                 canon = canonical_class(cat, strict=True, where=f"{lf}:{ln}")
                 rows.append(
@@ -190,17 +191,17 @@ def read_dota(
         layouts.add(f"{label_dir.relative_to(root)}: {kind}")
     if n_windows:
         layouts.add(f"{n_windows} window files (<id>__<scale>__<left>___<up>)")
-    ctx.note("dota.image_layout", "; ".join(sorted(layouts)))
+    out.note("dota.image_layout", "; ".join(sorted(layouts)))
     if not rows:
         looked = ", ".join(str(d[1]) for d in dirs)
         raise SourceError(f"{root}: no DOTA object with an image found (label folders: {looked})")
-    df = finish_objects(ctx, "dota", rows, quads, outside_tol_px=outside_tol_px)
+    df = finish_objects(ctx, out, "dota", rows, quads, outside_tol_px=outside_tol_px)
     flags = pl.DataFrame(
         [{k: r[k] for k in ("split", "image_id", "where", "difficulty", "truncated", "quad")} for r in rows],
         schema={"split": pl.String, "image_id": pl.String, "where": pl.String, "difficulty": pl.Int8,
                 "truncated": pl.Boolean, "quad": pl.List(pl.Float64)},
     )
-    return df.join(flags, on=["split", "image_id", "where"], how="left", maintain_order="left")
+    return out.result(df.join(flags, on=["split", "image_id", "where"], how="left", maintain_order="left"))
 
 
 def write_dota_sample(d: Path) -> None:

@@ -37,7 +37,7 @@ from pathlib import Path
 
 import polars as pl
 
-from ...context import Context
+from ...context import StepContext, StepOutput
 from ...errors import SourceError
 from ...registry import source
 from .captions import load_json
@@ -99,8 +99,9 @@ def geochat_task(question: str, answer: str) -> tuple[str, str]:
 
 
 @source("geochat_instruct", env="GEOCHAT_ROOT", sample=lambda d: write_geochat_sample(d))
-def read_geochat(ctx: Context, *, root: Path, json_name: str = "GeoChat_Instruct.json", image_dir: str = "auto") -> pl.DataFrame:
+def read_geochat(ctx: StepContext, *, root: Path, json_name: str = "GeoChat_Instruct.json", image_dir: str = "auto") -> StepOutput:
     """GeoChat-Instruct (~318 k instruction turns over DOTA, DIOR, FAIR1M, FloodNet, RSVQA, NWPU, UCM)."""
+    out = StepOutput()
     root = find_root(Path(root), lambda p: (p / json_name).is_file(), json_name)
     path = root / json_name
     data = load_json(path)
@@ -110,12 +111,12 @@ def read_geochat(ctx: Context, *, root: Path, json_name: str = "GeoChat_Instruct
         if not isinstance(rec, dict) or "image" not in rec or not isinstance(rec.get("conversations"), list):
             raise SourceError(f"{path}: [{i}]: record lacks 'image' or 'conversations'")
     img_root = _image_root(root, image_dir, [str(r["image"]) for r in data])
-    ctx.note("geochat_instruct.image_layout", str(img_root.relative_to(root)) if img_root != root else ".")
+    out.note("geochat_instruct.image_layout", str(img_root.relative_to(root)) if img_root != root else ".")
     rows = []
     for i, rec in enumerate(data):
         img = img_root / rec["image"]
         if not img.exists():
-            ctx.drop("geochat: missing image", 1)
+            out.drop("geochat: missing image", 1)
             continue
         conv = rec["conversations"]
         for t in range(0, len(conv) - 1, 2):
@@ -125,16 +126,16 @@ def read_geochat(ctx: Context, *, root: Path, json_name: str = "GeoChat_Instruct
             q = re.sub(r"\s*<image>\s*", " ", str(h.get("value", ""))).strip()
             a = str(g.get("value", "")).strip()
             if not q or not a:
-                ctx.drop("geochat: empty turn", 1)
+                out.drop("geochat: empty turn", 1)
                 continue
             task, tag = geochat_task(q, a)
             if task == "referring" and not parse_boxes(a):
-                ctx.drop("geochat: refer without box", 1)
+                out.drop("geochat: refer without box", 1)
                 continue
             rows.append({"eo_family": "geochat", "dataset": "geochat_instruct", "split": "train",
                          "key": f"{rec.get('id', i)}-{t // 2}", "image": str(img.resolve()),
                          "question": q, "answer": a, "task": task, "tag": tag})
-    return pl.DataFrame(rows, schema=GEOCHAT_SCHEMA)
+    return out.result(pl.DataFrame(rows, schema=GEOCHAT_SCHEMA))
 
 
 def _count_present(folder: Path, names: list[str]) -> int:

@@ -31,7 +31,7 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 
-from ...context import Context
+from ...context import StepContext, StepOutput
 from ...errors import SourceError
 from ...registry import source
 from .._layout import find_root, official_split
@@ -74,12 +74,13 @@ def _levir_cd_layout(root: Path) -> str | None:
 
 
 @source("levir_cd", env="LEVIR_CD_ROOT", sample=lambda d: write_levir_cd_sample(d))
-def read_levir_cd(ctx: Context, *, root: Path, splits: list[str] = ["train", "val", "test"],
-                  min_changed_frac: float = 0.0) -> pl.DataFrame:
+def read_levir_cd(ctx: StepContext, *, root: Path, splits: list[str] = ["train", "val", "test"],
+                  min_changed_frac: float = 0.0) -> StepOutput:
     """LEVIR-CD (637 pairs of 1024×1024 Google Earth images) with a change flag from the mask."""
+    out = StepOutput()
     root = find_root(Path(root), lambda p: _levir_cd_layout(p) is not None, "LEVIR-CD's <split>/A/ or A/ folder")
     layout = _levir_cd_layout(root)
-    ctx.note("levir_cd.image_layout", layout)
+    out.note("levir_cd.image_layout", layout)
     rows = []
     for split in splits:
         hf = official_split(split, where="levir_cd splits")
@@ -92,7 +93,7 @@ def read_levir_cd(ctx: Context, *, root: Path, splits: list[str] = ["train", "va
         for a in sorted((base / "A").glob(pattern)):
             b, lab = base / "B" / a.name, base / "label" / a.name
             if not b.exists() or not lab.exists():
-                ctx.drop("levir_cd: incomplete pair", 1)
+                out.drop("levir_cd: incomplete pair", 1)
                 continue
             frac = mask_fraction(lab)
             rows.append({"eo_family": "change", "dataset": "levir_cd", "split": hf, "key": f"{split}/{a.name}",
@@ -101,13 +102,14 @@ def read_levir_cd(ctx: Context, *, root: Path, splits: list[str] = ["train", "va
     if not rows:
         where = root / "A" if layout == "torchgeo" else root
         raise SourceError(f"{where}: no LEVIR-CD pair of splits {list(splits)} found ({layout} layout)")
-    return pl.DataFrame(rows, schema=CHANGE_SCHEMA)
+    return out.result(pl.DataFrame(rows, schema=CHANGE_SCHEMA))
 
 
 @source("levir_cc", env="LEVIR_CC_ROOT", sample=lambda d: write_levir_cc_sample(d))
-def read_levir_cc(ctx: Context, *, root: Path, json_name: str = "LevirCCcaptions.json",
-                  splits: list[str] | None = None) -> pl.DataFrame:
+def read_levir_cc(ctx: StepContext, *, root: Path, json_name: str = "LevirCCcaptions.json",
+                  splits: list[str] | None = None) -> StepOutput:
     """LEVIR-CC (10,077 pairs, five change captions each, a change flag)."""
+    out = StepOutput()
     root = Path(root)
     path = root / json_name
     data = load_json(path)
@@ -124,12 +126,12 @@ def read_levir_cc(ctx: Context, *, root: Path, json_name: str = "LevirCCcaptions
         folder = str(ent.get("filepath") or split)
         caps = unique_captions(ent["sentences"] or [])
         if not caps:
-            ctx.drop("levir_cc: no captions", 1)
+            out.drop("levir_cc: no captions", 1)
             continue
         a = root / "images" / folder / "A" / ent["filename"]
         b = root / "images" / folder / "B" / ent["filename"]
         if not a.exists() or not b.exists():
-            ctx.drop("levir_cc: missing image", 1)
+            out.drop("levir_cc: missing image", 1)
             continue
         flag = ent.get("changeflag")
         if flag not in (0, 1, True, False):
@@ -137,8 +139,8 @@ def read_levir_cc(ctx: Context, *, root: Path, json_name: str = "LevirCCcaptions
         rows.append({"eo_family": "change", "dataset": "levir_cc", "split": official_split(split, where=str(path)), "key": f"{folder}/{ent['filename']}",
                      "image_a": str(a.resolve()), "image_b": str(b.resolve()), "changed": bool(flag),
                      "changed_frac": None, "captions": caps})
-    ctx.note("levir_cc.image_layout", f"{json_name} + images/<split>/{{A,B}}/")
-    return pl.DataFrame(rows, schema=CHANGE_SCHEMA)
+    out.note("levir_cc.image_layout", f"{json_name} + images/<split>/{{A,B}}/")
+    return out.result(pl.DataFrame(rows, schema=CHANGE_SCHEMA))
 
 
 def write_levir_cd_sample(d: Path) -> None:

@@ -30,7 +30,7 @@ from pathlib import Path
 
 import polars as pl
 
-from ...context import Context
+from ...context import StepContext, StepOutput
 from ...errors import SourceError
 from ...registry import source
 from .._layout import find_root, official_split
@@ -68,7 +68,7 @@ def _load(path: Path, key: str) -> list[dict]:
 ALL_SPLITS = ("train", "val", "test", "test_phili")
 
 
-def read_rsvqa(ctx: Context, root: Path, dataset: str, prefix: str, image_dir: str, splits: list[str] | None) -> pl.DataFrame:
+def read_rsvqa(ctx: StepContext, out: StepOutput, root: Path, dataset: str, prefix: str, image_dir: str, splits: list[str] | None) -> pl.DataFrame:
     """Join questions, answers and images of every split into one row per active question."""
     root = find_root(Path(root), lambda p: any(p.glob(f"{prefix}_*_questions.json")), f"{prefix}_<split>_questions.json")
     if splits is None:
@@ -91,16 +91,16 @@ def read_rsvqa(ctx: Context, root: Path, dataset: str, prefix: str, image_dir: s
             if not q.get("active", True):
                 continue  # a stub of another split's entry
             if q.get("img_id") not in active_img:
-                ctx.drop(f"{dataset}: question of an inactive image", 1)
+                out.drop(f"{dataset}: question of an inactive image", 1)
                 continue
             text = (q.get("question") or "").strip()
             answers = [ans_by_id[i]["answer"] for i in q.get("answers_ids", []) if i in ans_by_id]
             if not text or not answers or not str(answers[0]).strip():
-                ctx.drop(f"{dataset}: question without text or answer", 1)
+                out.drop(f"{dataset}: question without text or answer", 1)
                 continue
             img = root / image_dir / f"{q['img_id']}.tif"
             if not img.exists():
-                ctx.drop(f"{dataset}: missing image", 1)
+                out.drop(f"{dataset}: missing image", 1)
                 continue
             qtype = QTYPES.get(str(q.get("type", "")).lower())
             if qtype is None:
@@ -109,9 +109,9 @@ def read_rsvqa(ctx: Context, root: Path, dataset: str, prefix: str, image_dir: s
                 "eo_family": "vqa", "dataset": dataset, "split": hf_split, "qid": f"{split}-{q['id']}",
                 "image": str(img.resolve()), "question": text, "answer": str(answers[0]).strip(), "qtype": qtype,
             })
-    ctx.note(f"{dataset}.stubs", stubs)
-    ctx.note(f"{dataset}.splits", list(splits))
-    ctx.note(f"{dataset}.image_layout", f"{prefix}_<split>_{{questions,answers,images}}.json + {image_dir}/<id>.tif")
+    out.note(f"{dataset}.stubs", stubs)
+    out.note(f"{dataset}.splits", list(splits))
+    out.note(f"{dataset}.image_layout", f"{prefix}_<split>_{{questions,answers,images}}.json + {image_dir}/<id>.tif")
     if not rows:
         raise SourceError(f"{root}: no usable question in {list(splits)} (images looked for in {root / image_dir})")
     return pl.DataFrame(rows, schema=VQA_SCHEMA)
@@ -169,12 +169,14 @@ def write_hr_sample(d: Path) -> None:
 
 
 @source("rsvqa_lr", env="RSVQA_LR_ROOT", sample=write_lr_sample)
-def read_rsvqa_lr(ctx: Context, *, root: Path, splits: list[str] | None = None, image_dir: str = "Images_LR") -> pl.DataFrame:
+def read_rsvqa_lr(ctx: StepContext, *, root: Path, splits: list[str] | None = None, image_dir: str = "Images_LR") -> StepOutput:
     """RSVQA-LR (Sentinel-2, 772 images, ~77 k questions): presence, comparison, rural/urban, count."""
-    return read_rsvqa(ctx, root, "rsvqa_lr", "LR_split", image_dir, None if splits is None else list(splits))
+    out = StepOutput()
+    return out.result(read_rsvqa(ctx, out, root, "rsvqa_lr", "LR_split", image_dir, None if splits is None else list(splits)))
 
 
 @source("rsvqa_hr", env="RSVQA_HR_ROOT", sample=write_hr_sample)
-def read_rsvqa_hr(ctx: Context, *, root: Path, splits: list[str] | None = None, image_dir: str = "Data") -> pl.DataFrame:
+def read_rsvqa_hr(ctx: StepContext, *, root: Path, splits: list[str] | None = None, image_dir: str = "Data") -> StepOutput:
     """RSVQA-HR (USGS 15 cm, 10,659 images, ~1 M questions): presence, comparison, count, area."""
-    return read_rsvqa(ctx, root, "rsvqa_hr", "USGS_split", image_dir, None if splits is None else list(splits))
+    out = StepOutput()
+    return out.result(read_rsvqa(ctx, out, root, "rsvqa_hr", "USGS_split", image_dir, None if splits is None else list(splits)))

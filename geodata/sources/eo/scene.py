@@ -15,7 +15,7 @@ from pathlib import Path
 
 import polars as pl
 
-from ...context import Context
+from ...context import StepContext, StepOutput
 from ...errors import SourceError
 from ...registry import source
 from .common import canonical_class, sample_image
@@ -124,28 +124,32 @@ def write_eurosat_sample(d: Path) -> None:
 
 
 @source("ucm", env="UCM_ROOT", sample=write_ucm_sample)
-def read_ucm(ctx: Context, *, root: Path) -> pl.DataFrame:
+def read_ucm(ctx: StepContext, *, root: Path) -> StepOutput:
     """UC Merced Land Use (21 classes, 2,100 tif images) from ``Images/<class>/*.tif``."""
-    ctx.note("ucm.image_layout", "Images/*/*.tif (no official split: train)")
-    return read_scene_folders(root, "ucm", "Images/*/*.tif")
+    out = StepOutput()
+    out.note("ucm.image_layout", "Images/*/*.tif (no official split: train)")
+    return out.result(read_scene_folders(root, "ucm", "Images/*/*.tif"))
 
 
 @source("aid", env="AID_ROOT", sample=write_aid_sample)
-def read_aid(ctx: Context, *, root: Path) -> pl.DataFrame:
+def read_aid(ctx: StepContext, *, root: Path) -> StepOutput:
     """AID (30 classes, 10,000 images) from ``<Class>/<class>_N.jpg``."""
-    ctx.note("aid.image_layout", "*/*.jpg (no official split: train)")
-    return read_scene_folders(root, "aid", "*/*.jpg")
+    out = StepOutput()
+    out.note("aid.image_layout", "*/*.jpg (no official split: train)")
+    return out.result(read_scene_folders(root, "aid", "*/*.jpg"))
 
 
 @source("nwpu_resisc45", env="NWPU_RESISC45_ROOT", sample=write_nwpu_sample)
-def read_nwpu(ctx: Context, *, root: Path) -> pl.DataFrame:
+def read_nwpu(ctx: StepContext, *, root: Path) -> StepOutput:
     """NWPU-RESISC45 (45 classes, 31,500 images) from ``<class>/<class>_NNN.jpg``."""
-    ctx.note("nwpu_resisc45.image_layout", "*/*.jpg (no official split: train)")
-    return read_scene_folders(root, "nwpu_resisc45", "*/*.jpg")
+    out = StepOutput()
+    out.note("nwpu_resisc45.image_layout", "*/*.jpg (no official split: train)")
+    return out.result(read_scene_folders(root, "nwpu_resisc45", "*/*.jpg"))
 
 
 @source("eurosat_rgb", env="EUROSAT_ROOT", sample=write_eurosat_sample)
-def read_eurosat(ctx: Context, *, root: Path) -> pl.DataFrame:
+def read_eurosat(ctx: StepContext, *, root: Path) -> StepOutput:
     """EuroSAT RGB (10 classes, 27,000 images) from ``<Class>/<Class>_N.jpg``."""
-    ctx.note("eurosat_rgb.image_layout", "*/*.jpg (no official split: train)")
-    return read_scene_folders(root, "eurosat_rgb", "*/*.jpg")
+    out = StepOutput()
+    out.note("eurosat_rgb.image_layout", "*/*.jpg (no official split: train)")
+    return out.result(read_scene_folders(root, "eurosat_rgb", "*/*.jpg"))
