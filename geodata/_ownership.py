@@ -44,7 +44,7 @@ from .errors import OwnershipError
 
 __all__ = [
     "MANIFEST_MARKER", "IMAGES_SIDECAR", "SAMPLE_MARKER", "SAMPLE_TEXT", "PUBLISH_MARKER", "TEMP_MARKER",
-    "check_out", "check_out_file", "is_dataset", "is_sample", "is_publish_dir", "dataset_files", "foreign_files",
+    "check_out", "check_out_file", "mark_table", "is_dataset", "is_sample", "is_publish_dir", "dataset_files", "foreign_files",
     "make_temp", "remove_temp", "clean_stale_temps", "swap_in", "remove_owned", "restore_interrupted",
     "mark_sample", "mark_report", "report_files", "REPORT_MARKER",
 ]
@@ -224,9 +224,10 @@ def check_out(path: Path | str, kind: Kind, flag: str = "--out", expect: Iterabl
 
 
 def check_out_file(path: Path | str, flag: str = "--out") -> Path:
-    """Return ``path`` when geodata may write the JSON file there, else raise OwnershipError.
+    """Return ``path`` when geodata may write the file there, else raise OwnershipError.
 
-    Allowed: a path that does not exist, or a JSON file geodata wrote (``"written_by": "geodata"``).
+    Allowed: a path that does not exist, a JSON file geodata wrote (``"written_by": "geodata"``)
+    or a Parquet file whose schema metadata carries the same marker (:func:`mark_table`).
     """
     path = Path(path)
     if path.is_dir():
@@ -234,12 +235,25 @@ def check_out_file(path: Path | str, flag: str = "--out") -> Path:
     if not path.exists() and not path.is_symlink():
         return path
     try:
-        ours = json.loads(path.read_text()).get(MANIFEST_MARKER[0]) == MANIFEST_MARKER[1]
-    except (OSError, ValueError, AttributeError):
+        if path.suffix == ".parquet":
+            import pyarrow.parquet as pq
+
+            meta = pq.read_schema(path).metadata or {}
+            ours = meta.get(MANIFEST_MARKER[0].encode()) == MANIFEST_MARKER[1].encode()
+        else:
+            ours = json.loads(path.read_text()).get(MANIFEST_MARKER[0]) == MANIFEST_MARKER[1]
+    except Exception:  # noqa: BLE001 - unreadable or not ours: either way, not ours to overwrite
         ours = False
     if not ours or path.is_symlink():
         raise OwnershipError(f"{flag} {path}: exists and geodata did not write it; choose another file")
     return path
+
+
+def mark_table(table: "pa.Table") -> "pa.Table":  # noqa: F821
+    """``table`` with geodata's marker in its schema metadata, so :func:`check_out_file` knows it."""
+    meta = dict(table.schema.metadata or {})
+    meta[MANIFEST_MARKER[0].encode()] = MANIFEST_MARKER[1].encode()
+    return table.replace_schema_metadata(meta)
 
 
 # -- temporary folders, swaps and clean-up -----------------------------------------------------------

@@ -74,7 +74,7 @@ def test_a_new_module_in_a_plugin_folder_is_found_without_editing_a_list(tmp_pat
     (pkg / "__init__.py").write_text("")
     (pkg / "shout.py").write_text(
         "import polars as pl\nfrom geodata.registry import step\n\n"
-        "@step('shout_test_step')\ndef shout(df, ctx, *, times: int = 1):\n"
+        "@step('shout_test_step', kind='map')\ndef shout(df, ctx, *, times: int = 1):\n"
         "    '''Upper-case ids.'''\n    return df.with_columns(pl.col('id').str.to_uppercase())\n"
     )
     monkeypatch.syspath_prepend(str(tmp_path))

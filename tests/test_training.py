@@ -409,6 +409,18 @@ def test_predict_writes_the_predictions_file(grpo_run: tuple[Path, Record], mp16
     ids = datasets.load_dataset(str(mp16), split="train")["id"][:3]
     assert df["id"].to_list() == list(ids) and set(df["task"]) == {"geolocation"}
     assert all(isinstance(c, str) for c in df["completion"])
+    # its own file it may write again; a user's file of the same name it never overwrites
+    sets = [f"model.name_or_path={grpo_run[0]}", f"data.dataset={mp16}", "data.max_rows=1",
+            "predict.max_new_tokens=4", "model.max_pixels=3136"]
+    assert predict.run("mp16-predict", sets, out=out) == out
+    mine = tmp_path / "mine.parquet"
+    pl.DataFrame({"id": ["thesis"]}).write_parquet(mine)
+    before = mine.read_bytes()
+    from geodata.errors import OwnershipError
+
+    with pytest.raises(OwnershipError, match=r"mine\.parquet: exists and geodata did not write it"):
+        predict.run("mp16-predict", sets, out=mine)
+    assert mine.read_bytes() == before
 
 
 def test_predict_parses_coordinates_with_the_reward_parser(
@@ -429,3 +441,16 @@ def test_predict_parses_coordinates_with_the_reward_parser(
     assert df["pred_lon"][:2].to_list() == pytest.approx([s["lon"] for s in sols[:2]], abs=1e-6)
     assert df["pred_lat"][2] is None and df["pred_lon"][2] is None
     assert np.isfinite(df["pred_lat"][:2].to_numpy()).all()
+
+
+def test_tiny_model_never_writes_into_a_users_folder(tmp_path: Path) -> None:
+    from geodata.errors import OwnershipError
+
+    user = tmp_path / "thesis"
+    user.mkdir()
+    (user / "config.json").write_text('{"mine": true}')
+    with pytest.raises(OwnershipError, match=r"thesis: exists and is not a tiny model geodata wrote"):
+        write_model(user, preset="tiny", seed=0)
+    assert (user / "config.json").read_text() == '{"mine": true}' and len(list(user.iterdir())) == 1
+    mine = write_model(tmp_path / "tiny", preset="tiny", seed=0)
+    assert write_model(mine, preset="tiny", seed=1) == mine  # its own folder: written again

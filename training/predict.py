@@ -26,7 +26,9 @@ from pathlib import Path
 from typing import Any, Iterable, Sequence
 
 import numpy as np
+import pyarrow.parquet as pq
 
+from geodata._ownership import check_out_file, mark_table
 from geodata.errors import BuildError, SourceError, SpecError
 
 from .recipe import Recipe, load_recipe
@@ -245,6 +247,7 @@ def run(recipe: Recipe | str | Path, sets: Iterable[str] = (), out: Path | None 
 
     p = recipe.predict
     out = Path(out or p.output or recipe.output_dir / "predictions.parquet")
+    check_out_file(out)  # never overwrite a file geodata did not write
     all_ids = [str(i) for i in rows["id"]]
     if len(set(all_ids)) != len(all_ids):
         dup = next(i for i in all_ids if all_ids.count(i) > 1)
@@ -308,7 +311,7 @@ def run(recipe: Recipe | str | Path, sets: Iterable[str] = (), out: Path | None 
         if df.height != len(all_ids):
             raise BuildError(f"{parts}: {df.height} predictions for {len(all_ids)} rows; rerun to resume")
         out.parent.mkdir(parents=True, exist_ok=True)
-        df.write_parquet(out)
+        pq.write_table(mark_table(df.to_arrow()), out)
         shutil.rmtree(parts)
         wall = time.perf_counter() - t0
         new = [i for i, rid in enumerate(all_ids) if rid not in done]

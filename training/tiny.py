@@ -19,6 +19,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+#: written last into a tiny-model folder: only such a folder is written again
+TINY_MARKER = ".geodata-tiny-model"
+
 __all__ = ["PRESETS", "SPECIAL_TOKENS", "build_tokenizer", "build_processor", "write_model"]
 
 #: Qwen2.5-VL special tokens, in Qwen's order (their ids differ: the vocabulary is bytes).
@@ -213,7 +216,13 @@ def write_model(
     model.generation_config.eos_token_id = [ids["<|im_end|>"], ids["<|endoftext|>"]]
     model.generation_config.pad_token_id = ids["<|endoftext|>"]
     out = Path(out)
+    marker = out / TINY_MARKER
+    if out.exists() and (not out.is_dir() or (any(out.iterdir()) and not marker.is_file())):
+        from geodata.errors import OwnershipError
+
+        raise OwnershipError(f"{out}: exists and is not a tiny model geodata wrote (no {TINY_MARKER}); choose a new folder")
     out.mkdir(parents=True, exist_ok=True)
     model.save_pretrained(out)
     processor.save_pretrained(out)
+    marker.write_text(f"random-init tiny Qwen2.5-VL written by geodata (seed {seed})\n")
     return out
