@@ -161,14 +161,14 @@ def run(
     import datasets
 
     from .data import load_eval_rows
-    from .sft import resume_model, resume_point, resume_trainer, save
+    from .sft import fit, resume_model, resume_point
 
     evals = [load_eval_rows(recipe.data, "grpo", GRPO_COLUMNS, c, recipe.where) for c in recipe.data.configs]
     eval_rows = None if evals[0] is None else datasets.concatenate_datasets(evals)
     resume = resume_point(recipe)
     from trl import GRPOTrainer
 
-    from .models import device_settings, load_model, load_processor, lora_config
+    from .models import device_settings, load_model, load_processor
 
     settings = device_settings(recipe.model, recipe.where)
     out = recipe.output_dir
@@ -197,19 +197,8 @@ def run(
         settings.attn_implementation,
         f", resuming from {resume}" if resume else "",
     )
-    trainer = GRPOTrainer(
-        model=model,
-        reward_funcs=funcs,
-        args=args,
-        train_dataset=rows,
-        eval_dataset=eval_rows,
-        processing_class=processor,
-        peft_config=lora_config(recipe.model.lora),
-        callbacks=callbacks,
-    )
-    resume_trainer(trainer, recipe, resume)
-    trainer.train(resume_from_checkpoint=resume)
-    return save(trainer, recipe, processor)
+    return fit(GRPOTrainer, recipe, processor, resume, model=model, reward_funcs=funcs, args=args,
+               train_dataset=rows, eval_dataset=eval_rows, callbacks=callbacks)
 
 
 _STAGE_KEYS = ("data.config", "model.name_or_path", "train.output_dir", "grpo.reference_model",

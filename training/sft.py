@@ -16,7 +16,7 @@ from geodata.errors import SpecError
 
 from .recipe import Recipe, load_recipe
 
-__all__ = ["prepare", "prepare_eval", "resume_point", "resume_model", "resume_trainer", "run", "sft_config", "save"]
+__all__ = ["prepare", "prepare_eval", "resume_point", "resume_model", "resume_trainer", "run", "sft_config", "save", "fit"]
 
 log = logging.getLogger("geodata.training")
 
@@ -148,7 +148,7 @@ def run(
     resume = resume_point(recipe)
     from trl import SFTTrainer
 
-    from .models import device_settings, load_model, load_processor, lora_config
+    from .models import device_settings, load_model, load_processor
 
     settings = device_settings(recipe.model, recipe.where)
     args = sft_config(recipe, settings)
@@ -163,15 +163,15 @@ def run(
         settings.attn_implementation,
         f", resuming from {resume}" if resume else "",
     )
-    trainer = SFTTrainer(
-        model=model,
-        args=args,
-        train_dataset=rows,
-        eval_dataset=eval_rows,
-        processing_class=processor,
-        peft_config=lora_config(recipe.model.lora),
-        callbacks=callbacks,
-    )
+    return fit(SFTTrainer, recipe, processor, resume, model=model, args=args, train_dataset=rows,
+               eval_dataset=eval_rows, callbacks=callbacks)
+
+
+def fit(trainer_cls: Any, recipe: Recipe, processor: Any, resume: str | None, **kwargs: Any) -> Path:
+    """Build a TRL trainer (SFT or GRPO) with the recipe's processor and LoRA, train, resume, save."""
+    from .models import lora_config
+
+    trainer = trainer_cls(processing_class=processor, peft_config=lora_config(recipe.model.lora), **kwargs)
     resume_trainer(trainer, recipe, resume)
     trainer.train(resume_from_checkpoint=resume)
     return save(trainer, recipe, processor)
