@@ -39,7 +39,8 @@ def dataset_views(folder: Path) -> dict[str, list[str]]:
     """View name → parquet globs for one built dataset folder (read from its manifest).
 
     The globs (``<folder>/data/train-*.parquet``) name no shard, so a view keeps working after
-    a rebuild replaces the shards, in a shell opened before it.
+    a rebuild replaces the shards, in a shell opened before it. Each view has a ``split``
+    column (``train`` / ``validation`` / ``test``).
     """
     from .dataset import Dataset
 
@@ -83,6 +84,22 @@ def connect(datasets_dir: Path | str = "datasets", database: str = ":memory:") -
             log.warning("skipped %s: its manifest cannot be read: %s", folder, exc)
             continue
         for view, globs in views.items():
-            files = ", ".join(_quote(g) for g in globs)
-            con.execute(f"CREATE OR REPLACE VIEW {view} AS SELECT * FROM read_parquet([{files}], union_by_name = true)")
+            con.execute(f"CREATE OR REPLACE VIEW {view} AS {_view_sql(globs)}")
     return con
+
+
+def _view_sql(globs: list[str]) -> str:
+    """One query over the shards of a view, with the HF split of each row as column ``split``.
+
+    The split is the shard's file-name prefix (``train-*.parquet``); a ``split`` column the
+    rows already carry is replaced by it.
+    """
+    by_split: dict[str, list[str]] = {}
+    for g in globs:
+        by_split.setdefault(Path(g).name[: -len("-*.parquet")], []).append(g)
+    parts = []
+    for split, gs in by_split.items():
+        files = ", ".join(_quote(g) for g in gs)
+        parts.append(f"SELECT COLUMNS(lambda c: c != 'split'), {_quote(split)} AS split "
+                     f"FROM read_parquet([{files}], union_by_name = true)")
+    return " UNION ALL BY NAME ".join(parts)

@@ -58,3 +58,10 @@ def test_bad_manifest_is_one_line(tmp_path: Path, text: str, message: str) -> No
 def test_missing_dataset_says_how_to_build_it(tmp_path: Path) -> None:
     with pytest.raises(DatasetError, match=r"no built dataset at .*nothing-here .*run `geodata build nothing-here`"):
         Dataset.open(tmp_path / "nothing-here")
+
+
+def test_sql_views_carry_the_hf_split(built: Path) -> None:
+    from geodata.sql import connect
+
+    con = connect(built.parent)
+    assert con.sql("SELECT split, count(*) FROM mp16_rand_500k GROUP BY 1").fetchall() == [("train", 20)]
