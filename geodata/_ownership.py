@@ -37,7 +37,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
-from pathlib import Path
+from pathlib import Path, PurePosixPath, PureWindowsPath
 from typing import Iterable, Literal
 
 from .errors import OwnershipError
@@ -131,12 +131,23 @@ def dataset_files(folder: Path) -> set[str]:
     """
     if not is_dataset(folder):
         return set()
-    m = _manifest(folder) or {}
-    files = set(m.get("files") or {})
-    for splits in (m.get("configs") or {}).values():
-        for s in (splits or {}).values():
-            files.update(s.get("files") or [])
-    return files | set(_FIXED) | report_files(folder)
+    from .dataset import Dataset, DatasetError
+
+    try:
+        files = Dataset.open(folder).listed_files()
+    except DatasetError:  # a geodata manifest of another shape: its fixed files only
+        files = set()
+    return {f for f in files | report_files(folder) if _inside(f)} | set(_FIXED)
+
+
+def _inside(rel: str) -> bool:
+    """True for a plain relative path below the folder: a listed ``../x`` or ``/x`` is never ours.
+
+    >>> [_inside(r) for r in ("data/train-00000-of-00001.parquet", "../thesis.tex", "/etc/passwd", "a/../../b", "")]
+    [True, False, False, False, False]
+    """
+    p = PurePosixPath(str(rel).replace("\\", "/"))
+    return bool(str(rel)) and not p.is_absolute() and ".." not in p.parts and not PureWindowsPath(str(rel)).drive
 
 
 def _all_files(folder: Path) -> list[str]:

@@ -112,6 +112,22 @@ def test_build_success_keeps_files_around_and_inside(mp16, tmp_path):
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".ds.")], "no temp or old folder left"
 
 
+def test_a_manifest_listing_paths_outside_its_folder_never_reaches_them(mp16, tmp_path):
+    """geodata deletes only the files its manifest lists *inside* the dataset folder."""
+    out = tmp_path / "ds"
+    assert cli("build", PIPE, "--set", "sample.n=10", "--out", str(out)).exit_code == 0
+    before_around = plant(tmp_path)
+    outside = tmp_path / "outside.txt"
+    outside.write_text("mine")
+    m = json.loads((out / "manifest.json").read_text())
+    m["configs"]["default"]["train"]["files"] += ["../downloads.csv", str(outside), "data/../../.hidden"]
+    m["files"]["../thesis/chapters/ch1.tex"] = {"sha256": "0", "bytes": 0, "rows": 0}
+    (out / "manifest.json").write_text(json.dumps(m))
+    assert cli("build", PIPE, "--set", "sample.n=12", "--out", str(out)).exit_code == 0
+    assert snapshot(tmp_path, skip=("ds", "outside.txt")) == before_around
+    assert outside.read_text() == "mine"
+
+
 def test_build_error_and_interruption_keep_everything(mp16, tmp_path, monkeypatch):
     import geodata.engine as engine
 
