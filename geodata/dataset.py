@@ -45,7 +45,7 @@ class DatasetError(GeodataError):
 
 def datasets_dir() -> Path:
     """Where built datasets live: ``$GEODATA_DATASETS`` or ``./datasets``."""
-    return Path(os.environ.get("GEODATA_DATASETS", "datasets"))
+    return Path(os.environ.get("GEODATA_DATASETS") or "datasets")
 
 
 class _Model(BaseModel):

@@ -28,6 +28,7 @@ from . import _ownership as own
 from ._cache import files_digest, ref_file, stat_digest, stat_files
 from .card import render_card
 from .context import StepContext, StepOutput
+from .dataset import datasets_dir
 from .errors import BuildError, SourceError
 from .registry import SourceInfo, get_source, get_step
 from .runners import get_runner
@@ -55,11 +56,6 @@ DATA_LOSS_REASONS = frozenset({
 IMAGES_SIDECAR = own.IMAGES_SIDECAR
 
 _VERSIONED = ("datasets", "polars", "pyarrow", "duckdb", "numpy", "scipy", "h3", "reverse_geocoder", "pycountry")
-
-
-def datasets_dir() -> Path:
-    """Where built datasets live: ``$GEODATA_DATASETS`` or ``./datasets``."""
-    return Path(os.environ.get("GEODATA_DATASETS", "datasets"))
 
 
 def data_dir() -> Path:

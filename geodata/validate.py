@@ -43,7 +43,6 @@ from __future__ import annotations
 import hashlib
 import io
 import json
-import os
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -56,6 +55,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import yaml
 
+from .dataset import datasets_dir as datasets_dir_default
 from .errors import GeodataError
 from .schema import CORE_COLUMNS, messages_text
 
@@ -196,11 +196,6 @@ class ValidationReport:
 # -- locating and reading a built dataset -----------------------------------------------------
 
 
-def default_datasets_dir() -> Path:
-    """``$GEODATA_DATASETS``, else ``./datasets`` (where ``geodata build`` writes)."""
-    return Path(os.environ.get("GEODATA_DATASETS") or "datasets")
-
-
 def resolve_dataset_dir(name_or_path: str | Path, datasets_dir: str | Path | None = None) -> Path:
     """The folder of a built dataset: a path to it, or ``<datasets_dir>/<name>``.
 
@@ -214,7 +209,7 @@ def resolve_dataset_dir(name_or_path: str | Path, datasets_dir: str | Path | Non
     p = Path(name_or_path)
     if (p / "manifest.json").is_file():
         return p
-    base = Path(datasets_dir) if datasets_dir is not None else default_datasets_dir()
+    base = Path(datasets_dir) if datasets_dir is not None else datasets_dir_default()
     cand = base / str(name_or_path)
     if (cand / "manifest.json").is_file():
         return cand
