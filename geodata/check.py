@@ -6,8 +6,8 @@ reader notes it as ``<reader>.image_layout``), metadata rows and columns, images
 missing (three example ids), the splits and their sizes (a ``split`` column), and the rows
 the standard steps would drop and why: the reader's own drops, then ``invalid_coordinates``,
 ``duplicate_id`` and ``missing_image`` in the order a build applies them. Everything is
-vectorized; ``deep`` also reads and decodes every image (``unreadable_image``,
-``undecodable_image``).
+vectorized; ``deep`` also reads and decode-checks every image exactly as the writer does
+(``missing_image``, ``image_too_large``, ``undecodable_image``).
 """
 
 from __future__ import annotations
@@ -22,6 +22,7 @@ import polars as pl
 from .context import StepContext, StepOutput
 from .errors import SourceError
 from .geo import valid_coords
+from .schema import images_missing
 
 __all__ = ["check_source", "format_check"]
 
@@ -32,7 +33,7 @@ _WHY = {
     "missing_image": "no image file or record for the id",
     "bad_shard_record": "an unreadable stretch of a shard or archive (records lost)",
     "eval_overlap": "a benchmark test photo (same photo id or identical image)",
-    "unreadable_image": "the image bytes could not be read",
+    "image_too_large": "more pixels than the default max_image_pixels",
     "undecodable_image": "the image does not decode",
 }
 
@@ -99,7 +100,7 @@ def check_source(
         rest = first
     if "images" in df.columns:
         col = df["images"]
-        missing_all = col.is_null() | col.list.eval(pl.element().is_null()).list.any().fill_null(False)
+        missing_all = df.select(images_missing(pl.col("images"))).to_series()
         empty = (col.list.len().fill_null(1) == 0) & ~missing_all
         ex = df.filter(missing_all).head(3)
         rep["images"] = {
@@ -109,32 +110,17 @@ def check_source(
             "image_refs": int(col.list.len().fill_null(0).sum()),
             "missing_examples": ex[idc].cast(pl.String).to_list() if idc else [str(i) for i in range(ex.height)],
         }
-        rc = rest["images"]
-        miss = rc.is_null() | rc.list.eval(pl.element().is_null()).list.any().fill_null(False)
+        miss = rest.select(images_missing(pl.col("images"))).to_series()
         drops["missing_image"] = int(miss.sum())
         rest = rest.filter(~miss)
-        if deep:
-            from .images import check_image, read_ref
+        if deep:  # the writer's own read + decode check, so the reasons are the build's
+            from .spec import Spec
+            from .writer import _embed
 
-            bad_read = bad_dec = 0
-            keep = []
-            for refs in rest["images"].to_list():
-                ok_row = True
-                for ref in refs or []:
-                    try:
-                        data = read_ref(ref)
-                    except (OSError, ValueError):
-                        bad_read += 1
-                        ok_row = False
-                        break
-                    if not check_image(data):
-                        bad_dec += 1
-                        ok_row = False
-                        break
-                keep.append(ok_row)
-            drops["unreadable_image"] = bad_read
-            drops["undecodable_image"] = bad_dec
-            rest = rest.filter(pl.Series(keep, dtype=pl.Boolean))
+            _, why = _embed(rest["images"].to_list(), True, Spec.model_fields["max_image_pixels"].default)
+            for reason in ("missing_image", "image_too_large", "undecodable_image"):
+                drops[reason] = drops.get(reason, 0) + sum(w == reason for w in why)
+            rest = rest.filter(pl.Series([w is None for w in why], dtype=pl.Boolean))
     rep["drops"] = {k: v for k, v in drops.items() if v}
     rep["rows_after_drops"] = rest.height
     rep["deep"] = deep

@@ -32,7 +32,7 @@ from .dataset import datasets_dir
 from .errors import BuildError, SourceError
 from .registry import SourceInfo, get_source, get_step
 from .runners import get_runner
-from .schema import CORE_COLUMNS, check_core_columns
+from .schema import CORE_COLUMNS, check_core_columns, images_missing
 from .spec import SourceSpec, Spec, load_spec
 from .writer import write_partition
 
@@ -215,9 +215,7 @@ def loss_reason(reason: str) -> str | None:
 def _missing_ids(df: pl.DataFrame | None, column: str = "images") -> list[str]:
     if df is None or "id" not in df.columns or column not in df.columns:
         return []
-    col = pl.col(column)
-    miss = col.is_null() | col.list.eval(pl.element().is_null()).list.any().fill_null(False)
-    return [str(x) for x in df.filter(miss)["id"].head(3).to_list()]
+    return [str(x) for x in df.filter(images_missing(pl.col(column)))["id"].head(3).to_list()]
 
 
 def _likely_cause(

@@ -30,6 +30,7 @@ from typing import Any, Sequence
 import polars as pl
 
 __all__ = [
+    "images_missing",
     "CORE_COLUMNS",
     "SYSTEM_THINK_ANSWER",
     "MESSAGE_DTYPE",
@@ -130,6 +131,20 @@ def messages_text(messages: Sequence[dict[str, Any]] | str) -> str:
 def load_solution(solution: str) -> Any:
     """Decode one ``solution`` JSON string."""
     return json.loads(solution)
+
+
+def images_missing(images: pl.Expr) -> pl.Expr:
+    """True where a row's ``images`` were not found: a null list or a null reference in it.
+
+    An empty list is a metadata-only row, not a missing image.
+
+    Examples
+    --------
+    >>> df = pl.DataFrame({"images": [["a.jpg"], None, [None], []]}, schema={"images": pl.List(pl.String)})
+    >>> df.select(images_missing(pl.col("images")))["images"].to_list()
+    [False, True, True, False]
+    """
+    return images.is_null() | images.list.eval(pl.element().is_null()).list.any().fill_null(False)
 
 
 def check_core_columns(columns: Sequence[str], where: str) -> None:

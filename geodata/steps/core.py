@@ -9,6 +9,7 @@ from ..context import StepContext, StepOutput
 from ..errors import BuildError
 from ..geo import valid_coords
 from ..registry import step
+from ..schema import images_missing
 
 __all__ = ["validate_coords", "dedupe", "require_images", "sample", "add_h3"]
 
@@ -60,7 +61,7 @@ def require_images(df: pl.DataFrame, ctx: StepContext, *, column: str = "images"
     """
     out = StepOutput()
     _need(df, ctx, column)
-    missing = df[column].is_null() | (df[column].list.eval(pl.element().is_null()).list.any().fill_null(False))
+    missing = df.select(images_missing(pl.col(column))).to_series()
     out.drop("missing_image", int(missing.sum()))
     return out.result(df.filter(~missing))
 
