@@ -56,7 +56,6 @@ _KNOWN = {
 _PRO_PLACES = ("neighbourhood", "city", "county", "state", "region", "country", "continent")
 
 Layout = Literal["auto", "geoestimation", "mp16pro", "folder", "msgpack", "tar", "none"]
-_LAYOUTS = ("geoestimation", "mp16pro", "folder", "msgpack", "tar")
 
 
 # --------------------------------------------------------------------------------------
