@@ -542,7 +542,7 @@ def exclude_eval_overlap(
                  f"(set {', '.join(k.upper() + '_ROOT' for k in sorted(benchmarks))})")
         return df
     pid = df.select(p=photo_id_expr(pl.col("id")))["p"]
-    drop = pl.Series([False] * df.height)
+    drop = pl.Series(np.zeros(df.height, dtype=bool))
     report = []
     for name, where in sorted(given.items()):
         truth, img_dir = _eval_files(Path(where).expanduser())
@@ -553,7 +553,7 @@ def exclude_eval_overlap(
         tids = read_csv_checked(truth, columns=[idc], infer_schema=False)[idc].drop_nulls()
         tp = tids.to_frame("i").select(p=photo_id_expr(pl.col("i")))["p"].drop_nulls()
         by_id = pid.is_in(tp.implode()).fill_null(False) | df["id"].is_in(tids.implode()).fill_null(False)
-        by_hash = pl.Series([False] * df.height)
+        by_hash = pl.Series(np.zeros(df.height, dtype=bool))
         n_hashed = 0
         if images and img_dir is not None and "_ref" in df.columns:
             eh = _eval_hashes(img_dir)
@@ -570,7 +570,9 @@ def exclude_eval_overlap(
             hs = set(eh["sha256"].to_list())
             bad = [i for i, h in hits if h in hs]
             if bad:
-                by_hash = pl.Series(np.isin(np.arange(df.height), bad))
+                mask = np.zeros(df.height, dtype=bool)
+                mask[bad] = True
+                by_hash = pl.Series(mask)
         this = by_id | by_hash
         report.append(
             f"{name}: {int(this.sum())} rows ({int(by_id.sum())} by photo id, {int((by_hash & ~by_id).sum())} by identical image"
