@@ -394,6 +394,12 @@ def _suffix(col: pl.Expr, depth: pl.Expr | int) -> pl.Expr:
     return parts.list.slice(-depth if isinstance(depth, int) else -depth, depth).list.join("/")
 
 
+def _ambiguous(hit: pl.DataFrame, by: str, many: str, one: str) -> tuple[dict, int]:
+    """The first group of ``hit`` by ``by`` with several distinct ``many`` (listed; ``one``: its first), and how many such groups."""
+    g = hit.group_by(by).agg(pl.col(many).unique(), pl.first(one)).filter(pl.col(many).list.len() > 1)
+    return (g.row(0, named=True) if g.height else {}), g.height
+
+
 def match_images(df: pl.DataFrame, idx: pl.DataFrame, where: str = "mp16") -> pl.DataFrame:
     """Add ``_ref`` and ``_size`` to ``df`` (by ``id``): exact match first, then the ``_``/``/`` form.
 
@@ -431,19 +437,17 @@ def match_images(df: pl.DataFrame, idx: pl.DataFrame, where: str = "mp16") -> pl
         )
         hit = rest.join(nlong, on=["_n", "_nd"], how="inner")
         if hit.height:
-            multi_img = hit.group_by("_row").agg(pl.col("key").unique().alias("keys"), pl.first("id")).filter(pl.col("keys").list.len() > 1)
-            if multi_img.height:
-                r = multi_img.row(0, named=True)
+            r, n = _ambiguous(hit, "_row", "key", "id")
+            if n:
                 raise SourceError(
                     f"{where}: id '{r['id']}' has no exact image and its '_'/'/' spelling is ambiguous: "
-                    f"{sorted(r['keys'])[:3]} ({multi_img.height} ids like this); rename the files or fix the ids"
+                    f"{sorted(r['key'])[:3]} ({n} ids like this); rename the files or fix the ids"
                 )
-            multi_id = hit.group_by("_ref").agg(pl.col("id").unique().alias("ids"), pl.first("key")).filter(pl.col("ids").list.len() > 1)
-            if multi_id.height:
-                r = multi_id.row(0, named=True)
+            r, n = _ambiguous(hit, "_ref", "id", "key")
+            if n:
                 raise SourceError(
-                    f"{where}: ids {sorted(r['ids'])[:3]} differ only in '_' vs '/' and none has an exact image; "
-                    f"the one image '{r['key']}' cannot be told apart ({multi_id.height} images like this)"
+                    f"{where}: ids {sorted(r['id'])[:3]} differ only in '_' vs '/' and none has an exact image; "
+                    f"the one image '{r['key']}' cannot be told apart ({n} images like this)"
                 )
             fb = hit.select("_row", "_ref", "_size")
     both = pl.concat([ex.select("_row", "_ref", "_size"), fb])
