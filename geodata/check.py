@@ -50,6 +50,11 @@ def _root(info: Any, root: Path | None) -> tuple[Path, str]:
     raise SourceError(f"check: source '{info.name}': pass --root DIR or set {info.env} (or run `geodata sample-data`)")
 
 
+def _missing_image(col: pl.Series) -> pl.Series:
+    """Rows whose ``images`` list is null or holds a null reference."""
+    return col.is_null() | col.list.eval(pl.element().is_null()).list.any().fill_null(False)
+
+
 def check_source(
     name: str, root: Path | None = None, *, deep: bool = False, params: dict[str, Any] | None = None
 ) -> dict[str, Any]:
@@ -99,7 +104,7 @@ def check_source(
         rest = first
     if "images" in df.columns:
         col = df["images"]
-        missing_all = col.is_null() | col.list.eval(pl.element().is_null()).list.any().fill_null(False)
+        missing_all = _missing_image(col)
         empty = (col.list.len().fill_null(1) == 0) & ~missing_all
         ex = df.filter(missing_all).head(3)
         rep["images"] = {
@@ -110,7 +115,7 @@ def check_source(
             "missing_examples": ex[idc].cast(pl.String).to_list() if idc else [str(i) for i in range(ex.height)],
         }
         rc = rest["images"]
-        miss = rc.is_null() | rc.list.eval(pl.element().is_null()).list.any().fill_null(False)
+        miss = _missing_image(rc)
         drops["missing_image"] = int(miss.sum())
         rest = rest.filter(~miss)
         if deep:
