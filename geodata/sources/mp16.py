@@ -56,7 +56,6 @@ _KNOWN = {
 _PRO_PLACES = ("neighbourhood", "city", "county", "state", "region", "country", "continent")
 
 Layout = Literal["auto", "geoestimation", "mp16pro", "folder", "msgpack", "tar", "none"]
-_LAYOUTS = ("geoestimation", "mp16pro", "folder", "msgpack", "tar")
 
 
 # --------------------------------------------------------------------------------------
@@ -395,6 +394,12 @@ def _suffix(col: pl.Expr, depth: pl.Expr | int) -> pl.Expr:
     return parts.list.slice(-depth if isinstance(depth, int) else -depth, depth).list.join("/")
 
 
+def _ambiguous(hit: pl.DataFrame, by: str, many: str, one: str) -> tuple[dict, int]:
+    """The first group of ``hit`` by ``by`` with several distinct ``many`` (listed; ``one``: its first), and how many such groups."""
+    g = hit.group_by(by).agg(pl.col(many).unique(), pl.first(one)).filter(pl.col(many).list.len() > 1)
+    return (g.row(0, named=True) if g.height else {}), g.height
+
+
 def match_images(df: pl.DataFrame, idx: pl.DataFrame, where: str = "mp16") -> pl.DataFrame:
     """Add ``_ref`` and ``_size`` to ``df`` (by ``id``): exact match first, then the ``_``/``/`` form.
 
@@ -432,19 +437,17 @@ def match_images(df: pl.DataFrame, idx: pl.DataFrame, where: str = "mp16") -> pl
         )
         hit = rest.join(nlong, on=["_n", "_nd"], how="inner")
         if hit.height:
-            multi_img = hit.group_by("_row").agg(pl.col("key").unique().alias("keys"), pl.first("id")).filter(pl.col("keys").list.len() > 1)
-            if multi_img.height:
-                r = multi_img.row(0, named=True)
+            r, n = _ambiguous(hit, "_row", "key", "id")
+            if n:
                 raise SourceError(
                     f"{where}: id '{r['id']}' has no exact image and its '_'/'/' spelling is ambiguous: "
-                    f"{sorted(r['keys'])[:3]} ({multi_img.height} ids like this); rename the files or fix the ids"
+                    f"{sorted(r['key'])[:3]} ({n} ids like this); rename the files or fix the ids"
                 )
-            multi_id = hit.group_by("_ref").agg(pl.col("id").unique().alias("ids"), pl.first("key")).filter(pl.col("ids").list.len() > 1)
-            if multi_id.height:
-                r = multi_id.row(0, named=True)
+            r, n = _ambiguous(hit, "_ref", "id", "key")
+            if n:
                 raise SourceError(
-                    f"{where}: ids {sorted(r['ids'])[:3]} differ only in '_' vs '/' and none has an exact image; "
-                    f"the one image '{r['key']}' cannot be told apart ({multi_id.height} images like this)"
+                    f"{where}: ids {sorted(r['id'])[:3]} differ only in '_' vs '/' and none has an exact image; "
+                    f"the one image '{r['key']}' cannot be told apart ({n} images like this)"
                 )
             fb = hit.select("_row", "_ref", "_size")
     both = pl.concat([ex.select("_row", "_ref", "_size"), fb])
@@ -543,7 +546,7 @@ def exclude_eval_overlap(
                  f"(set {', '.join(k.upper() + '_ROOT' for k in sorted(benchmarks))})")
         return df
     pid = df.select(p=photo_id_expr(pl.col("id")))["p"]
-    drop = pl.Series([False] * df.height)
+    drop = pl.Series(np.zeros(df.height, dtype=bool))
     report = []
     for name, where in sorted(given.items()):
         truth, img_dir = _eval_files(Path(where).expanduser())
@@ -554,7 +557,7 @@ def exclude_eval_overlap(
         tids = read_csv_checked(truth, columns=[idc], infer_schema=False)[idc].drop_nulls()
         tp = tids.to_frame("i").select(p=photo_id_expr(pl.col("i")))["p"].drop_nulls()
         by_id = pid.is_in(tp.implode()).fill_null(False) | df["id"].is_in(tids.implode()).fill_null(False)
-        by_hash = pl.Series([False] * df.height)
+        by_hash = pl.Series(np.zeros(df.height, dtype=bool))
         n_hashed = 0
         if images and img_dir is not None and "_ref" in df.columns:
             eh = _eval_hashes(img_dir)
@@ -571,7 +574,9 @@ def exclude_eval_overlap(
             hs = set(eh["sha256"].to_list())
             bad = [i for i, h in hits if h in hs]
             if bad:
-                by_hash = pl.Series(np.isin(np.arange(df.height), bad))
+                mask = np.zeros(df.height, dtype=bool)
+                mask[bad] = True
+                by_hash = pl.Series(mask)
         this = by_id | by_hash
         report.append(
             f"{name}: {int(this.sum())} rows ({int(by_id.sum())} by photo id, {int((by_hash & ~by_id).sum())} by identical image"

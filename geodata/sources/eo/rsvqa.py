@@ -77,6 +77,8 @@ def read_rsvqa(ctx: StepContext, out: StepOutput, root: Path, dataset: str, pref
         if not splits:
             raise SourceError(f"{root}: no complete {prefix}_<split>_{{questions,answers,images}}.json set "
                               f"(splits looked for: {', '.join(ALL_SPLITS)})")
+    else:
+        splits = list(splits)
     rows: list[dict] = []
     stubs = 0
     for split in splits:
@@ -172,11 +174,11 @@ def write_hr_sample(d: Path) -> None:
 def read_rsvqa_lr(ctx: StepContext, *, root: Path, splits: list[str] | None = None, image_dir: str = "Images_LR") -> StepOutput:
     """RSVQA-LR (Sentinel-2, 772 images, ~77 k questions): presence, comparison, rural/urban, count."""
     out = StepOutput()
-    return out.result(read_rsvqa(ctx, out, root, "rsvqa_lr", "LR_split", image_dir, None if splits is None else list(splits)))
+    return out.result(read_rsvqa(ctx, out, root, "rsvqa_lr", "LR_split", image_dir, splits))
 
 
 @source("rsvqa_hr", env="RSVQA_HR_ROOT", sample=write_hr_sample)
 def read_rsvqa_hr(ctx: StepContext, *, root: Path, splits: list[str] | None = None, image_dir: str = "Data") -> StepOutput:
     """RSVQA-HR (USGS 15 cm, 10,659 images, ~1 M questions): presence, comparison, count, area."""
     out = StepOutput()
-    return out.result(read_rsvqa(ctx, out, root, "rsvqa_hr", "USGS_split", image_dir, None if splits is None else list(splits)))
+    return out.result(read_rsvqa(ctx, out, root, "rsvqa_hr", "USGS_split", image_dir, splits))
