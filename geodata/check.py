@@ -115,9 +115,9 @@ def check_source(
         rest = rest.filter(~miss)
         if deep:  # the writer's own read + decode check, so the reasons are the build's
             from .spec import Spec
-            from .writer import _embed
+            from .writer import embed_images
 
-            _, why = _embed(rest["images"].to_list(), True, Spec.model_fields["max_image_pixels"].default)
+            _, why = embed_images(rest["images"].to_list(), True, Spec.model_fields["max_image_pixels"].default)
             for reason in ("missing_image", "image_too_large", "undecodable_image"):
                 drops[reason] = drops.get(reason, 0) + sum(w == reason for w in why)
             rest = rest.filter(pl.Series([w is None for w in why], dtype=pl.Boolean))

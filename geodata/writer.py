@@ -21,7 +21,7 @@ import pyarrow.parquet as pq
 from .images import image_problem, read_ref, ref_name
 from .schema import CORE_COLUMNS
 
-__all__ = ["ShardFile", "PartitionResult", "write_partition", "normalize_arrow", "features_for"]
+__all__ = ["embed_images", "ShardFile", "PartitionResult", "write_partition", "normalize_arrow", "features_for"]
 
 IMAGE_COLUMNS = ("images",)
 
@@ -78,7 +78,7 @@ def features_for(schema: pa.Schema) -> Any:
     return Features(ordered)
 
 
-def _embed(
+def embed_images(
     refs: list[list[str] | None], check: bool, max_pixels: int | None = None
 ) -> tuple[list[list[dict[str, Any]]], list[str | None]]:
     """Read image bytes for each row; the second list gives a drop reason per row (or None).
@@ -181,11 +181,11 @@ def write_partition(
         cur_rows, cur_bytes = 0, 0
 
     starts = range(0, max(df.height, 1), row_group_rows)
-    if any_images:  # the image plane: one _embed per row group, in order, on the runner
+    if any_images:  # the image plane: one embed_images per row group, in order, on the runner
         from .runners import InProcess
 
         jobs = ((df.slice(s, row_group_rows)["images"].to_list(), check_images, max_image_pixels) for s in starts)
-        embedded = (runner or InProcess()).imap(_embed, jobs)
+        embedded = (runner or InProcess()).imap(embed_images, jobs)
     for start in starts:
         chunk = df.slice(start, row_group_rows)
         if chunk.height == 0 and (start > 0 or tmp_files or writer is not None):
