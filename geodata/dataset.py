@@ -89,6 +89,10 @@ class Manifest(_Model):
     versions: dict[str, str] = Field(default_factory=dict)
     default_config: str = "default"
     spec: dict[str, Any] = Field(default_factory=dict)
+    limits: dict[str, Any] = Field(default_factory=dict)
+    #: digest of the size and mtime of every embedded image file (the up-to-date check re-stats them)
+    images_digest: str | None = None
+    images_files: int = 0
     rows: int = 0
     configs: dict[str, dict[str, SplitEntry]]
     files: dict[str, FileEntry] = Field(default_factory=dict)

@@ -371,9 +371,8 @@ def _embedded_files(frames: Iterable[pl.DataFrame]) -> list[str]:
     return refs.select(ref_file(pl.col("ref")).alias("file")).unique()["file"].sort().to_list()
 
 
-def _images_unchanged(out: Path, manifest: dict[str, Any]) -> bool:
-    """True when every image file the last build embedded has the size and mtime it had then."""
-    want = manifest.get("images_digest")
+def _images_unchanged(out: Path, want: str | None) -> bool:
+    """True when every image file the last build embedded has the size and mtime it had then (``want``)."""
     if want is None:
         return True
     try:
@@ -447,7 +446,7 @@ def build(
             old = Dataset.open(out).manifest
         except DatasetError:  # unreadable or not ours: rebuild (the ownership rule guards the folder)
             old = None
-        if old is not None and old.fingerprint == fingerprint and _images_unchanged(out, old.model_dump(mode="json")):
+        if old is not None and old.fingerprint == fingerprint and _images_unchanged(out, old.images_digest):
             return BuildResult(spec.name, out, "up to date", fingerprint, rows=old.rows,
                                configs={c: {s: v.num_rows for s, v in sp.items()} for c, sp in old.configs.items()})
 
