@@ -325,15 +325,11 @@ def _shards(folder: Path) -> dict[str, bytes]:
 def _breakdown(tmp: Path, one: dict) -> None:
     """Where the image plane's time goes, in this process (best of 2): index, read, decode, write."""
     from .images import check_image, index_msgpack, read_ref
+    from .bench import _best
     from .writer import write_partition
 
-    def best(fn, repeat: int = 2) -> float:
-        out = float("inf")
-        for _ in range(repeat):
-            t = time.perf_counter()
-            fn()
-            out = min(out, time.perf_counter() - t)
-        return out
+    def best(fn) -> float:
+        return _best(fn, repeat=2)
 
     files = sorted((tmp / "mp16" / "msgpack").glob("*.msg"))
     t_index = best(lambda: index_msgpack(files))

@@ -38,7 +38,7 @@ from training.recipe import ModelSpec, list_recipes, load_recipe  # noqa: E402
 from training.rewards import trl_reward_funcs  # noqa: E402
 from training.tiny import write_model  # noqa: E402
 
-from training_fixtures import FAST  # noqa: E402  (settings that make a recipe run in seconds)
+from training_fixtures import FAST, mp16_rows, tiny_model  # noqa: E402,F401  (FAST: a recipe in seconds)
 
 pytestmark = pytest.mark.train
 
@@ -53,18 +53,15 @@ def work(session_dir: Path) -> Path:
 
 
 @pytest.fixture(scope="session")
-def mp16(work: Path) -> Path:
-    """MP16-Rand-500K at sample scale, built by the pipeline."""
-    from geodata.engine import build
-
-    res = build("mp16-rand-500k", sets=["sample.n=16"], out=work / "mp16-rand-500k", force=True)
-    assert res.rows == 16
-    return res.path
+def mp16(mp16_rows: Path) -> Path:
+    """MP16-Rand-500K at sample scale: the session's shared build (training_fixtures)."""
+    return mp16_rows
 
 
 @pytest.fixture(scope="session")
-def tiny(work: Path) -> Path:
-    return write_model(work / "tiny", preset="tiny", seed=0)
+def tiny(tiny_model: Path) -> Path:
+    """The tiny random Qwen2.5-VL: the session's shared model (training_fixtures)."""
+    return tiny_model
 
 
 def _weights(folder: Path) -> dict[str, Any]:
