@@ -46,7 +46,7 @@ __all__ = [
     "MANIFEST_MARKER", "IMAGES_SIDECAR", "SAMPLE_MARKER", "SAMPLE_TEXT", "PUBLISH_MARKER", "TEMP_MARKER",
     "check_out", "check_out_file", "mark_table", "is_dataset", "is_sample", "is_publish_dir", "dataset_files", "foreign_files",
     "make_temp", "remove_temp", "clean_stale_temps", "swap_in", "remove_owned", "restore_interrupted",
-    "mark_sample", "mark_report", "report_files", "REPORT_MARKER",
+    "mark_sample", "mark_report", "report_files", "REPORT_MARKER", "link_or_copy",
 ]
 
 Kind = Literal["dataset", "sample", "publish"]
@@ -106,21 +106,33 @@ def is_publish_dir(folder: Path) -> bool:
     return PUBLISH_MARKER in card and is_dataset(folder)
 
 
-def mark_report(folder: Path, files: Iterable[str]) -> None:
-    """Record the files ``geodata report`` wrote in a dataset folder (relative paths)."""
-    body = {MANIFEST_MARKER[0]: MANIFEST_MARKER[1], "files": sorted(set(files))}
+def link_or_copy(src: Path, dst: Path) -> None:
+    """Put ``src`` at ``dst`` (a hard link, else a copy); ``dst`` must be a file geodata wrote."""
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    if dst.exists():
+        dst.unlink()
+    try:
+        os.link(src, dst)
+    except OSError:
+        shutil.copy2(src, dst)
+
+
+def mark_report(folder: Path, files: Iterable[str], content_digest: str | None = None) -> None:
+    """Record the files ``geodata report`` wrote in a dataset folder (relative paths, in order)
+    and the content digest of the shards they show (see :class:`geodata.dataset.ReportRecord`)."""
+    body = {MANIFEST_MARKER[0]: MANIFEST_MARKER[1], "files": list(dict.fromkeys(files)),
+            "content_digest": content_digest}
     (Path(folder) / REPORT_MARKER).write_text(json.dumps(body, indent=1) + "\n")
 
 
 def report_files(folder: Path) -> set[str]:
     """The files ``geodata report`` recorded in a dataset folder (with its marker)."""
-    try:
-        m = json.loads((Path(folder) / REPORT_MARKER).read_text())
-    except (OSError, ValueError):
+    from .dataset import ReportRecord
+
+    rec = ReportRecord.read(Path(folder))
+    if rec is None:
         return set()
-    if not isinstance(m, dict) or m.get(MANIFEST_MARKER[0]) != MANIFEST_MARKER[1]:
-        return set()
-    return {str(f) for f in m.get("files") or [] if str(f).startswith("report/")} | {REPORT_MARKER}
+    return {f for f in rec.files if f.startswith("report/")} | {REPORT_MARKER}
 
 
 def dataset_files(folder: Path) -> set[str]:

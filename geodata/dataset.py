@@ -30,13 +30,17 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from .errors import GeodataError
 
-__all__ = ["Dataset", "DatasetError", "Manifest", "SplitEntry", "FileEntry", "BuildStats", "datasets_dir"]
+if TYPE_CHECKING:
+    from .card import Card
+
+__all__ = ["Dataset", "DatasetError", "Manifest", "SplitEntry", "FileEntry", "BuildStats", "ReportRecord",
+           "datasets_dir"]
 
 
 class DatasetError(GeodataError):
@@ -85,18 +89,61 @@ class Manifest(_Model):
     spec_fingerprint: str | None = None
     spec_file: str | None = None
     inputs: dict[str, Any] = Field(default_factory=dict)
+    #: digest of the size and mtime of every embedded image file (the up-to-date check re-stats them)
+    images_digest: str | None = None
+    images_files: int = 0
     geodata_version: str
     versions: dict[str, str] = Field(default_factory=dict)
     default_config: str = "default"
     spec: dict[str, Any] = Field(default_factory=dict)
     limits: dict[str, Any] = Field(default_factory=dict)
-    #: digest of the size and mtime of every embedded image file (the up-to-date check re-stats them)
-    images_digest: str | None = None
-    images_files: int = 0
     rows: int = 0
     configs: dict[str, dict[str, SplitEntry]]
     files: dict[str, FileEntry] = Field(default_factory=dict)
     stats: BuildStats = Field(default_factory=BuildStats)
+
+    def content_digest(self) -> str:
+        """sha256 over every shard's path and sha256: equal digests mean equal rows and bytes.
+
+        >>> m = Manifest(name="t", fingerprint="f", geodata_version="0", configs={},
+        ...              files={"data/a.parquet": {"sha256": "00", "bytes": 1, "rows": 1}})
+        >>> m.content_digest() == m.model_copy(update={"fingerprint": "g"}).content_digest()
+        True
+        """
+        import hashlib
+
+        h = hashlib.sha256()
+        for rel in sorted(self.files):
+            h.update(f"{rel}\0{self.files[rel].sha256}\n".encode())
+        return h.hexdigest()
+
+
+class ReportRecord(_Model):
+    """What ``geodata report`` wrote in a dataset folder (``report/.geodata-report.json``).
+
+    ``files`` are relative paths (figures in the order the card shows them, then the summary);
+    ``content_digest`` is :meth:`Manifest.content_digest` of the shards the figures were drawn
+    from, so a rebuild that writes the same shards keeps the report.
+    """
+
+    written_by: str | None = None
+    files: list[str] = Field(default_factory=list)
+    content_digest: str | None = None
+
+    @property
+    def figures(self) -> list[str]:
+        return [f for f in self.files if f.endswith(".png")]
+
+    @classmethod
+    def read(cls, folder: Path) -> "ReportRecord | None":
+        """The record in ``folder``, or None (no report, or a file geodata did not write)."""
+        from ._ownership import MANIFEST_MARKER, REPORT_MARKER
+
+        try:
+            rec = cls.model_validate(json.loads((Path(folder) / REPORT_MARKER).read_text()))
+        except (OSError, ValueError):  # ValidationError is a ValueError
+            return None
+        return rec if rec.written_by == MANIFEST_MARKER[1] else None
 
 
 def _first_error(e: ValidationError) -> str:
@@ -183,6 +230,37 @@ class Dataset:
     def spec(self) -> dict[str, Any]:
         """The resolved spec the dataset was built from (as recorded)."""
         return self.manifest.spec
+
+    @property
+    def card(self) -> "Card":
+        """The dataset card, parsed into its header and named sections (see :mod:`geodata.card`)."""
+        from .card import Card
+
+        try:
+            text = self.card_path.read_text()
+        except FileNotFoundError:
+            return Card()
+        except OSError as e:
+            raise DatasetError(f"{self.card_path}: cannot read ({e.strerror or e})") from None
+        try:
+            return Card.parse(text)
+        except GeodataError as e:
+            raise DatasetError(f"{self.card_path}: {str(e).removeprefix('card: ')}") from None
+
+    def write_card(self, card: "Card") -> Path:
+        """Write ``card`` as this dataset's README.md."""
+        self.card_path.write_text(card.render())
+        return self.card_path
+
+    @property
+    def report(self) -> ReportRecord | None:
+        """What ``geodata report`` recorded here, or None (no report, or not geodata's record)."""
+        return ReportRecord.read(self.path)
+
+    def report_is_current(self) -> bool:
+        """True when the report's figures were drawn from exactly these shards."""
+        rec = self.report
+        return bool(rec and rec.content_digest and rec.content_digest == self.manifest.content_digest())
 
     def config(self, config: str | None = None) -> str:
         """``config`` checked against the dataset (``None`` → the default config)."""

@@ -26,9 +26,9 @@ import polars as pl
 from . import __version__
 from . import _ownership as own
 from ._cache import files_digest, ref_file, stat_digest, stat_files
-from .card import render_card
+from .card import build_card
 from .context import StepContext, StepOutput
-from .dataset import datasets_dir
+from .dataset import BuildStats, Dataset, FileEntry, Manifest, SplitEntry, datasets_dir
 from .errors import BuildError, SourceError
 from .registry import SourceInfo, get_source, get_step
 from .runners import get_runner
@@ -440,7 +440,7 @@ def build(
     fingerprint = _combine(spec_fp, inputs)
     manifest_path = out / "manifest.json"
     if not force and manifest_path.exists():
-        from .dataset import Dataset, DatasetError
+        from .dataset import DatasetError
 
         try:
             old = Dataset.open(out).manifest
@@ -470,8 +470,8 @@ def build(
             tmp = own.make_temp(out)
             ui.stage("writing shards")
             ui.start_rows(df.height + sum(t.height for t in ctx.emitted.values()))
-            configs: dict[str, dict[str, Any]] = {}
-            files: dict[str, Any] = {}
+            configs: dict[str, dict[str, SplitEntry]] = {}
+            files: dict[str, FileEntry] = {}
             features: dict[str, Any] = {}
             write_drops: dict[str, int] = {}
             write_examples: dict[str, list[str]] = {}
@@ -491,7 +491,7 @@ def build(
                     write_drops[k] = write_drops.get(k, 0) + v
                 for k, v in res.examples.items():
                     write_examples[k] = (write_examples.get(k, []) + v)[:3]
-            written = sum(s["num_rows"] for c in configs.values() for s in c.values())
+            written = sum(s.num_rows for c in configs.values() for s in c.values())
             stats.append(StepStat("write", rows_in, written, time.perf_counter() - t, write_drops))
             _check_losses("write", rows_in, write_drops, spec, ctx, roots, spec.input_name, examples=write_examples)
             if written == 0:
@@ -511,37 +511,41 @@ def build(
             for s in stats:
                 for k, v in s.drops.items():
                     all_drops[k] = all_drops.get(k, 0) + v
-            manifest = {
-                own.MANIFEST_MARKER[0]: own.MANIFEST_MARKER[1],
-                "name": spec.name,
-                "fingerprint": fingerprint,
-                "spec_fingerprint": spec_fp,
-                "spec_file": _project_path(spec.path),
-                "inputs": inputs,
-                "images_digest": files_digest(image_stats) if image_files else None,
-                "images_files": len(image_files),
-                "geodata_version": __version__,
-                "versions": _versions(),
-                "default_config": spec.output.default_config if not spec.output.config_by else sorted(configs)[0],
-                "spec": spec.canonical(),
-                "limits": limits,
-                "rows": written,
-                "configs": configs,
-                "files": files,
-                "stats": {
-                    # timing-free, so the manifest is as deterministic as the shards
-                    "steps": [{k: v for k, v in s.__dict__.items() if k != "seconds"} for s in stats],
-                    "drops": all_drops,
-                    "notes": {k: _jsonable(v) for k, v in ctx.notes.items()},
-                },
-            }
-            if spec.output.config_by:
-                manifest["default_config"] = sorted(configs)[0]
+            manifest = Manifest(
+                written_by=own.MANIFEST_MARKER[1],
+                name=spec.name,
+                fingerprint=fingerprint,
+                spec_fingerprint=spec_fp,
+                spec_file=_project_path(spec.path),
+                inputs=inputs,
+                images_digest=files_digest(image_stats) if image_files else None,
+                images_files=len(image_files),
+                geodata_version=__version__,
+                versions=_versions(),
+                default_config=sorted(configs)[0] if spec.output.config_by else spec.output.default_config,
+                spec=spec.canonical(),
+                limits=limits,
+                rows=written,
+                configs=configs,
+                files=files,
+                # timing-free, so the manifest is as deterministic as the shards
+                stats=BuildStats(
+                    steps=[{k: v for k, v in s.__dict__.items() if k != "seconds"} for s in stats],
+                    drops=all_drops,
+                    notes={k: _jsonable(v) for k, v in ctx.notes.items()},
+                ),
+            )
             if image_files:
                 image_stats.write_ipc(tmp / IMAGES_SIDECAR, compression="zstd")
-            (tmp / "manifest.json").write_text(json.dumps(manifest, indent=2, sort_keys=False) + "\n")
-            (tmp / "README.md").write_text(render_card(_card_view(manifest, roots), features))
-            timed = {**manifest["stats"], "steps": [s.__dict__ for s in stats]}  # with seconds
+            (tmp / "manifest.json").write_text(json.dumps(manifest.model_dump(mode="json"), indent=2) + "\n")
+            card = build_card(_card_view(manifest, roots), features)
+            from .report import carry_report  # a report of the same shards stays, figures and section
+
+            kept = carry_report(out, tmp, manifest.content_digest())
+            if kept is not None:
+                card = card.with_section("report", kept)
+            Dataset(tmp, manifest).write_card(card)
+            timed = {**manifest.stats.model_dump(mode="json"), "steps": [s.__dict__ for s in stats]}  # with seconds
             (tmp / "build_stats.json").write_text(json.dumps(timed, indent=2) + "\n")
         own.swap_in(tmp, out)
     except BaseException:
@@ -550,21 +554,18 @@ def build(
         raise
     result = BuildResult(
         spec.name, out, "built", fingerprint, rows=written,
-        configs={c: {s: v["num_rows"] for s, v in sp.items()} for c, sp in configs.items()},
-        steps=stats, drops=manifest["stats"]["drops"], notes=dict(ctx.notes),
+        configs={c: {s: v.num_rows for s, v in sp.items()} for c, sp in manifest.configs.items()},
+        steps=stats, drops=manifest.stats.drops, notes=dict(ctx.notes),
         seconds=time.perf_counter() - t0,
     )
     return result
 
 
-def _card_view(manifest: dict[str, Any], roots: dict[str, Path] | None = None) -> dict[str, Any]:
-    """The manifest as the card sees it: no timings, and source roots written as ``<source>``.
+def _card_view(manifest: Manifest, roots: dict[str, Path] | None = None) -> Manifest:
+    """The manifest as the card sees it: source roots in the notes written as ``<source>``.
 
     So the card is as deterministic as the shards, whichever folders the inputs live in.
     """
-    view = dict(manifest)
-    view["stats"] = dict(manifest["stats"])
-    view["stats"]["steps"] = [{k: v for k, v in s.items() if k != "seconds"} for s in manifest["stats"]["steps"]]
     subs: list[tuple[str, str]] = []
     for name, root in (roots or {}).items():
         for form in {str(root), str(Path(root).resolve()), str(Path(root).absolute())}:
@@ -583,16 +584,14 @@ def _card_view(manifest: dict[str, Any], roots: dict[str, Path] | None = None) -
             return {k: plain(x) for k, x in v.items()}
         return v
 
-    view["stats"]["notes"] = plain(manifest["stats"].get("notes") or {})
-    return view
+    stats = manifest.stats.model_copy(update={"notes": plain(manifest.stats.notes)})
+    return manifest.model_copy(update={"stats": stats})
 
 
 def _record(res: Any, configs: dict, files: dict, features: dict) -> None:
-    configs.setdefault(res.config, {})[res.split] = {
-        "num_rows": res.rows, "files": [f.path for f in res.files]
-    }
+    configs.setdefault(res.config, {})[res.split] = SplitEntry(num_rows=res.rows, files=[f.path for f in res.files])
     for f in res.files:
-        files[f.path] = {"sha256": f.sha256, "bytes": f.bytes, "rows": f.rows}
+        files[f.path] = FileEntry(sha256=f.sha256, bytes=f.bytes, rows=f.rows)
     features[res.config] = res.features
 
 

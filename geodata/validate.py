@@ -53,8 +53,9 @@ import polars as pl
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
-import yaml
 
+from .card import split_card  # noqa: F401 - part of this module's API (tests, publish)
+from .dataset import Dataset, DatasetError
 from .dataset import datasets_dir as datasets_dir_default
 from .errors import GeodataError
 from .schema import CORE_COLUMNS, messages_text
@@ -65,8 +66,6 @@ __all__ = [
     "ValidationReport",
     "validate_dataset",
     "resolve_dataset_dir",
-    "read_card_header",
-    "read_manifest",
     "row_configs",
     "CHECKS",
 ]
@@ -220,56 +219,14 @@ def resolve_dataset_dir(name_or_path: str | Path, datasets_dir: str | Path | Non
     )
 
 
-def read_manifest(path: Path) -> dict[str, Any]:
-    """``manifest.json`` of a dataset folder as checked by :class:`geodata.dataset.Dataset`.
-
-    The typed :class:`~geodata.dataset.Manifest` parses and validates it (a one-line
-    :class:`~geodata.dataset.DatasetError` when it is missing, not JSON, or lacks a field);
-    this returns its plain-dict form for the code that renders or re-writes it.
-    """
-    from .dataset import Dataset
-
-    return Dataset.open(Path(path)).manifest.model_dump(mode="json")
-
-
-def split_card(text: str) -> tuple[dict[str, Any], str]:
-    """Split a dataset card into its YAML header (a dict) and its markdown body.
-
-    Examples
-    --------
-    >>> split_card("---\\nlicense: mit\\n---\\n# Title\\n")
-    ({'license': 'mit'}, '# Title\\n')
-    """
-    if not text.startswith("---"):
-        return {}, text
-    end = text.find("\n---", 3)
-    if end < 0:
-        raise GeodataError("card: the yaml header opened by '---' is never closed")
-    header = yaml.safe_load(text[3:end]) or {}
-    if not isinstance(header, dict):
-        raise GeodataError("card: the yaml header is not a mapping")
-    body = text[end + 4 :]
-    return header, body[1:] if body.startswith("\n") else body
-
-
-def read_card_header(path: Path) -> dict[str, Any]:
-    """The YAML header of ``<path>/README.md``."""
-    f = Path(path) / "README.md"
-    try:
-        return split_card(f.read_text())[0]
-    except yaml.YAMLError as exc:
-        raise GeodataError(f"{f}: invalid yaml header: {str(exc).splitlines()[0]}") from None
-    except GeodataError as exc:
-        raise GeodataError(f"{f}: {exc}") from None
-
-
-def row_configs(manifest: dict[str, Any], path: Path) -> dict[str, bool]:
-    """For each config of the manifest: True when it holds schema rows, False when auxiliary."""
+def row_configs(ds: Dataset) -> dict[str, bool]:
+    """For each config of the dataset: True when it holds schema rows, False when auxiliary."""
     out: dict[str, bool] = {}
-    for config, splits in (manifest.get("configs") or {}).items():
-        files = [f for s in splits.values() for f in s.get("files", [])]
+    for config, splits in ds.manifest.configs.items():
         names = None
-        for f in (Path(path) / f for f in files if (Path(path) / f).is_file()):
+        for f in (ds.path / f for s in splits.values() for f in s.files):
+            if not f.is_file():
+                continue
             try:
                 names = pq.read_schema(f).names
                 break
@@ -316,51 +273,49 @@ def _num_rows(f: Path) -> int | None:
         return None
 
 
-def _check_layout(path: Path, manifest: dict[str, Any], report: ValidationReport, hashes: bool) -> None:
-    if not (path / "README.md").is_file():
+def _check_layout(ds: Dataset, report: ValidationReport, hashes: bool) -> None:
+    path, manifest = ds.path, ds.manifest
+    if not ds.card_path.is_file():
         report.add(Issue("layout", "the dataset card README.md is missing", file="README.md"))
-    files = manifest.get("files") or {}
-    listed = {f for splits in (manifest.get("configs") or {}).values() for s in splits.values() for f in s.get("files", [])}
-    for rel in sorted(listed - set(files)):
+    listed = {f for _, _, e in ds.split_entries() for f in e.files}
+    for rel in sorted(listed - set(manifest.files)):
         report.add(Issue("layout", "listed under configs but not under files in manifest.json", file=rel))
-    for rel, meta in sorted(files.items()):
+    for rel, meta in sorted(manifest.files.items()):
         f = path / rel
         if not f.is_file():
             report.add(Issue("layout", "listed in manifest.json but missing", file=rel))
             continue
         size = f.stat().st_size
-        if meta.get("bytes") is not None and size != meta["bytes"]:
-            report.add(Issue("layout", f"size {size} differs from the manifest's {meta['bytes']}", file=rel))
+        if size != meta.bytes:
+            report.add(Issue("layout", f"size {size} differs from the manifest's {meta.bytes}", file=rel))
             continue
-        if rel.endswith(".parquet") and meta.get("rows") is not None:
+        if rel.endswith(".parquet"):
             n = _num_rows(f)
             if n is None:
                 continue  # reported once, by the shard check
-            if n != meta["rows"]:
-                report.add(Issue("layout", f"{n} rows, the manifest says {meta['rows']}", file=rel))
-        if hashes and meta.get("sha256") and _sha256(f) != meta["sha256"]:
+            if n != meta.rows:
+                report.add(Issue("layout", f"{n} rows, the manifest says {meta.rows}", file=rel))
+        if hashes and meta.sha256 and _sha256(f) != meta.sha256:
             report.add(Issue("layout", "sha256 differs from the manifest (file changed after the build)", file=rel))
-    for config, splits in (manifest.get("configs") or {}).items():
-        for split, s in splits.items():
-            counts = [_num_rows(path / f) for f in s.get("files", []) if (path / f).is_file()]
-            rows = sum(c for c in counts if c is not None)
-            if (s.get("num_rows") is not None and rows != s["num_rows"] and None not in counts
-                    and all((path / f).is_file() for f in s.get("files", []))):
-                report.add(
-                    Issue("layout", f"{rows} rows in the shards, the manifest says {s['num_rows']}",
-                          config=config, split=split, file=f"{config}/{split}")
-                )
+    for config, split, s in ds.split_entries():
+        counts = [_num_rows(path / f) for f in s.files if (path / f).is_file()]
+        rows = sum(c for c in counts if c is not None)
+        if rows != s.num_rows and None not in counts and all((path / f).is_file() for f in s.files):
+            report.add(
+                Issue("layout", f"{rows} rows in the shards, the manifest says {s.num_rows}",
+                      config=config, split=split, file=f"{config}/{split}")
+            )
 
 
-def _check_card(path: Path, manifest: dict[str, Any], report: ValidationReport) -> dict[str, Any]:
-    if not (path / "README.md").is_file():
+def _check_card(ds: Dataset, report: ValidationReport) -> dict[str, Any]:
+    if not ds.card_path.is_file():
         return {}
     try:
-        header = read_card_header(path)
-    except GeodataError as exc:
+        header = ds.card.header
+    except DatasetError as exc:
         report.add(Issue("card", str(exc).split(": ", 1)[-1], file="README.md"))
         return {}
-    man = {c: {s: sorted(v.get("files", [])) for s, v in splits.items()} for c, splits in (manifest.get("configs") or {}).items()}
+    man = {c: {s: sorted(v.files) for s, v in splits.items()} for c, splits in ds.manifest.configs.items()}
     card: dict[str, dict[str, list[str]]] = {}
     for entry in header.get("configs") or []:
         name = entry.get("config_name", "default")
@@ -690,40 +645,39 @@ def validate_dataset(
     mp16-rand-500k: ok (50 rows; default/train=50; 0 images decoded)
     """
     path = resolve_dataset_dir(name_or_path, datasets_dir)
-    manifest = read_manifest(path)
-    report = ValidationReport(name=manifest.get("name") or path.name, path=path, max_issues=max_issues)
-    _check_layout(path, manifest, report, hashes)
-    header = _check_card(path, manifest, report)
-    kinds = row_configs(manifest, path)
+    ds = Dataset.open(path)
+    report = ValidationReport(name=ds.name, path=path, max_issues=max_issues)
+    _check_layout(ds, report, hashes)
+    header = _check_card(ds, report)
+    kinds = row_configs(ds)
     seen_ids: dict[str, str] = {}
-    for config, splits in (manifest.get("configs") or {}).items():
-        report.configs[config] = {}
-        for split, s in splits.items():
-            rows = 0
-            for rel in s.get("files", []):
-                f = path / rel
-                if not f.is_file():
-                    continue
+    for config, split, s in ds.split_entries():
+        report.configs.setdefault(config, {})
+        rows = 0
+        for rel in s.files:
+            f = path / rel
+            if not f.is_file():
+                continue
+            try:
+                pf = pq.ParquetFile(f)
+            except Exception as exc:  # noqa: BLE001
+                msg = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+                report.add(Issue("layout", f"not a readable parquet file, truncated or corrupt ({msg})",
+                                 file=rel, config=config, split=split))
+                continue
+            rows += pf.metadata.num_rows
+            if not kinds.get(config, True):
+                continue
+            if _check_schema(path, rel, pf.schema_arrow, header, config, split, report):
                 try:
-                    pf = pq.ParquetFile(f)
-                except Exception as exc:  # noqa: BLE001
+                    _check_rows(path, rel, config, split, report, seen_ids, images, rewards, batch_rows)
+                except (OSError, pa.ArrowException) as exc:  # corrupt pages behind a good footer
                     msg = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-                    report.add(Issue("layout", f"not a readable parquet file, truncated or corrupt ({msg})",
+                    report.add(Issue("layout", f"not a readable parquet file: its data does not decode ({msg})",
                                      file=rel, config=config, split=split))
-                    continue
-                rows += pf.metadata.num_rows
-                if not kinds.get(config, True):
-                    continue
-                if _check_schema(path, rel, pf.schema_arrow, header, config, split, report):
-                    try:
-                        _check_rows(path, rel, config, split, report, seen_ids, images, rewards, batch_rows)
-                    except (OSError, pa.ArrowException) as exc:  # corrupt pages behind a good footer
-                        msg = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-                        report.add(Issue("layout", f"not a readable parquet file: its data does not decode ({msg})",
-                                         file=rel, config=config, split=split))
-            report.configs[config][split] = rows
-            if kinds.get(config, True):
-                report.rows += rows
+        report.configs[config][split] = rows
+        if kinds.get(config, True):
+            report.rows += rows
     if not any(kinds.values()):
         report.add(Issue("schema", "no config holds schema rows (id, images, prompt, completion, solution)"))
     elif report.rows == 0 and not any(i.check == "layout" for i in report.issues):
