@@ -569,7 +569,9 @@ def publish_cmd(
                       f"nothing uploaded", highlight=False, soft_wrap=True)
         for rel in summ["tree"]:
             console.print(f"  {rel}", highlight=False, soft_wrap=True)
-        configs = list((json.loads((res.folder / "manifest.json").read_text()).get("configs") or {}))
+        from .dataset import Dataset
+
+        configs = Dataset.open(res.folder).configs
         arg = "" if "default" in configs or not configs else f", '{configs[0]}'"
         console.print(f"check it: python -c \"import datasets; print(datasets.load_dataset('{res.folder}'{arg}))\"",
                       highlight=False, soft_wrap=True)

@@ -52,6 +52,9 @@ def datasets_dir() -> Path:
     return Path(os.environ.get("GEODATA_DATASETS") or "datasets")
 
 
+_default_datasets_dir = datasets_dir  # Dataset.open takes a ``datasets_dir`` argument of this name
+
+
 class _Model(BaseModel):
     # manifests gain fields over versions; unknown ones are kept, not rejected
     model_config = ConfigDict(extra="allow", protected_namespaces=())
@@ -163,24 +166,39 @@ class Dataset:
         self.manifest = manifest
 
     # -- opening ----------------------------------------------------------------------------
-    @classmethod
-    def resolve(cls, name_or_path: str | Path) -> Path:
-        """The folder of a dataset: ``name_or_path`` if it is a folder, else ``datasets/<name>``."""
-        p = Path(name_or_path).expanduser()
-        if p.is_dir() or p.is_absolute() or len(p.parts) > 1:
-            return p
-        return datasets_dir() / p
+    @staticmethod
+    def _is_path(p: Path) -> bool:
+        return (p / "manifest.json").is_file() or p.is_absolute() or len(p.parts) > 1
 
     @classmethod
-    def open(cls, name_or_path: str | Path) -> "Dataset":
-        """Open a built dataset; a missing or corrupt manifest is a one-line :class:`DatasetError`."""
-        folder = cls.resolve(name_or_path)
+    def resolve(cls, name_or_path: str | Path, datasets_dir: str | Path | None = None) -> Path:
+        """The folder of a dataset, by the one rule every command uses.
+
+        A folder holding ``manifest.json``, an absolute path or one with a ``/`` is taken as
+        it is; a plain name is ``<datasets_dir>/<name>`` (default :func:`datasets_dir`).
+        """
+        p = Path(name_or_path).expanduser()
+        return p if cls._is_path(p) else Path(datasets_dir or _default_datasets_dir()) / p
+
+    @classmethod
+    def open(cls, name_or_path: str | Path, datasets_dir: str | Path | None = None) -> "Dataset":
+        """Open a built dataset; a missing or corrupt manifest is a one-line :class:`DatasetError`.
+
+        ``name_or_path`` is resolved by :meth:`resolve`; for a name that is not built, the
+        message lists the datasets that are.
+        """
+        folder = cls.resolve(name_or_path, datasets_dir)
         mpath = folder / "manifest.json"
         try:
             text = mpath.read_text()
         except FileNotFoundError:
+            name = Path(name_or_path).name
+            if cls._is_path(Path(name_or_path).expanduser()):
+                raise DatasetError(f"no built dataset at {folder} (no manifest.json; run `geodata build {name}`)") from None
+            base = folder.parent
+            known = sorted(d.name for d in base.glob("*") if (d / "manifest.json").is_file()) if base.is_dir() else []
             raise DatasetError(
-                f"no built dataset at {folder} (no manifest.json; run `geodata build {Path(name_or_path).name}`)"
+                f"no built dataset '{name}' in {base} (built: {', '.join(known) or 'none'}; run `geodata build {name}` first)"
             ) from None
         except OSError as e:
             raise DatasetError(f"{mpath}: cannot read ({e.strerror or e})") from None

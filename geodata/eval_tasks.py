@@ -93,13 +93,13 @@ def load_task_truth(path: str | Path) -> pl.DataFrame:
     >>> load_task_truth("/nonexistent/x")  # doctest: +ELLIPSIS
     Traceback (most recent call last):
     ...
-    geodata.errors.GeodataError: no built dataset '/nonexistent/x' in ...
+    geodata.dataset.DatasetError: no built dataset at /nonexistent/x (no manifest.json; run `geodata build x`)
     """
     from .dataset import Dataset
-    from .validate import resolve_dataset_dir
 
-    d = resolve_dataset_dir(path)
-    files = [d / f for _, _, e in Dataset.open(d).split_entries() for f in e.files]
+    ds = Dataset.open(path)
+    d = ds.path
+    files = [d / f for _, _, e in ds.split_entries() for f in e.files]
     if not files:
         raise SourceError(f"truth: {d}: the manifest lists no data files")
     want = ("id", "task", "source", "split", "solution", "qtype", "category")

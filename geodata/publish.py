@@ -50,7 +50,6 @@ from .errors import GeodataError
 from .validate import (
     ValidationError,
     ValidationReport,
-    resolve_dataset_dir,
     row_configs,
     validate_dataset,
 )
@@ -364,8 +363,8 @@ def assemble(
     >>> folder = assemble("mp16-rand-500k")                      # doctest: +SKIP
     >>> import datasets; datasets.load_dataset(str(folder))     # doctest: +SKIP
     """
-    path = resolve_dataset_dir(name_or_path, datasets_dir)
-    ds = Dataset.open(path)
+    ds = Dataset.open(name_or_path, datasets_dir)
+    path = ds.path
     folder = Path(out) if out is not None else default_publish_dir(ds.name)
     if folder.resolve() == path.resolve():
         raise PublishError(f"{folder}: the publish folder must differ from the dataset folder")
@@ -531,8 +530,8 @@ def publish(
     PosixPath('build/hub/mp16-rand-500k')
     """
     check_repo_id(repo_id)
-    path = resolve_dataset_dir(name_or_path, datasets_dir)
-    ds = Dataset.open(path)
+    ds = Dataset.open(name_or_path, datasets_dir)
+    path = ds.path
     files, figures = _contents(ds)
     own.check_out(Path(out) if out is not None else default_publish_dir(ds.name),
                   "publish", expect=set(files) | set(figures) | {"manifest.json", "README.md"})  # before any work

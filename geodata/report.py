@@ -51,7 +51,7 @@ from .card import markers
 from .dataset import Dataset, DatasetError, ReportRecord
 from .errors import GeodataError
 from .geo import EARTH_RADIUS_KM, chord_to_km, to_unit
-from .validate import resolve_dataset_dir, row_configs
+from .validate import row_configs
 
 __all__ = [
     "Report",
@@ -541,8 +541,8 @@ def carry_report(old: Path, new: Path, content_digest: str) -> str | None:
 
 def make_report(name_or_path: str | Path, datasets_dir: str | Path | None = None, link: bool = True) -> Report:
     """Write the report figures and ``summary.md`` beside the dataset; link them from its card."""
-    path = resolve_dataset_dir(name_or_path, datasets_dir)
-    ds = Dataset.open(path)
+    ds = Dataset.open(name_or_path, datasets_dir)
+    path = ds.path
     name = ds.name
     out = path / "report"
     out.mkdir(exist_ok=True)

@@ -56,7 +56,6 @@ import pyarrow.parquet as pq
 
 from .card import split_card  # noqa: F401 - part of this module's API (tests, publish)
 from .dataset import Dataset, DatasetError
-from .dataset import datasets_dir as datasets_dir_default
 from .errors import GeodataError
 from .schema import CORE_COLUMNS, messages_text
 
@@ -65,7 +64,6 @@ __all__ = [
     "Issue",
     "ValidationReport",
     "validate_dataset",
-    "resolve_dataset_dir",
     "row_configs",
     "CHECKS",
 ]
@@ -190,33 +188,6 @@ class ValidationReport:
             },
             "issues": [i.__dict__ for i in self.issues],
         }
-
-
-# -- locating and reading a built dataset -----------------------------------------------------
-
-
-def resolve_dataset_dir(name_or_path: str | Path, datasets_dir: str | Path | None = None) -> Path:
-    """The folder of a built dataset: a path to it, or ``<datasets_dir>/<name>``.
-
-    Examples
-    --------
-    >>> import tempfile, pathlib
-    >>> d = pathlib.Path(tempfile.mkdtemp()); (d / "x").mkdir(); _ = (d / "x" / "manifest.json").write_text("{}")
-    >>> resolve_dataset_dir("x", d) == d / "x"
-    True
-    """
-    p = Path(name_or_path)
-    if (p / "manifest.json").is_file():
-        return p
-    base = Path(datasets_dir) if datasets_dir is not None else datasets_dir_default()
-    cand = base / str(name_or_path)
-    if (cand / "manifest.json").is_file():
-        return cand
-    known = sorted(d.name for d in base.glob("*") if (d / "manifest.json").is_file()) if base.is_dir() else []
-    raise GeodataError(
-        f"no built dataset '{name_or_path}' in {base} (built: {', '.join(known) or 'none'}; "
-        f"run `geodata build {name_or_path}` first)"
-    )
 
 
 def row_configs(ds: Dataset) -> dict[str, bool]:
@@ -644,8 +615,8 @@ def validate_dataset(
     >>> print(r.summary().splitlines()[0])                            # doctest: +SKIP
     mp16-rand-500k: ok (50 rows; default/train=50; 0 images decoded)
     """
-    path = resolve_dataset_dir(name_or_path, datasets_dir)
-    ds = Dataset.open(path)
+    ds = Dataset.open(name_or_path, datasets_dir)
+    path = ds.path
     report = ValidationReport(name=ds.name, path=path, max_issues=max_issues)
     _check_layout(ds, report, hashes)
     header = _check_card(ds, report)
