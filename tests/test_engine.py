@@ -201,7 +201,7 @@ def test_multi_config_output(mp16_small, tmp_path, monkeypatch):
 @pytest.mark.parametrize(
     "sets, message",
     [
-        (["sample.size=3"], r"steps\[4\] \(sample\): unknown key 'size' \(allowed: n, sort_by\)"),
+        (["sample.size=3"], r"steps\[4\] \(sample\): unknown key 'size' \(allowed: n, sort_by, splits\)"),
         (["sample.n=abc"], r"bad value for 'n'"),
         (["nosuchstep.n=3"], r"'nosuchstep' is neither a top-level key"),
         (["output.shard_max_mb=-1"], r"'output.shard_max_mb'"),
@@ -257,3 +257,25 @@ def test_every_catalog_entry_parses_and_names_its_env(repo):
     for name, info in SOURCES.items():
         assert name in entries, f"source '{name}' has no catalogs/{name}.yaml"
         assert entries[name]["env"] == info.env
+
+
+def test_sample_of_some_splits_keeps_the_others_whole():
+    import polars as pl
+
+    from geodata.context import StepContext
+    from geodata.errors import BuildError
+    from geodata.steps.core import sample
+
+    df = pl.DataFrame({"id": [f"r{i:03d}" for i in range(60)],
+                       "split": ["train"] * 40 + ["test"] * 15 + ["validation"] * 5})
+    ctx = StepContext(seed=3, name="sample")
+    res = sample(df, ctx, n=10, splits=["train"])
+    assert res.rows["split"].value_counts().sort("split").rows() == [("test", 15), ("train", 10), ("validation", 5)]
+    assert res.drops == {"not_sampled": 30}
+    # without splits: the same draw as before over every row
+    everything = sample(df, ctx, n=10)
+    assert everything.rows.height == 10 and everything.drops == {"not_sampled": 50}
+    short = sample(df, ctx, n=100, splits=["train"])
+    assert short.rows.height == 60 and "of splits train, 40 available" in short.notes["sample.short"]
+    with pytest.raises(BuildError, match=r"needs columns \['split'\]"):
+        sample(df.drop("split"), ctx, n=5, splits=["train"])

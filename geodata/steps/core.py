@@ -68,26 +68,38 @@ def require_images(df: pl.DataFrame, ctx: StepContext, *, column: str = "images"
 
 @step("sample", kind="frame")
 def sample(
-    df: pl.DataFrame, ctx: StepContext, *, n: int | None = None, sort_by: str = "id"
+    df: pl.DataFrame, ctx: StepContext, *, n: int | None = None, sort_by: str = "id",
+    splits: list[str] | None = None,
 ) -> StepOutput:
     """Seeded uniform sample of ``n`` rows without replacement (all rows if ``n`` is null).
 
     Rows are first ordered by ``sort_by`` so the choice depends on the data, not on the
     order of the input files. If fewer rows than ``n`` remain, all are kept and the shortfall
-    is noted in the stats and the card.
+    is noted in the stats and the card. With ``splits`` (e.g. ``[train]``) only rows whose
+    ``split`` column is one of them are sampled, ``n`` of them; the other splits (an official
+    test set) pass through whole.
     """
     out = StepOutput()
     if n is not None and n < 0:
         raise BuildError(f"step '{ctx.name}': n must be >= 0, got {n}")
     if sort_by in df.columns:
         df = df.sort(sort_by, maintain_order=True)
-    if n is None or n >= df.height:
-        if n is not None and n > df.height:
-            out.note(f"{ctx.name}.short", f"asked for {n} rows, {df.height} available: kept all")
+    if splits is not None:
+        _need(df, ctx, "split")
+        pool = df["split"].cast(pl.String).is_in(list(splits)).to_numpy()
+    else:
+        pool = np.ones(df.height, dtype=bool)
+    candidates = np.flatnonzero(pool)
+    if n is None or n >= candidates.size:
+        if n is not None and n > candidates.size:
+            what = f" of splits {', '.join(splits)}" if splits is not None else ""
+            out.note(f"{ctx.name}.short", f"asked for {n} rows{what}, {candidates.size} available: kept all")
         return out.result(df)
-    idx = np.sort(ctx.rng("sample").choice(df.height, size=n, replace=False))
-    out.drop("not_sampled", df.height - n)
-    return out.result(df[idx])
+    chosen = candidates[ctx.rng("sample").choice(candidates.size, size=n, replace=False)]
+    keep = ~pool
+    keep[chosen] = True
+    out.drop("not_sampled", candidates.size - n)
+    return out.result(df.filter(pl.Series(keep)))
 
 
 @step("add_h3", kind="map")
