@@ -227,6 +227,13 @@ def test_missing_dataset_says_how_to_build_it(no_model: None) -> None:
         grpo.run("geo-r-grpo", ["model.name_or_path=/nonexistent"])
 
 
+def test_unknown_split_or_config_of_a_built_dataset_lists_the_choices(mp16: Path, no_model: None) -> None:
+    with pytest.raises(SourceError, match=r"no split 'validation' \(splits: train\)"):
+        sft.run("geo-r-sft", [f"data.dataset={mp16}", "data.split=validation", "model.name_or_path=/nonexistent"])
+    with pytest.raises(SourceError, match=r"config 'nope' not in \['default'\]"):
+        sft.run("geo-r-sft", [f"data.dataset={mp16}", "data.config=nope", "model.name_or_path=/nonexistent"])
+
+
 def test_cli_validate_reports_and_fails_cleanly(mp16: Path) -> None:
     runner = CliRunner()
     ok = runner.invoke(app, ["train", "validate", "geo-r-grpo", "--set", f"data.dataset={mp16}"])

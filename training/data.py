@@ -34,12 +34,12 @@ def resolve_dataset(name: str, root: Path | None = None) -> str:
 
     ``root`` defaults to where ``geodata build`` writes (``$GEODATA_DATASETS`` or ``datasets``).
     """
-    from geodata.engine import datasets_dir
+    from geodata.dataset import Dataset
 
     p = Path(name).expanduser()
     if p.is_dir():
         return str(p)
-    cand = (root or datasets_dir()) / name
+    cand = Dataset.resolve(name, root)  # the rule every geodata command uses
     if cand.is_dir():
         return str(cand)
     if "/" in name and not p.is_absolute() and not name.startswith("."):
@@ -48,6 +48,23 @@ def resolve_dataset(name: str, root: Path | None = None) -> str:
         f"dataset '{name}' not found: no folder {p} or {cand}, and it is not a hub id "
         f"(build it first: geodata build {name})"
     )
+
+
+def _check_built(loc: str, config: str | None, split: str, label: str) -> None:
+    """For a dataset geodata built: the config and split exist (the error lists the choices)."""
+    from geodata.dataset import Dataset, DatasetError
+
+    if not (Path(loc) / "manifest.json").is_file():
+        return  # a Hub id or a folder geodata did not build: datasets decides
+    try:
+        built = Dataset.open(loc)
+        splits = built.splits(config)
+    except DatasetError as exc:
+        raise SourceError(f"{label}: {exc}") from None
+    for part in split.split("+"):  # datasets' split syntax: "train+validation", "train[:1000]"
+        name = part.split("[", 1)[0].strip()
+        if name not in splits:
+            raise SourceError(f"{label}: no split '{name}' (splits: {', '.join(splits)})")
 
 
 def check_columns(columns: Sequence[str], use: Literal["sft", "grpo", "predict"], where: str) -> None:
@@ -89,6 +106,7 @@ def load_rows(
 
     loc = resolve_dataset(data.dataset)
     label = f"{where}: dataset '{data.dataset}'" + (f" config '{config}'" if config else "")
+    _check_built(loc, config, split, label)
     try:
         ds = datasets.load_dataset(loc, config, split=split)
     except ValueError as exc:
