@@ -343,10 +343,9 @@ def run_steps(
         rows_in = df.height
         tables = flow.inputs(st.key, st.inputs) if info.kind == "join" else {}
         what = f"step '{st.key}'"
-        if info.kind == "map" and info.parallel:
-            res = _run_map(info, st.key, st.params, df, flow, runner, spec.output.map_chunk_rows, what)
-        elif info.kind == "map":  # on the driver, one call; still row-local: no further tables
-            res = StepOutput.combine([_as_output(info.fn(df, flow.context(st.key), **st.params), what)], st.key)
+        if info.kind == "map":  # parallel=False: one chunk, the whole frame, on the driver
+            chunk = spec.output.map_chunk_rows if info.parallel else max(df.height, 1)
+            res = _run_map(info, st.key, st.params, df, flow, runner, chunk, what)
         else:
             res = info.fn(df, flow.context(st.key), **st.params, **tables)
         res = flow.collect(st.key, res, what)
