@@ -31,7 +31,7 @@ from .context import StepContext, StepOutput
 from .dataset import BuildStats, Dataset, FileEntry, Manifest, SplitEntry, datasets_dir
 from .errors import BuildError, SourceError
 from .registry import SourceInfo, get_source, get_step
-from .runners import get_runner
+from .runners import InProcess, get_runner, run_map_chunk
 from .schema import CORE_COLUMNS, check_core_columns, images_missing
 from .spec import SourceSpec, Spec, load_spec
 from .writer import write_partition
@@ -174,17 +174,13 @@ class Flow:
     emitted: dict[str, pl.DataFrame] = field(default_factory=dict)
     notes: dict[str, Any] = field(default_factory=dict)
 
-    def context(self, name: str) -> StepContext:
-        """The read-only context of the step or reader ``name``."""
-        return StepContext(seed=self.seed, name=name, limits=self.limits, spec_path=self.spec_path)
+    def context(self, name: str, part: int = 0) -> StepContext:
+        """The read-only context of the step or reader ``name`` (``part``: a map step's chunk)."""
+        return StepContext(seed=self.seed, name=name, limits=self.limits, spec_path=self.spec_path, part=part)
 
     def collect(self, name: str, res: Any, what: str) -> StepOutput:
         """Check what a step or reader returned; merge its notes and emitted tables in order."""
-        if isinstance(res, pl.DataFrame):
-            res = StepOutput(res)
-        if not isinstance(res, StepOutput) or not isinstance(res.rows, pl.DataFrame):
-            got = type(res.rows if isinstance(res, StepOutput) else res).__name__
-            raise BuildError(f"{what} returned {got}, not a polars DataFrame (or a StepOutput with rows)")
+        res = _as_output(res, what)
         for reason, n in res.drops.items():
             log.info("%s: dropped %d rows (%s)", name, n, reason)
         self.notes.update(res.notes)
@@ -198,6 +194,34 @@ class Flow:
             n, r = next(iter(missing.items()))
             raise BuildError(f"step '{key}': input {n}: no table '{r}' (tables so far: {', '.join(self.tables)})")
         return {n: self.tables[r] for n, r in refs.items()}
+
+
+def _as_output(res: Any, what: str) -> StepOutput:
+    """``res`` as a StepOutput with rows, or a BuildError naming ``what``."""
+    if isinstance(res, pl.DataFrame):
+        res = StepOutput(res)
+    if not isinstance(res, StepOutput) or not isinstance(res.rows, pl.DataFrame):
+        got = type(res.rows if isinstance(res, StepOutput) else res).__name__
+        raise BuildError(f"{what} returned {got}, not a polars DataFrame (or a StepOutput with rows)")
+    return res
+
+
+def _run_map(info: Any, key: str, params: dict[str, Any], df: pl.DataFrame, flow: Flow,
+             runner: Any, chunk_rows: int, what: str) -> StepOutput:
+    """Run the map step ``info`` in consecutive chunks of ``chunk_rows`` rows on ``runner``.
+
+    The chunks depend on the plan only (``output.map_chunk_rows``), and their outputs are
+    merged in chunk order by :meth:`StepOutput.combine`, so every runner and worker count
+    gives the same rows, drops and notes. A frame of at most ``chunk_rows`` rows is one call
+    here, with the context of an unchunked step (``part=0``).
+    """
+    if df.height <= chunk_rows:
+        return StepOutput.combine([_as_output(info.fn(df, flow.context(key), **params), what)], key)
+    args = ((info.name, df.slice(start, chunk_rows), flow.context(key, part=i), params)
+            for i, start in enumerate(range(0, df.height, chunk_rows)))
+    parts = [_as_output(res, f"{what} (chunk {i})")
+             for i, res in enumerate((runner or InProcess()).imap(run_map_chunk, args))]
+    return StepOutput.combine(parts, key)
 
 
 def loss_reason(reason: str) -> str | None:
@@ -296,11 +320,15 @@ def read_sources(spec: Spec, flow: Flow, roots: dict[str, Path]) -> list[StepSta
 
 
 def run_steps(
-    spec: Spec, flow: Flow, progress: Any = None, roots: dict[str, Path] | None = None
+    spec: Spec, flow: Flow, progress: Any = None, roots: dict[str, Path] | None = None,
+    runner: Any = None,
 ) -> tuple[pl.DataFrame, list[StepStat]]:
     """Apply the spec's steps in order to its input table; return rows and per-step stats.
 
     Each step gets a fresh read-only context and, for a join, the tables its ``inputs`` name.
+    A ``map`` step runs on ``runner`` (default: this process) in chunks of
+    ``spec.output.map_chunk_rows`` rows (see :func:`_run_map`); one registered with
+    ``parallel=False``, and ``frame`` and ``join`` steps, run here over the whole frame.
     A step that loses more than ``spec.max_drop_fraction`` of its rows for one data-loss
     reason, or leaves no rows, fails the build with the reason, the count and a likely cause.
     """
@@ -314,7 +342,13 @@ def run_steps(
         t = time.perf_counter()
         rows_in = df.height
         tables = flow.inputs(st.key, st.inputs) if info.kind == "join" else {}
-        res = flow.collect(st.key, info.fn(df, flow.context(st.key), **st.params, **tables), f"step '{st.key}'")
+        what = f"step '{st.key}'"
+        if info.kind == "map":  # parallel=False: one chunk, the whole frame, on the driver
+            chunk = spec.output.map_chunk_rows if info.parallel else max(df.height, 1)
+            res = _run_map(info, st.key, st.params, df, flow, runner, chunk, what)
+        else:
+            res = info.fn(df, flow.context(st.key), **st.params, **tables)
+        res = flow.collect(st.key, res, what)
         for tname, table in res.provides.items():
             flow.tables[f"{st.key}.{tname}"] = table
         if len(res.provides) == 1:
@@ -422,7 +456,7 @@ def build(
     progress
         Show a live progress display on stderr.
     runner, workers
-        Where the image plane runs (:mod:`geodata.runners`): ``local`` (``workers=1``: this
+        Where the map steps and the image plane run (:mod:`geodata.runners`): ``local`` (``workers=1``: this
         process; ``0``/``"auto"``: all cores) or ``ray``. The output is byte-identical whatever
         the runner and worker count, and neither is recorded in the fingerprint or the card.
     """
@@ -461,7 +495,7 @@ def build(
         with ui, run:
             ui.stage("reading sources")
             stats = read_sources(spec, ctx, roots)
-            df, step_stats = run_steps(spec, ctx, progress=ui.stage, roots=roots)
+            df, step_stats = run_steps(spec, ctx, progress=ui.stage, roots=roots, runner=run)
             stats += step_stats
             check_core_columns(df.columns, f"{spec.path}: rows after the last step")
             df = _select_columns(df, spec)

@@ -3,7 +3,10 @@
 A *step* is a function ``fn(df, ctx, *, param: T = default, ...) -> StepOutput`` of a
 ``kind``: ``map`` (row-local), ``frame`` (needs the whole table) or ``join`` (takes named
 input tables: keyword-only parameters annotated ``pl.DataFrame``, or ``**tables:
-pl.DataFrame`` for any names, which the spec gives in the step's ``inputs:``). ``ctx`` is a
+pl.DataFrame`` for any names, which the spec gives in the step's ``inputs:``). A ``map`` step
+runs on the build's runner in chunks of ``output.map_chunk_rows`` rows, so it must give the
+same rows for a chunk whatever else is in the frame; ``parallel=False`` keeps it on the driver,
+one call over the whole frame. ``ctx`` is a
 read-only :class:`~geodata.context.StepContext`. Its other keyword-only, annotated parameters
 become a pydantic model, so a spec that passes an unknown key or a value of the wrong type
 fails on load with a message naming the key.
@@ -124,6 +127,8 @@ class StepInfo:
     inputs: tuple[str, ...] = ()
     optional_inputs: tuple[str, ...] = ()
     any_inputs: bool = False
+    #: a ``map`` step runs in chunks on the build's runner; ``False``: on the driver, one call
+    parallel: bool = True
 
 
 @dataclass(frozen=True)
@@ -156,10 +161,16 @@ def _doc(fn: Callable[..., Any]) -> str:
     return (inspect.getdoc(fn) or "").split("\n\n")[0].replace("\n", " ")
 
 
-def step(name: str, *, kind: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
-    """Register ``fn(df, ctx, *, ...)`` as the pipeline step ``name`` of ``kind`` (map, frame, join)."""
+def step(name: str, *, kind: str, parallel: bool = True) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """Register ``fn(df, ctx, *, ...)`` as the pipeline step ``name`` of ``kind`` (map, frame, join).
+
+    ``parallel=False`` (map steps only) runs the step on the driver over the whole frame, e.g.
+    one that calls a remote server under one concurrency bound and cache.
+    """
     if kind not in STEP_KINDS:
         raise ValueError(f"step '{name}': kind must be one of {STEP_KINDS}, got {kind!r}")
+    if not parallel and kind != "map":
+        raise ValueError(f"step '{name}': parallel=False is for map steps (kind={kind} runs on the driver)")
 
     def deco(fn: Callable[..., Any]) -> Callable[..., Any]:
         if name in STEPS and STEPS[name].fn is not fn:
@@ -167,7 +178,8 @@ def step(name: str, *, kind: str) -> Callable[[Callable[..., Any]], Callable[...
         req, opt, var = table_inputs(fn)
         if bool(req or opt or var) != (kind == "join"):
             raise ValueError(f"step '{name}': only a join step takes input tables (kind={kind})")
-        STEPS[name] = StepInfo(name, fn, params_model(fn, name, skip=2), _doc(fn), kind, req, opt, var)
+        STEPS[name] = StepInfo(name, fn, params_model(fn, name, skip=2), _doc(fn), kind, req, opt, var,
+                               parallel=kind == "map" and parallel)
         return fn
 
     return deco

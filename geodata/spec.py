@@ -106,6 +106,11 @@ class OutputSpec(_Strict):
 
     shard_max_mb: float = Field(500, gt=0, description="largest Parquet shard, MB")
     row_group_rows: int = Field(256, gt=0, description="rows per Parquet row group")
+    map_chunk_rows: int = Field(
+        100_000, gt=0,
+        description="rows per chunk of a map step on the runner (fixed by the plan, so every runner "
+        "and worker count gives the same bytes; a frame this size or smaller is one chunk)",
+    )
     config_by: str | None = Field(None, description="column whose values become configs")
     split_by: str | None = Field(None, description="column whose values become splits")
     split: str = Field("train", description="split name when split_by is unset")

@@ -1,9 +1,17 @@
-"""Runners: where the image plane of a build runs (read, decode check, embed).
+"""Runners: where the parallel parts of a build run — ``map`` steps and the image plane.
 
-A runner maps a function over row-group chunks **in order**, with a bounded number of chunks
-in flight, so the writer sees the same chunks in the same order whatever the runner or the
-worker count: shard boundaries and bytes are fixed by the plan (``row_group_rows``,
-``shard_max_mb``), never by timing.
+A runner maps a function over chunks **in order**, with a bounded number of chunks in flight,
+so the driver sees the same chunks in the same order whatever the runner or the worker count:
+chunks, shard boundaries and bytes are fixed by the plan, never by timing.
+
+* ``map`` steps: the rows are cut into consecutive chunks of ``output.map_chunk_rows``; each
+  chunk runs in :func:`run_map_chunk` (the step looked up by name, a context with
+  ``part=i``) and the outputs are merged in chunk order (:meth:`StepOutput.combine
+  <geodata.context.StepOutput.combine>`). A frame of at most ``map_chunk_rows`` rows is one
+  call in this process. ``frame`` and ``join`` steps, and map steps registered with
+  ``parallel=False``, run on the driver.
+* the image plane (read, decode check, embed) of the writer, per row group
+  (``row_group_rows``, ``shard_max_mb``).
 
 * ``local`` — in this process (``workers=1``, the default) or a pool of N processes;
 * ``ray`` — Ray tasks, on a local Ray (``ray.init(num_cpus=N)``) or the cluster named by
@@ -27,7 +35,7 @@ from typing import Any, Callable, Iterable, Iterator
 
 from ..errors import SpecError
 
-__all__ = ["Runner", "InProcess", "get_runner", "resolve_workers", "RUNNERS"]
+__all__ = ["Runner", "InProcess", "get_runner", "resolve_workers", "run_map_chunk", "RUNNERS"]
 
 #: runner name -> "module:Class" (imported on use, so ``import geodata`` stays light)
 RUNNERS = {"local": "geodata.runners.local:LocalRunner", "ray": "geodata.runners.ray:RayRunner"}
@@ -116,6 +124,30 @@ def ordered_window(submit: Callable[[tuple], Any], result: Callable[[Any], Any],
             pending.append(submit(a))
             break
         yield out
+
+
+def run_map_chunk(step: str, rows: Any, ctx: Any, params: dict[str, Any]) -> Any:
+    """Run the registered map step ``step`` on one chunk: the worker side of a map step.
+
+    Module-level, so a spawn child or a Ray worker imports it by reference; the step is looked
+    up in the registry there (discovery runs in the worker, so plugin steps work the same).
+    Returns a :class:`~geodata.context.StepOutput` (a bare DataFrame is wrapped), or what the
+    step returned when it is neither, for the engine to report.
+
+    >>> import polars as pl
+    >>> from geodata.context import StepContext
+    >>> df = pl.DataFrame({"lat": [1.0, 95.0], "lon": [2.0, 2.0]})
+    >>> out = run_map_chunk("validate_coords", df, StepContext(name="v", part=1), {})
+    >>> out.rows.height, out.drops
+    (1, {'invalid_coordinates': 1})
+    """
+    import polars as pl
+
+    from ..context import StepOutput
+    from ..registry import get_step
+
+    res = get_step(step).fn(rows, ctx, **params)
+    return StepOutput(res) if isinstance(res, pl.DataFrame) else res
 
 
 def get_runner(name: str | Runner | None = "local", workers: int | str | None = 1) -> Runner:

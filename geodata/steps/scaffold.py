@@ -422,7 +422,7 @@ def coordinate_leak(
     return out
 
 
-@step("teacher_rationale", kind="map")
+@step("teacher_rationale", kind="map", parallel=False)
 def teacher_rationale(
     df: pl.DataFrame,
     ctx: StepContext,
@@ -456,6 +456,10 @@ def teacher_rationale(
     ``geolocation`` reward (else ``low_reward``); failed requests count as ``teacher_error``.
     With ``seed`` unset each request gets a seed from the build seed and the row id, so a
     rebuild asks the same questions and is answered from the response cache.
+
+    It runs on the driver over the whole frame (``parallel=False``), not in chunks on the
+    runner: it is I/O-bound on a remote server, and all its requests share one concurrency
+    bound and one response cache.
     """
     out = StepOutput()
     if base_url is None:
