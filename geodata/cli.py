@@ -104,7 +104,7 @@ def build(
     set_: Optional[List[str]] = typer.Option(None, "--set", help="override a spec value: key.path=value"),
     out: Optional[Path] = typer.Option(None, "--out", help="dataset folder (default datasets/<name>)"),
     force: bool = typer.Option(False, "--force", help="rebuild even if up to date"),
-    runner: str = typer.Option("local", "--runner", help="where images are embedded: local | ray (same bytes)"),
+    runner: str = typer.Option("local", "--runner", help="where map steps and the image plane run: local | ray (same bytes)"),
     workers: str = typer.Option("1", "--workers", help="processes (local) or CPUs (local ray); 0 or auto = all cores"),
 ) -> None:
     """Build one dataset from its pipeline spec."""

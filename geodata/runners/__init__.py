@@ -14,7 +14,7 @@ chunks, shard boundaries and bytes are fixed by the plan, never by timing.
   (``row_group_rows``, ``shard_max_mb``).
 
 * ``local`` — in this process (``workers=1``, the default) or a pool of N processes;
-* ``ray`` — Ray tasks, on a local Ray (``ray.init(num_cpus=N)``) or the cluster named by
+* ``ray`` — Ray Data ``map_batches``, on a local Ray (``ray.init(num_cpus=N)``) or the cluster named by
   ``RAY_ADDRESS``. Ray is an optional extra (``pip install 'geodata[ray]'``), imported only
   when this runner starts.
 
