@@ -46,11 +46,11 @@ def ray_session():
 
 @pytest.fixture(scope="module")
 def image_root(tmp_path_factory) -> Path:
-    """1,000 rows of real-size (320 px) JPEGs in the MP-16 folder layout; 3 missing, 2 truncated."""
+    """3,000 rows of real-size (320 px) JPEGs in the MP-16 folder layout; 3 missing, 2 truncated."""
     from geodata.bench_scale import write_image_root
 
     root = tmp_path_factory.mktemp("mp16-320") / "mp16"
-    planted = write_image_root(root, 1000, layout="folder", distinct=40)
+    planted = write_image_root(root, 3000, layout="folder", distinct=40)
     assert planted["missing_image"] == 3 and planted["undecodable_image"] == 2
     return root
 
@@ -82,16 +82,16 @@ def test_runners_agree_on_the_demo(datasets_tmp, request):
 
 def test_runners_agree_on_real_size_images(image_root, tmp_path, monkeypatch, request):
     monkeypatch.setenv("MP16_ROOT", str(image_root))
-    sets = ["sample.n=2000", "output.shard_max_mb=8", "output.row_group_rows=64"]
+    sets = ["sample.n=5000", "output.shard_max_mb=8", "output.row_group_rows=64"]
     runs = {}
     for key, runner, workers in _runners(request, workers="2"):
         res = build(PIPE, sets=sets, out=tmp_path / key, force=True, runner=runner, workers=workers)
         runs[key] = (res.drops, res.rows, _outputs(tmp_path / key))
     drops, rows, ref = runs["w1"]
     assert drops["missing_image"] == 3 and drops["undecodable_image"] == 2
-    assert rows == 1000 - 5
+    assert rows == 3000 - 5
     shards = [k for k in ref if k.endswith(".parquet")]
-    assert len(shards) >= 3, shards  # ~30 MiB of JPEG in 8 MiB shards
+    assert len(shards) >= 9, shards  # ~90 MiB of JPEG in 8 MiB shards
     for key in list(runs)[1:]:
         assert runs[key][:2] == (drops, rows), key
         assert runs[key][2] == ref, f"{key}: bytes differ from --workers 1"
