@@ -493,6 +493,7 @@ def build(
     tmp: Path | None = None
     try:
         with ui, run:
+            run.start()  # workers start up while this process reads the sources
             ui.stage("reading sources")
             stats = read_sources(spec, ctx, roots)
             df, step_stats = run_steps(spec, ctx, progress=ui.stage, roots=roots, runner=run)

@@ -73,8 +73,8 @@ class Runner:
     """Base class: ``imap(fn, args)`` yields ``fn(*a)`` for each ``a`` of ``args``, in order.
 
     A runner is a context manager; leaving it releases its workers. Subclasses start their
-    workers lazily, on the first :meth:`imap` that needs them, so a metadata-only build never
-    starts a pool.
+    workers on :meth:`start` (the build calls it first, so workers import geodata while the
+    driver reads the sources) or else on the first :meth:`imap`.
     """
 
     name = "local"
@@ -90,6 +90,9 @@ class Runner:
     def imap(self, fn: Callable[..., Any], args: Iterable[tuple]) -> Iterator[Any]:
         for a in args:
             yield fn(*a)
+
+    def start(self) -> None:
+        """Start the workers without waiting for them (nothing to start in this process)."""
 
     def close(self) -> None:
         pass
