@@ -1,20 +1,9 @@
 """Write rows to a Hugging Face-layout folder of zstd Parquet shards with embedded images.
 
-A partition is written in two passes over row groups of ``row_group_rows`` rows, both on the
-build's runner (:mod:`geodata.runners`):
-
-1. **probe** (one task per row group): read every image reference and check that it
-   decodes; return only a drop reason and the byte count per row. From these the driver
-   counts the drops and fixes the shard boundaries (shards roll over before they pass
-   ``shard_max_mb``), in row order — so the plan, never the timing, decides them;
-2. **write** (one task per shard): read the kept images again (without decoding), embed them
-   as ``datasets.Image`` structs and write the shard, one row group at a time, returning its
-   rows, size and sha256. A file whose size changed between the passes fails the build.
-
-No image bytes pass between processes, peak memory is one row group of images per worker,
-and shards are written in parallel. Names follow the Hub convention
-``<split>-00000-of-00003.parquet``. Output is deterministic: the same rows give
-byte-identical files, whatever the runner or worker count.
+Images are read from their references and embedded one row group at a time, so peak
+memory is one row group of images, whatever the dataset size. Shards roll over before they
+pass ``shard_max_mb``; names follow the Hub convention ``<split>-00000-of-00003.parquet``.
+Output is deterministic: the same rows give byte-identical files.
 """
 
 from __future__ import annotations
@@ -32,8 +21,7 @@ import pyarrow.parquet as pq
 from .images import image_problem, read_ref, ref_name
 from .schema import CORE_COLUMNS
 
-__all__ = ["embed_images", "probe_images", "write_shard", "ShardFile", "PartitionResult", "write_partition",
-           "normalize_arrow", "features_for"]
+__all__ = ["embed_images", "ShardFile", "PartitionResult", "write_partition", "normalize_arrow", "features_for"]
 
 IMAGE_COLUMNS = ("images",)
 
@@ -119,68 +107,12 @@ def embed_images(
     return out, why
 
 
-def probe_images(
-    refs: list[list[str] | None], check: bool, max_pixels: int | None = None
-) -> tuple[list[str | None], list[int]]:
-    """The first pass over one row group: per row, a drop reason (or None) and its image bytes.
-
-    The same reasons as :func:`embed_images`, which it calls; only the counts leave the worker.
-    """
-    imgs, why = embed_images(refs, check, max_pixels)
-    return why, [sum(len(i["bytes"]) for i in row) for row in imgs]
-
-
 def _sha256(path: Path) -> str:
     h = hashlib.sha256()
     with open(path, "rb") as fh:
         for chunk in iter(lambda: fh.read(1 << 20), b""):
             h.update(chunk)
     return h.hexdigest()
-
-
-@dataclass
-class _Part:
-    """One row group of a shard, as the first pass left it: kept rows only."""
-
-    meta: pa.Table  # the normalized columns but ``images``
-    refs: list[list[str] | None] | None = None  # image references per row (None: no images column)
-    sizes: list[int] | None = None  # image bytes per row, from the first pass
-
-
-def write_shard(path: str, schema: pa.Schema, parts: list[_Part], images: str) -> tuple[int, int, str]:
-    """The second pass: write one shard from its row groups; return (rows, bytes, sha256).
-
-    ``images`` is ``embed`` (read the references again and embed their bytes), ``empty`` (an
-    ``images`` column of empty lists: a metadata-only build) or ``none`` (no such column).
-    """
-    from .errors import BuildError
-
-    img_type = schema.field("images").type if images != "none" else None
-    rows = 0
-    with pq.ParquetWriter(path, schema, compression="zstd", use_dictionary=True, write_statistics=True) as writer:
-        for part in parts:
-            table = part.meta
-            if images == "none":
-                table = table.cast(schema)
-            else:
-                if images == "embed":
-                    imgs, why = embed_images(part.refs or [], check=False)
-                    got = [sum(len(i["bytes"]) for i in row) for row in imgs]
-                    for k, (w, n, want) in enumerate(zip(why, got, part.sizes or [])):
-                        if w is not None or n != want:
-                            raise BuildError(
-                                f"image {', '.join((part.refs or [])[k] or [])} changed or vanished while the build read it "
-                                f"({want} bytes, then {'unreadable' if w else n}); rebuild"
-                            )
-                    col = pa.array(imgs, type=img_type)
-                else:
-                    col = pa.array([[]] * table.num_rows, type=img_type)
-                table = pa.Table.from_arrays(
-                    [col if name == "images" else table.column(name) for name in schema.names], schema=schema
-                )
-            writer.write_table(table, row_group_size=max(table.num_rows, 1))
-            rows += table.num_rows
-    return rows, Path(path).stat().st_size, _sha256(Path(path))
 
 
 def write_partition(
@@ -202,14 +134,9 @@ def write_partition(
     ``df`` may hold an ``images`` column of image references (``list[str]``); they are
     embedded as ``datasets.Image`` structs. Rows whose image cannot be read, is larger than
     ``max_image_pixels`` or does not decode are dropped and counted (``missing_image``,
-    ``image_too_large``, ``undecodable_image``); ``examples`` keeps up to three ids per reason.
-    ``runner`` (a :class:`geodata.runners.Runner`; default: this process) runs both passes
-    (see the module doc), in order.
+    ``image_too_large``, ``undecodable_image``); ``examples`` keeps up to three ids per reason. ``runner``
+    (a :class:`geodata.runners.Runner`; default: this process) embeds the row groups, in order.
     """
-    from .errors import BuildError
-    from .runners import InProcess
-
-    run = runner or InProcess()
     res = PartitionResult(config, split)
     has_images = "images" in df.columns
     any_images = has_images and int(df["images"].list.len().fill_null(0).sum()) > 0
@@ -232,62 +159,86 @@ def write_partition(
     limit = int(shard_max_mb * 1024 * 1024)
     (root / prefix).mkdir(parents=True, exist_ok=True)
 
-    # pass 1: drops and shard boundaries, in row order
+    tmp_files: list[tuple[Path, int]] = []
+    writer: pq.ParquetWriter | None = None
+    cur_path: Path | None = None
+    cur_rows = 0
+    cur_bytes = 0
+
+    def close() -> None:
+        nonlocal writer, cur_path
+        if writer is not None and cur_path is not None:
+            writer.close()
+            tmp_files.append((cur_path, cur_rows))
+        writer, cur_path = None, None
+
+    def open_new() -> None:
+        nonlocal writer, cur_path, cur_rows, cur_bytes
+        cur_path = root / prefix / f".{split}-{len(tmp_files):05d}.parquet"
+        writer = pq.ParquetWriter(
+            cur_path, schema, compression="zstd", use_dictionary=True, write_statistics=True
+        )
+        cur_rows, cur_bytes = 0, 0
+
     starts = range(0, max(df.height, 1), row_group_rows)
-    probes = None
-    if any_images:
+    if any_images:  # the image plane: one embed_images per row group, in order, on the runner
+        from .runners import InProcess
+
         jobs = ((df.slice(s, row_group_rows)["images"].to_list(), check_images, max_image_pixels) for s in starts)
-        probes = run.imap(probe_images, jobs)
-    shards: list[list[_Part]] = []
-    cur_rows = cur_bytes = 0
+        embedded = (runner or InProcess()).imap(embed_images, jobs)
     for start in starts:
         chunk = df.slice(start, row_group_rows)
-        if chunk.height == 0 and (start > 0 or shards):
+        if chunk.height == 0 and (start > 0 or tmp_files or writer is not None):
             break
-        meta = normalize_arrow((chunk.drop("images") if has_images else chunk).to_arrow())
-        est = meta.nbytes
-        part = _Part(meta)
-        if probes is not None:
-            why, sizes = next(probes)
-            refs = chunk["images"].to_list()
+        table = normalize_arrow(chunk.drop("images").to_arrow()) if has_images else normalize_arrow(chunk.to_arrow())
+        est = table.nbytes
+        if has_images and not any_images:
+            table = pa.Table.from_arrays(
+                [pa.array([[]] * table.num_rows, type=schema.field("images").type) if name == "images"
+                 else table.column(name) for name in schema.names],
+                schema=schema,
+            )
+        elif has_images:
+            imgs, why = next(embedded)
             keep = [w is None for w in why]
+            ids = chunk["id"].to_list() if "id" in chunk.columns and not all(keep) else []
+            for i, w in enumerate(why):
+                if w is not None:
+                    res.drops[w] = res.drops.get(w, 0) + 1
+                    ex = res.examples.setdefault(w, [])
+                    if len(ex) < 3 and ids:
+                        ex.append(str(ids[i]))
             if not all(keep):
-                ids = chunk["id"].to_list() if "id" in chunk.columns else []
-                for i, w in enumerate(why):
-                    if w is not None:
-                        res.drops[w] = res.drops.get(w, 0) + 1
-                        ex = res.examples.setdefault(w, [])
-                        if len(ex) < 3 and ids:
-                            ex.append(str(ids[i]))
-                meta = meta.filter(pa.array(keep))
-                refs = [r for r, k in zip(refs, keep) if k]
-                sizes = [n for n, k in zip(sizes, keep) if k]
-            est += sum(sizes)
-            part = _Part(meta, refs, sizes)
-        if shards and cur_rows > 0 and cur_bytes + est > limit:
-            shards.append([])
-            cur_rows = cur_bytes = 0
-        if not shards:
-            shards.append([])
-        shards[-1].append(part)
-        cur_rows += part.meta.num_rows
+                mask = pa.array(keep)
+                table = table.filter(mask)
+                imgs = [im for im, k in zip(imgs, keep) if k]
+            est += sum(len(i["bytes"]) for row in imgs for i in row)
+            cols = []
+            for name in schema.names:
+                cols.append(pa.array(imgs, type=schema.field("images").type) if name == "images" else table.column(name))
+            table = pa.Table.from_arrays(cols, schema=schema)
+        else:
+            table = table.cast(schema)
+        if writer is not None and cur_rows > 0 and cur_bytes + est > limit:
+            close()
+        if writer is None:
+            open_new()
+        assert writer is not None
+        writer.write_table(table, row_group_size=max(table.num_rows, 1))
+        cur_rows += table.num_rows
         cur_bytes += est
-        res.rows += part.meta.num_rows
+        res.rows += table.num_rows
         if on_rows:
             on_rows(chunk.height)
+    if writer is None:
+        open_new()  # an empty split still gets one (empty) shard with the schema
+    close()
 
-    # pass 2: one task per shard; temporary names until every shard is written
-    mode = "embed" if any_images else "empty" if has_images else "none"
-    tmp = [root / prefix / f".{split}-{i:05d}.parquet" for i in range(len(shards))]
-    written = list(run.imap(write_shard, ((str(t), schema, parts, mode) for t, parts in zip(tmp, shards))))
-    n = len(shards)
-    for i, (t, (rows, nbytes, sha)) in enumerate(zip(tmp, written)):
+    n = len(tmp_files)
+    for i, (tmp, rows) in enumerate(tmp_files):
         final = root / prefix / f"{split}-{i:05d}-of-{n:05d}.parquet"
-        if not t.is_file():
-            raise BuildError(
-                f"{t}: a worker wrote this shard but this process cannot see it; on a Ray cluster the "
-                "dataset folder must be on a file system every node shares (docs/scale.md)"
-            )
-        os.replace(t, final)
-        res.files.append(ShardFile(final.relative_to(root).as_posix(), rows, nbytes, sha))
+        os.replace(tmp, final)
+        res.files.append(
+            ShardFile(final.relative_to(root).as_posix(), rows, final.stat().st_size, _sha256(final))
+        )
     return res
