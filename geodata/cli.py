@@ -200,10 +200,8 @@ def show(
     """Print the first rows of a built dataset: prompt, completion, solution."""
     import duckdb
 
-    from .engine import datasets_dir
-    from .schema import messages_text
-
     from .dataset import Dataset
+    from .schema import messages_text
 
     if n < 0:
         raise GeodataError(f"show: -n must be 0 or more, got {n}")

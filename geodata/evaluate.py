@@ -27,7 +27,6 @@ or invalid truth rows are dropped and counted; no matching id at all is an error
 
 from __future__ import annotations
 
-import json
 import logging
 import math
 from pathlib import Path

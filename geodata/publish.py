@@ -44,7 +44,7 @@ import yaml
 
 from . import _ownership as own
 from ._ownership import link_or_copy as _link_or_copy
-from .card import Card, markers, size_category
+from .card import markers, size_category
 from .dataset import Dataset
 from .errors import GeodataError
 from .validate import (

@@ -19,7 +19,6 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from .images import image_problem, read_ref, ref_name
-from .schema import CORE_COLUMNS
 
 __all__ = ["embed_images", "ShardFile", "PartitionResult", "write_partition", "normalize_arrow", "features_for"]
 
