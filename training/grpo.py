@@ -268,7 +268,7 @@ def run_stages(recipe: Recipe, sets: Iterable[str] = ()) -> Path:
 
 def _link_final(stage: Path, out: Path) -> None:
     """Hard-link (else copy) the last stage's model files into ``out`` (geodata-marked)."""
-    import shutil
+    from geodata._ownership import link_or_copy
 
     files = [f for f in stage.iterdir() if f.is_file() and not f.name.startswith(".")]
     clash = [f.name for f in files if (out / f.name).exists()]
@@ -277,11 +277,5 @@ def _link_final(stage: Path, out: Path) -> None:
     for f in stage.iterdir():
         if not f.is_file() or f.name.startswith("."):
             continue
-        dst = out / f.name
-        if dst.exists():
-            dst.unlink()
-        try:
-            os.link(f, dst)
-        except OSError:
-            shutil.copy2(f, dst)
+        link_or_copy(f, out / f.name)
     (out / LINK_MARKER).write_text(json.dumps({"linked_from": str(stage)}) + "\n")
