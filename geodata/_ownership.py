@@ -38,7 +38,7 @@ import json
 import os
 import shutil
 from pathlib import Path, PurePosixPath, PureWindowsPath
-from typing import Iterable, Literal
+from typing import Iterable, Literal, Mapping
 
 from .errors import OwnershipError
 
@@ -174,16 +174,29 @@ def _all_files(folder: Path) -> list[str]:
     return out
 
 
-def foreign_files(folder: Path, expect: Iterable[str] = ()) -> list[str]:
+def _same_bytes(a: Path, b: Path) -> bool:
+    import filecmp
+
+    try:
+        return a.is_file() and not a.is_symlink() and filecmp.cmp(a, b, shallow=False)
+    except OSError:
+        return False
+
+
+def foreign_files(folder: Path, expect: Mapping[str, Path] | None = None) -> list[str]:
     """Files in ``folder`` that geodata did not write (relative paths, sorted).
 
-    Geodata's are those of :func:`dataset_files` and ``expect`` (what the caller is about to write).
+    Geodata's are those of :func:`dataset_files`, and a file at a path of ``expect`` (where the
+    caller is about to put the file it maps to) that already holds exactly those bytes: replacing
+    it changes nothing. A different file at such a path is foreign: it is never replaced.
     """
     folder = Path(folder)
     if not folder.is_dir():
         return []
-    ours = dataset_files(folder) | set(expect)
-    return [f for f in _all_files(folder) if f not in ours]
+    ours = dataset_files(folder)
+    expect = expect or {}
+    return [f for f in _all_files(folder)
+            if f not in ours and not (f in expect and _same_bytes(folder / f, Path(expect[f])))]
 
 
 # -- the --out rule ---------------------------------------------------------------------------------
@@ -210,12 +223,13 @@ _WHAT = {
 }
 
 
-def check_out(path: Path | str, kind: Kind, flag: str = "--out", expect: Iterable[str] = ()) -> Path:
+def check_out(path: Path | str, kind: Kind, flag: str = "--out", expect: Mapping[str, Path] | None = None) -> Path:
     """Return ``path`` when geodata may write a ``kind`` folder there, else raise OwnershipError.
 
     Allowed: a path that does not exist, an empty folder, or a folder carrying the marker of
     ``kind``. For ``publish`` the marked folder must also hold nothing geodata did not put there
-    or is about to write (``expect``): everything in it would be uploaded.
+    (see :func:`foreign_files`; ``expect`` maps each path the caller writes to its source):
+    everything in it would be uploaded, and only geodata's own files are replaced.
     """
     path = Path(path)
     why = _protected(path)

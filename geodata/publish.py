@@ -342,6 +342,17 @@ def _contents(ds: Dataset) -> tuple[list[str], list[str]]:
     return sorted(ds.listed_files()), figures
 
 
+def _check_folder(ds: Dataset, folder: Path) -> tuple[list[str], list[str]]:
+    """(shards, report files) of ``ds``, once ``folder`` is checked as a publish folder to write.
+
+    A file already at one of those paths counts as geodata's only when it holds the same bytes
+    (an interrupted or earlier assembly): anything else there is refused, never replaced.
+    """
+    files, figures = _contents(ds)
+    own.check_out(folder, "publish", expect={rel: ds.path / rel for rel in files + figures})
+    return files, figures
+
+
 def assemble(
     name_or_path: str | Path,
     out: str | Path | None = None,
@@ -368,9 +379,8 @@ def assemble(
     folder = Path(out) if out is not None else default_publish_dir(ds.name)
     if folder.resolve() == path.resolve():
         raise PublishError(f"{folder}: the publish folder must differ from the dataset folder")
-    files, figures = _contents(ds)
+    files, figures = _check_folder(ds, folder)
     wanted = set(files) | set(figures) | {"manifest.json", "README.md"}
-    own.check_out(folder, "publish", expect=wanted)
     stale = own.dataset_files(folder) - wanted if own.is_publish_dir(folder) else set()
     emptied: set[Path] = set()
     for rel in sorted(stale):  # files of an earlier assembly, listed by its (geodata) manifest
@@ -532,9 +542,7 @@ def publish(
     check_repo_id(repo_id)
     ds = Dataset.open(name_or_path, datasets_dir)
     path = ds.path
-    files, figures = _contents(ds)
-    own.check_out(Path(out) if out is not None else default_publish_dir(ds.name),
-                  "publish", expect=set(files) | set(figures) | {"manifest.json", "README.md"})  # before any work
+    _check_folder(ds, Path(out) if out is not None else default_publish_dir(ds.name))  # before any work
     log(f"validating {path}")
     report = validate_dataset(path, images=images)
     if not report.ok:

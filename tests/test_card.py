@@ -20,6 +20,20 @@ def mp16(mp16_small, monkeypatch):
     return mp16_small / "folder"
 
 
+def _mine(folder, names=("notes.md", "report/my-figure.png")) -> dict[str, bytes]:
+    """Plant user files in ``folder``; return them as ``{relative path: bytes}``."""
+    out = {}
+    for n in names:
+        (folder / n).parent.mkdir(parents=True, exist_ok=True)
+        (folder / n).write_bytes(f"mine: {n}".encode())
+        out[n] = (folder / n).read_bytes()
+    return out
+
+
+def _still(folder, planted: dict[str, bytes]) -> bool:
+    return all((folder / n).is_file() and (folder / n).read_bytes() == b for n, b in planted.items())
+
+
 def _order(text: str) -> list[str]:
     found = [(text.index(markers(n)[0]), n) for n in SECTIONS if markers(n)[0] in text]
     return [n for _, n in sorted(found)]
@@ -61,6 +75,7 @@ def test_rebuild_keeps_a_current_report_and_drops_a_stale_one(mp16, tmp_path) ->
     ds = Dataset.open(out)
     assert ds.report_is_current() and list(ds.card.sections) == ["build", "report"]
     recorded = {f: (out / f).read_bytes() for f in ds.report.files}
+    inside, beside = _mine(out), _mine(tmp_path, ("ds-notes.txt", ".ds.old-1/keep.txt"))
     assert any(f.endswith(".png") for f in recorded)
     section = ds.card.sections["report"]
 
@@ -73,12 +88,14 @@ def test_rebuild_keeps_a_current_report_and_drops_a_stale_one(mp16, tmp_path) ->
     assert {f: (out / f).read_bytes() for f in ds.report.files} == recorded
     text = ds.card_path.read_text()
     assert _order(text) == ["build", "report"] and text.count(markers("report")[0]) == 1
+    assert _still(out, inside) and _still(tmp_path, beside)  # carrying the report moved nothing of theirs
 
     # other rows: the figures would be wrong, so figures, record and section go
     build(PIPE, sets=["sample.n=11"], out=out)
     ds = Dataset.open(out)
     assert ds.report is None and "report" not in ds.card.sections
-    assert not (out / "report").exists()
+    assert sorted(p.name for p in (out / "report").iterdir()) == ["my-figure.png"]  # only the user's file stays
+    assert _still(out, inside) and _still(tmp_path, beside)
 
 
 def test_publish_adds_its_section_after_build_and_report(mp16, tmp_path) -> None:
@@ -117,3 +134,20 @@ def test_dataset_card_errors_name_the_file(tmp_path) -> None:
         _ = Dataset.open(folder).card
     (folder / "README.md").unlink()
     assert Dataset.open(folder).card == Card()
+
+
+def test_publish_refuses_a_user_file_where_it_would_put_a_figure(mp16, tmp_path) -> None:
+    from geodata.errors import OwnershipError
+
+    out, hub = tmp_path / "ds", tmp_path / "hub"
+    build(PIPE, sets=["sample.n=10"], out=out)
+    publish(out, "org/x", dry_run=True, out=hub, images=False)  # a first assembly, no report yet
+    planted = _mine(hub, ("report/summary.md",))  # the user's notes, where the report's summary goes
+    make_report(out)
+    with pytest.raises(OwnershipError, match=r"holds files geodata did not put there \(report/summary.md\)"):
+        publish(out, "org/x", dry_run=True, out=hub, images=False)
+    assert _still(hub, planted)
+    (hub / "report" / "summary.md").unlink()
+    publish(out, "org/x", dry_run=True, out=hub, images=False)
+    # an identical file at a path geodata writes is no obstacle (an earlier or interrupted assembly)
+    assert publish(out, "org/x", dry_run=True, out=hub, images=False).folder == hub
