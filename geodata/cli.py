@@ -190,6 +190,17 @@ def _short(v: Any, n: int = 120) -> str:
     return s if len(s) <= n else s[: n - 1] + "…"
 
 
+def _images_line(images: Any) -> str:
+    """``N`` and, in prompt order, each image's name and size: ``2 (1: pre.png 812 B, 2: post.png 790 B)``."""
+    items = list(images or [])
+    parts = []
+    for k, im in enumerate(items, 1):
+        size = len(im["bytes"]) if im and im.get("bytes") else 0
+        name = Path(im["path"]).name if im and im.get("path") else "-"
+        parts.append(f"{k}: {name} {size} B")
+    return f"{len(items)} ({', '.join(parts)})" if parts else "0"
+
+
 @app.command()
 @cli_errors
 def show(
@@ -218,8 +229,7 @@ def show(
             if key in ("prompt", "completion"):
                 console.print(Text.assemble((f"{key}:", "bold"), f" {messages_text(val)}"), highlight=False)
             elif key == "images":
-                sizes = [len(i["bytes"]) if i and i.get("bytes") else 0 for i in (val or [])]
-                console.print(Text.assemble(("images:", "bold"), f" {len(sizes)} ({', '.join(f'{s} B' for s in sizes)})"))
+                console.print(Text.assemble(("images:", "bold"), f" {_images_line(val)}"), highlight=False)
             else:
                 console.print(Text.assemble((f"{key}:", "bold"), f" {_short(val, 400)}"), highlight=False)
 

@@ -393,6 +393,20 @@ def _select_columns(df: pl.DataFrame, spec: Spec) -> pl.DataFrame:
     return df.select(keep + list(meta) + extra)
 
 
+def _check_max_images(df: pl.DataFrame, spec: Spec) -> None:
+    """Every row holds at most ``output.max_images`` images (an image sequence of up to N frames)."""
+    cap = spec.output.max_images
+    if cap is None or "images" not in df.columns:
+        return
+    over = df.filter(pl.col("images").list.len() > cap)
+    if over.height:
+        first = over.row(0, named=True)
+        raise BuildError(
+            f"{spec.name}: {over.height} row(s) hold more than output.max_images={cap} images, e.g. "
+            f"'{first.get('id')}' with {len(first['images'])}; raise output.max_images or keep fewer frames per row"
+        )
+
+
 def _embedded_files(frames: Iterable[pl.DataFrame]) -> list[str]:
     """Sorted unique files behind the image references of ``frames`` (shards for msgpack/tar)."""
     parts = [
@@ -500,6 +514,7 @@ def build(
             stats += step_stats
             check_core_columns(df.columns, f"{spec.path}: rows after the last step")
             df = _select_columns(df, spec)
+            _check_max_images(df, spec)
             image_files = _embedded_files([df, *ctx.emitted.values()])
             image_stats = stat_files(image_files)
             tmp = own.make_temp(out)

@@ -373,6 +373,16 @@ SCORERS: dict[str, Scorer] = {
 }
 
 
+def _series_scorers() -> dict[str, Scorer]:
+    """Scorers of the image-sequence and land-cover tasks, kept with their rewards."""
+    from .rewards import eo_disaster, eo_landcover, eo_temporal
+
+    return {**eo_temporal.SCORERS, **eo_disaster.SCORERS, **eo_landcover.SCORERS}
+
+
+SCORERS.update(_series_scorers())
+
+
 # -- driver -----------------------------------------------------------------------------------
 def _score_frame(df: pl.DataFrame, opt: dict) -> dict[str, TaskResult]:
     out = {}

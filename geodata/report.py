@@ -121,11 +121,38 @@ def load_rows(ds: Dataset) -> pl.DataFrame:
              else pl.lit(None, pl.String)).alias("country"),
             text.alias("completion_text"),
         ]
-        frames.append(lf.select(cols).collect())
+        part = lf.select(cols).collect()
+        frames.append(part.with_columns(n_images=pl.Series(image_counts(files), dtype=pl.Int64)))
     if not frames:
         raise GeodataError(f"{ds.path}: no config holds schema rows; nothing to report")
     df = pl.concat(frames, how="vertical_relaxed")
     return df.with_columns(answer_text=pl.col("completion_text").str.extract(_ANSWER, 1).str.strip_chars())
+
+
+def image_counts(files: list[str]) -> list[int]:
+    """Images per row of the Parquet ``files`` (in row order), read from the ``path`` leaf of
+    ``images`` only: the image bytes are never read. 0 for every row of a file without images."""
+    import pyarrow.compute as pc
+    import pyarrow.parquet as pq
+
+    out: list[int] = []
+    for f in files:
+        pf = pq.ParquetFile(f)
+        leaf = next((c.path for c in pf.schema if c.path.startswith("images.") and c.path.endswith(".path")), None)
+        if leaf is None:
+            out += [0] * pf.metadata.num_rows
+            continue
+        col = pf.read(columns=[leaf]).column(0)
+        out += pc.fill_null(pc.list_value_length(col), 0).to_pylist()
+    return out
+
+
+def _images_per_row(df: pl.DataFrame) -> dict[str, dict[str, float]]:
+    """Per task: rows, and the fewest / median / most images a row holds (image sequences)."""
+    g = df.group_by("task").agg(rows=pl.len(), min=pl.col("n_images").min(), median=pl.col("n_images").median(),
+                                max=pl.col("n_images").max()).sort("task")
+    return {str(t): {"rows": int(r), "min": int(a), "median": float(m), "max": int(b)}
+            for t, r, a, m, b in g.select("task", "rows", "min", "median", "max").iter_rows()}
 
 
 def hotspots_table(ds: Dataset) -> pl.DataFrame | None:
@@ -573,6 +600,7 @@ def make_report(name_or_path: str | Path, datasets_dir: str | Path | None = None
         rep.facts["countries"] = countries
     rep.facts["tasks"] = save("tasks.png", _tasks, df, name)
     rep.facts["answers"] = save("answer_length.png", _answer_lengths, df, name)
+    rep.facts["images"] = _images_per_row(df)
     rep.summary = summarize(name, rep.facts)
     (out / "summary.md").write_text(rep.summary)
     figures = [f.relative_to(path).as_posix() for f in rep.figures]
@@ -606,6 +634,11 @@ def summarize(name: str, facts: dict[str, Any]) -> str:
             verdict = "none inside a zone" if e["kept_within_radius"] == 0 else f"{e['kept_within_radius']:,} INSIDE a zone"
             line += f"; the closest kept sample is {e['closest_kept_km']:.1f} km from a hotspot ({verdict})"
         lines.append(line + ".")
+    seqs = {t: v for t, v in (facts.get("images") or {}).items() if v["max"] > 1}
+    if seqs:  # image sequences (pre / post pairs, time series): how many frames a row holds
+        lines.append("- images per row: " + "; ".join(
+            f"{t} {v['min']}" + (f"–{v['max']} (median {v['median']:g})" if v["max"] != v["min"] else "")
+            for t, v in seqs.items()) + ".")
     for task, a in (facts.get("answers") or {}).items():
         ans = f"{a['median_answer_chars']:.0f}" if a["median_answer_chars"] is not None else "-"
         extra = f"; {a['without_answer_tag']:,} without <answer>" if a["without_answer_tag"] else ""

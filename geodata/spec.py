@@ -116,6 +116,11 @@ class OutputSpec(_Strict):
     split: str = Field("train", description="split name when split_by is unset")
     default_config: str = "default"
     check_images: bool = Field(True, description="decode every image; drop undecodable ones")
+    max_images: int | None = Field(
+        None, ge=1,
+        description="most images one row may hold (an ordered sequence: pre / post, a time series of up to N "
+        "frames); a row with more fails the build, naming it (default: no limit)",
+    )
     metadata_columns: list[str] | None = Field(
         None, description="columns kept besides the schema columns (default: all)"
     )
@@ -169,6 +174,8 @@ class Spec(_Strict):
         for st in out["steps"]:  # a step without inputs reads as before (same fingerprint)
             if not st.get("inputs"):
                 st.pop("inputs", None)
+        if out["output"].get("max_images") is None:  # unset: the fingerprint stays what it was
+            out["output"].pop("max_images", None)
         return out
 
     def fingerprint(self) -> str:

@@ -18,6 +18,9 @@ objects    detection (one row per image × category), referring (a category's on
 vqa        vqa (RSVQA presence / comparison / rural_urban / count / area)
 caption    image_caption
 change     change_caption (two images), change_presence (two images)
+temporal   temporal_cls (fMoW: a site's category from its time series, up to ``max_frames`` images)
+disaster   damage_cls, damage_referring, change_caption (xBD pre / post pairs; RSCC captions)
+landcover  landcover_cls (BigEarthNet-19 labels); the three: :mod:`geodata.steps.eo_series`
 geochat    tagged turns by their token (:mod:`geodata.sources.eo.geochat`); untagged ones by the
            question (:func:`geochat_route`: count / area / comparison / presence → vqa, describe → caption)
 =========  ==================================================================================
@@ -54,6 +57,7 @@ from ..contracts.eo import (
     qwen_to_boxes,
     smart_resize,
 )
+from ..contracts.eo_series import FAMILY_TASKS as SERIES_FAMILY_TASKS, SERIES_TASKS, THINK as SERIES_THINK
 from ..sources.eo.common import image_size
 
 __all__ = ["eo_tasks", "eo_mix", "FAMILY_TASKS", "geochat_route"]
@@ -65,7 +69,10 @@ FAMILY_TASKS: dict[str, tuple[str, ...]] = {
     "caption": ("image_caption",),
     "change": ("change_caption", "change_presence"),
     "geochat": EO_TASKS,
+    **SERIES_FAMILY_TASKS,  # temporal, disaster, landcover: geodata.steps.eo_series
 }
+#: every task eo_tasks can build (eo_mix's weights and caps name these)
+ALL_TASKS: tuple[str, ...] = EO_TASKS + SERIES_TASKS
 
 BOX_HINT = {
     "geochat": "Write each box as {<x1><y1><x2><y2>|<θ>} with whole numbers on a 0-100 grid of the image.",
@@ -82,6 +89,7 @@ THINK = {
     "image_caption": "I look at the main land cover, objects and their arrangement to summarize the scene.",
     "change_caption": "I compare the two acquisitions region by region and describe what differs.",
     "change_presence": "I compare the two acquisitions region by region for new, removed or altered structures.",
+    **SERIES_THINK,
 }
 
 ROW_SCHEMA: dict[str, pl.DataType] = {
@@ -334,6 +342,12 @@ BUILDERS: dict[str, Callable[[pl.DataFrame, set[str], StepContext, StepOutput, d
 }
 
 
+def _series_builders() -> dict[str, Callable[[pl.DataFrame, set[str], StepContext, StepOutput, dict], list[dict]]]:
+    from .eo_series import SERIES_BUILDERS
+
+    return SERIES_BUILDERS
+
+
 def assemble(rows: list[dict], boxes: str = "geochat") -> pl.DataFrame:
     """Rows → the schema columns (``prompt`` with the EO system prompt, ``completion``)."""
     base = pl.DataFrame(rows, schema=ROW_SCHEMA)
@@ -367,6 +381,8 @@ def eo_tasks(
     max_boxes: int = 50,
     largest_ratio: float = 1.5,
     regions_per_image: int = 2,
+    max_frames: int = 4,
+    buildings_per_image: int = 4,
     boxes: str = "geochat",
     min_pixels: int = QWEN_MIN_PIXELS,
     max_pixels: int = QWEN_MAX_PIXELS,
@@ -375,6 +391,9 @@ def eo_tasks(
     """Build the unified EO task rows from several reader tables (``sources: {table: [tasks]}``).
 
     A join: every table named in ``sources`` is one of the step's ``inputs``.
+
+    ``max_frames`` caps the frames of a time series (fMoW, evenly spaced, first and last kept) and
+    ``buildings_per_image`` the ``damage_cls`` rows of one xBD pair (:mod:`geodata.steps.eo_series`).
 
     ``boxes`` picks the box convention of answers and prompts (:mod:`geodata.contracts.eo`):
     ``geochat`` (integer ``{<x1><y1><x2><y2>|<θ>}`` on the 0–100 grid) or ``qwen``
@@ -394,7 +413,7 @@ def eo_tasks(
         raise SpecError(f"eo_tasks: boxes must be one of {', '.join(BOX_FORMATS)}, got '{boxes}'")
     rows: list[dict] = []
     params = {"max_boxes": max_boxes, "largest_ratio": largest_ratio, "regions_per_image": regions_per_image,
-              "boxes": boxes, "min_pixels": min_pixels, "max_pixels": max_pixels}
+              "max_frames": max_frames, "buildings_per_image": buildings_per_image, "boxes": boxes, "min_pixels": min_pixels, "max_pixels": max_pixels}
     for name, tasks in sources.items():
         if name not in tables:
             raise BuildError(f"step '{ctx.name}': sources.{name} is not among its inputs ({sorted(tables)})")
@@ -409,7 +428,7 @@ def eo_tasks(
         bad = [t for t in tasks if t not in allowed]
         if bad:
             raise SpecError(f"eo_tasks: sources.{name}: tasks {bad} cannot be built from a '{family}' source (allowed: {', '.join(allowed)})")
-        built = BUILDERS[family](table, set(tasks), ctx, out, params)
+        built = {**BUILDERS, **_series_builders()}[family](table, set(tasks), ctx, out, params)
         out.note(f"eo.{name}.rows", len(built))
         rows.extend(built)
     kept = assemble(rows, boxes)
@@ -441,9 +460,9 @@ def eo_mix(
     not redistributed and nothing is up-sampled: the card shows requested and actual shares.
     """
     out = StepOutput()
-    unknown = sorted((set(weights) | set(caps)) - set(EO_TASKS))
+    unknown = sorted((set(weights) | set(caps)) - set(ALL_TASKS))
     if unknown:
-        raise SpecError(f"eo_mix: unknown task(s) {unknown} in weights/caps (tasks: {', '.join(EO_TASKS)})")
+        raise SpecError(f"eo_mix: unknown task(s) {unknown} in weights/caps (tasks: {', '.join(ALL_TASKS)})")
     if "split" in df.columns:
         held = df.filter(~pl.col("split").is_in(splits))
         df = df.filter(pl.col("split").is_in(splits))
