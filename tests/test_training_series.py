@@ -102,3 +102,13 @@ def test_predict_sends_every_frame_in_order(series: Path, tiny_model: Path) -> N
     assert len(got) == 1 and isinstance(got[0], str)
     with pytest.raises(ValueError, match=r"Number of images provided \(3\) does not match number of image placeholders \(4\)"):
         predict.generate(model, proc, [row["prompt"]], [row["images"][:3]], max_new_tokens=3)
+
+
+def test_grpo_step_on_time_series_rows(series: Path, tiny_model: Path, tmp_path: Path) -> None:
+    from training import grpo
+
+    out = grpo.run("geo-r-grpo", [f"model.name_or_path={tiny_model}", f"data.dataset={series}",
+                                  "data.tasks=[temporal_cls]", f"train.output_dir={tmp_path / 'grpo'}",
+                                  "train.max_steps=1", "train.per_device_train_batch_size=2", "grpo.num_generations=2",
+                                  "grpo.max_completion_length=4", *FAST])
+    assert (out / "model.safetensors").is_file()

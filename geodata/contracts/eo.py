@@ -98,7 +98,7 @@ EO_TASKS: tuple[str, ...] = (
 )
 
 #: Tasks whose answer is one or more boxes.
-BOX_TASKS: frozenset[str] = frozenset({"detection", "referring"})
+BOX_TASKS: frozenset[str] = frozenset({"detection", "referring", "damage_referring"})
 
 #: Values of the ``boxes`` option of ``eo_tasks`` (and ``box_format`` of a solution).
 BOX_FORMATS: tuple[str, ...] = ("geochat", "qwen")
