@@ -33,20 +33,22 @@ def series_tables(d: Path) -> dict[str, pl.DataFrame]:
         "eo_family": ["temporal"] * 3, "dataset": ["fmow_rgb"] * 3, "split": ["train", "train", "test"],
         "key": ["crop_field/site0", "airport/site1", "park/site2"],
         "images": [frames, frames[:2], frames[:1]], "timestamps": [times, times[:2], times[:1]],
-        "label": ["crop_field", "airport", "park"],
+        "category": ["crop_field", "airport", "park"], "label": ["crop field", "airport", "park"],
     })
-    sq = lambda x, y, s: f"POLYGON (({x} {y}, {x + s} {y}, {x + s} {y + s}, {x} {y + s}, {x} {y}))"  # noqa: E731
-    polys = [sq(100, 100, 40), sq(300, 120, 60), sq(600, 600, 80), sq(700, 200, 50), sq(50, 800, 30), sq(900, 900, 40)]
+    ring = lambda x, y, s: [x, y, x + s, y, x + s, y + s, x, y + s]  # noqa: E731  (the xbd reader's flat rings)
+    polys = [ring(100, 100, 40), ring(300, 120, 60), ring(600, 600, 80), ring(700, 200, 50), ring(50, 800, 30),
+             ring(900, 900, 40)]
     dmg = ["no-damage", "minor-damage", "major-damage", "destroyed", "destroyed", "un-classified"]
     xbd = pl.DataFrame({
         "eo_family": ["disaster"], "dataset": ["xbd"], "split": ["train"], "key": ["hurricane-harvey_00000001"],
         "image_pre": [_png(d / "xbd" / "pre.png", (90, 90, 90), (64, 64))],
         "image_post": [_png(d / "xbd" / "post.png", (60, 40, 40), (64, 64))],
-        "width": [1024], "height": [1024], "disaster_type": ["flooding"], "polygons": [polys], "damage": [dmg],
+        "width": [1024], "height": [1024], "disaster_type": ["flooding"],
+        "polygons": pl.Series([polys], dtype=pl.List(pl.List(pl.Float64))), "damage": [dmg],
         "captions": [["Two houses in the south-east were destroyed and the road is flooded."]],
     })
     ben = pl.DataFrame({
-        "eo_family": ["landcover"] * 2, "dataset": ["bigearthnet_s2"] * 2, "split": ["train", "test"],
+        "eo_family": ["multilabel"] * 2, "dataset": ["bigearthnet_s2"] * 2, "split": ["train", "test"],
         "key": ["S2A_1", "S2A_2"],
         "image": [_png(d / "ben" / "a.png", (20, 120, 20)), _png(d / "ben" / "b.png", (20, 20, 160))],
         "labels": [["Pastures", "Transitional woodland, shrub"], ["Marine waters"]],

@@ -48,6 +48,7 @@ def test_rows_of_each_family(tmp_path: Path) -> None:
     assert len(sols(r)[0]["boxes"]) == 2 and all(b[4] == 0 for s in sols(r) for b in s["boxes"])
     # the 30-px square at (50, 800) and the 50-px square at (700, 200) of a 1024-px image, top row first
     assert sols(r)[0]["boxes"] == [[68.0, 20.0, 73.0, 24.0, 0.0], [5.0, 78.0, 8.0, 81.0, 0.0]]  # within ½ unit
+    assert sols(d)[0]["polygon"].startswith("POLYGON ((")  # the ring, as WKT for TEOChat's mask
     lc = by["landcover_cls"].sort("id").row(0, named=True)  # S2A_1
     assert "<answer>Pastures; Transitional woodland, shrub</answer>" in lc["completion"][0]["content"][0]["text"]
 
@@ -62,7 +63,14 @@ def test_frame_cap_and_unknown_labels(tmp_path: Path) -> None:
     from eo_series_fixtures import series_tables
 
     tabs = series_tables(tmp_path / "b")
-    tabs["fmow"] = tabs["fmow"].with_columns(label=pl.lit("Crop Field"))
+    # WKT polygons read like the reader's flat rings
+    rings = tabs["xbd"]["polygons"][0].to_list()
+    wkts = ["POLYGON ((" + ", ".join(f"{x} {y}" for x, y in zip(r[::2], r[1::2])) + f", {r[0]} {r[1]}))" for r in rings]
+    wkt = tabs["xbd"].with_columns(polygons=pl.Series([wkts]))
+    a = eo_tasks(pl.DataFrame(), StepContext(), sources={"x": ["damage_referring"]}, x=tabs["xbd"]).rows
+    b = eo_tasks(pl.DataFrame(), StepContext(), sources={"x": ["damage_referring"]}, x=wkt).rows
+    assert a["solution"].to_list() == b["solution"].to_list()
+    tabs["fmow"] = tabs["fmow"].with_columns(category=pl.lit("Crop Field"))
     with pytest.raises(Exception, match=r"fMoW categories \['Crop Field'\] are not among fMoW's 62"):
         eo_tasks(pl.DataFrame(), StepContext(), sources={"fmow": ["temporal_cls"]}, fmow=tabs["fmow"])
     with pytest.raises(SpecError, match="cannot be built from a 'temporal' source"):

@@ -57,7 +57,7 @@ __all__ = [
 FAMILY_TASKS: dict[str, tuple[str, ...]] = {
     "temporal": ("temporal_cls",),
     "disaster": ("damage_cls", "damage_referring", "change_caption"),
-    "landcover": ("landcover_cls",),
+    "multilabel": ("landcover_cls",),
 }
 #: The new task names (``change_caption`` already exists: LEVIR-CC's task, reward and scorer).
 SERIES_TASKS: tuple[str, ...] = ("temporal_cls", "damage_cls", "damage_referring", "landcover_cls")

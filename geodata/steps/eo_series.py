@@ -1,5 +1,5 @@
 """Rows of the image-sequence and land-cover EO tasks, built by ``eo_tasks`` from reader tables
-of the families ``temporal`` (fMoW), ``disaster`` (xBD, RSCC captions) and ``landcover``
+of the families ``temporal`` (fMoW), ``disaster`` (xBD, RSCC captions) and ``multilabel``
 (BigEarthNet). Answer forms: :mod:`geodata.contracts.eo_series`.
 
 The reader tables these builders take (one row per site / image pair / patch):
@@ -7,13 +7,15 @@ The reader tables these builders take (one row per site / image pair / patch):
 ==========  =========================================================================================
 family      columns (besides ``eo_family``, ``dataset``, ``split``, ``key``)
 ==========  =========================================================================================
-temporal    ``images`` (list of image paths in time order), ``timestamps`` (list, same length,
-            ISO dates or times), ``label`` (the fMoW category)
+temporal    ``images`` (list of image paths), ``timestamps`` (list, same length, ISO dates or
+            times), ``category`` (the raw fMoW name, ``crop_field``; else ``label``) — the
+            ``fmow_rgb`` reader's table
 disaster    ``image_pre``, ``image_post``, ``width``, ``height`` (of the post image),
-            ``disaster_type`` (xBD: ``flooding``, ``wind``, ``fire`` …), ``polygons`` (list of WKT
-            building polygons in pixels of the post image), ``damage`` (list, same length: xBD
-            ``subtype``), ``captions`` (list, RSCC change captions; may be empty)
-landcover   ``image``, ``labels`` (list of BigEarthNet-19 class names)
+            ``disaster_type`` (xBD: ``flooding``, ``wind``, ``fire`` …), ``polygons`` (list of
+            building outer rings in pixels of the post image: flat ``[x1, y1, x2, y2, …]`` lists,
+            or WKT strings), ``damage`` (list, same length: xBD ``subtype``), optional
+            ``captions`` (list, RSCC change captions) — the ``xbd`` reader's table
+multilabel  ``image``, ``labels`` (list of BigEarthNet-19 class names) — ``bigearthnet_s2``'s table
 ==========  =========================================================================================
 
 A time series keeps at most ``max_frames`` frames (evenly spaced, first and last kept, in time
@@ -52,8 +54,10 @@ def build_temporal(df: pl.DataFrame, tasks: set[str], ctx: StepContext, out: Ste
     """``temporal_cls``: a site's fMoW category from its time series (``max_frames`` frames)."""
     from .eo import _row
 
-    _need(df, ("images", "timestamps", "label"), "temporal")
-    bad = sorted(set(df["label"].to_list()) - set(FMOW_CLASSES))
+    col = "category" if "category" in df.columns else "label"
+    _need(df, ("images", "timestamps", col), "temporal")
+    df = df.with_columns(pl.col(col).alias("_cat"))
+    bad = sorted(set(df["_cat"].to_list()) - set(FMOW_CLASSES))
     if bad:
         raise SourceError(f"eo_tasks: fMoW categories {bad[:5]} are not among fMoW's 62 (e.g. {FMOW_CLASSES[:3]})")
     k = int(p.get("max_frames", 4))
@@ -71,19 +75,29 @@ def build_temporal(df: pl.DataFrame, tasks: set[str], ctx: StepContext, out: Ste
         frames, when = [imgs[i] for i in keep], [str(times[i]) for i in keep]
         text = (f"These {len(frames)} images show the same site in time order, taken on {', '.join(when)}. "
                 f"Classify the site into one of: {opts}. Answer with the category name.")
+        cat = r["_cat"]
         rows.append(_row(f"{r['dataset']}-temporal_cls-{r['key']}", r["dataset"], "temporal_cls", frames, text,
-                         r["label"], {"label": r["label"], "timestamps": when}, r["split"], category=r["label"]))
+                         cat, {"label": cat, "timestamps": when}, r["split"], category=cat))
     return rows
 
 
-def _polygon_boxes(polys: list[str], width: float, height: float) -> tuple[np.ndarray, list[str]]:
-    """Axis-aligned grid boxes (θ 0) of WKT building polygons in pixels; their WKT."""
+def _polygon_boxes(polys: list[Any], width: float, height: float, where: str) -> tuple[np.ndarray, list[str]]:
+    """Axis-aligned grid boxes (θ 0) of building polygons in pixels (flat rings or WKT); their WKT."""
     from shapely import wkt
+    from shapely.geometry import Polygon
 
-    geoms = [wkt.loads(s) for s in polys]
+    geoms = []
+    for p in polys:
+        if isinstance(p, str):
+            geoms.append(wkt.loads(p))
+            continue
+        xy = np.asarray(p, dtype=float)
+        if xy.size < 6 or xy.size % 2:
+            raise SourceError(f"eo_tasks: xBD {where}: a polygon ring needs ≥ 3 x, y pairs, got {len(xy)} numbers")
+        geoms.append(Polygon(xy.reshape(-1, 2)))
     hbbs = np.array([g.bounds for g in geoms], dtype=float).reshape(-1, 4)
     boxes = hbbs_to_boxes(hbbs, np.full(len(hbbs), width), np.full(len(hbbs), height))
-    return boxes, polys
+    return boxes, [g.wkt for g in geoms]
 
 
 def build_disaster(df: pl.DataFrame, tasks: set[str], ctx: StepContext, out: StepOutput, p: dict) -> list[dict]:
@@ -110,7 +124,8 @@ def build_disaster(df: pl.DataFrame, tasks: set[str], ctx: StepContext, out: Ste
             raise SourceError(f"eo_tasks: xBD {r['key']}: unknown damage subtype(s) {unknown} (xBD: {opts}, {XBD_UNSCORED})")
         keep = [i for i, d in enumerate(dmg) if d != XBD_UNSCORED]
         out.drop("damage: un-classified building", len(dmg) - len(keep))
-        boxes, wkts = _polygon_boxes([polys[i] for i in keep], r["width"], r["height"]) if keep else (np.zeros((0, 5)), [])
+        boxes, wkts = (_polygon_boxes([polys[i] for i in keep], r["width"], r["height"], r["key"]) if keep
+                       else (np.zeros((0, 5)), []))
         levels = [dmg[i] for i in keep]
         size = [int(r["width"]), int(r["height"])]
         if "damage_cls" in tasks and keep:
@@ -156,7 +171,7 @@ def build_landcover(df: pl.DataFrame, tasks: set[str], ctx: StepContext, out: St
     """``landcover_cls``: a BigEarthNet patch's BigEarthNet-19 labels (RGB bands)."""
     from .eo import _row
 
-    _need(df, ("image", "labels"), "landcover")
+    _need(df, ("image", "labels"), "multilabel")
     opts = "; ".join(BIGEARTHNET19)
     rows = []
     for r in df.iter_rows(named=True):
@@ -175,4 +190,4 @@ def build_landcover(df: pl.DataFrame, tasks: set[str], ctx: StepContext, out: St
 
 
 #: family -> builder, merged into ``geodata.steps.eo.BUILDERS``
-SERIES_BUILDERS = {"temporal": build_temporal, "disaster": build_disaster, "landcover": build_landcover}
+SERIES_BUILDERS = {"temporal": build_temporal, "disaster": build_disaster, "multilabel": build_landcover}
