@@ -217,3 +217,24 @@ def test_max_images_and_show_and_report(tmp_path: Path, monkeypatch: pytest.Monk
     rep = make_report(tmp_path / "ds")
     assert rep.facts["images"]["change_caption"] == {"rows": 2, "min": 2, "median": 2.0, "max": 2}
     assert "- images per row: change_caption 2; change_presence 2." in rep.summary
+
+
+def _gold_eval(rows: pl.DataFrame):
+    truth = rows.select("id", "task", "solution")
+    pred = rows.select("id", completion=pl.col("completion").list.get(0).struct.field("content").list.get(0).struct.field("text"))
+    return evaluate_tasks(pred, truth, meteor=False).tasks
+
+
+def test_gold_answers_at_each_benchmarks_value(tmp_path: Path) -> None:
+    got = _gold_eval(series_rows(tmp_path))
+    assert got["temporal_cls"].metrics == {"accuracy": 1.0, "earthdial_recall": 1.0}
+    assert got["damage_cls"].metrics["earthdial_recall"] == 1.0 and got["damage_cls"].metrics["accuracy"] == 1.0
+    assert got["damage_referring"].metrics["precision@0.25"] == 1.0
+    # TEOChat reads only "no damage" ... "destroyed": xBD's hyphenated names count nothing there but destroyed
+    assert got["damage_cls"].metrics["teochat_inv_w_f1"] < 1.0
+    teo = _gold_eval(series_rows(tmp_path / "t", damage_names="teochat"))["damage_cls"].metrics
+    assert teo["teochat_inv_w_f1"] == pytest.approx(1.0) and teo["accuracy"] == 1.0
+    # two labels: gold "Pastures; Transitional woodland, shrub" -> [pastures ; transitionalwoodland , shrub], all
+    # tokens distinct: 1; EarthDial's recall falls below 1 only when the reference repeats a token
+    assert got["landcover_cls"].metrics["earthdial_recall"] == 1.0 and got["landcover_cls"].metrics["sample_f1"] == 1.0
+    assert earthdial_recall("Arable land; Pastures; Marine waters", "Arable land; Pastures; Marine waters") == pytest.approx(4 / 5)

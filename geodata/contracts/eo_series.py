@@ -42,6 +42,7 @@ __all__ = [
     "FMOW_CLASSES",
     "XBD_DAMAGE",
     "XBD_UNSCORED",
+    "DAMAGE_NAMES",
     "BIGEARTHNET19",
     "THINK",
     "pick_frames",
@@ -81,6 +82,12 @@ FMOW_CLASSES: tuple[str, ...] = (
 #: xBD's ``subtype`` values of a building, in order of severity (xView2 labels' ``properties.subtype``;
 #: EarthDial's xBD region-classification prompt lists the same four).
 XBD_DAMAGE: tuple[str, ...] = ("no-damage", "minor-damage", "major-damage", "destroyed")
+#: How a damage level is written in answers (``damage_names`` of ``eo_tasks``): xBD's / EarthDial's
+#: subtype names, or TEOChat's class names (its ``xbd_dmg_cls`` scorer reads only these).
+DAMAGE_NAMES: dict[str, dict[str, str]] = {
+    "xbd": {d: d for d in XBD_DAMAGE},
+    "teochat": dict(zip(XBD_DAMAGE, ("No damage", "Minor damage", "Major damage", "Destroyed"))),
+}
 #: A building xBD could not assess: no gold answer (TEOChat skips it as ``unclassified``).
 XBD_UNSCORED = "un-classified"
 

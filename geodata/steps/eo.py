@@ -57,7 +57,7 @@ from ..contracts.eo import (
     qwen_to_boxes,
     smart_resize,
 )
-from ..contracts.eo_series import FAMILY_TASKS as SERIES_FAMILY_TASKS, SERIES_TASKS, THINK as SERIES_THINK
+from ..contracts.eo_series import DAMAGE_NAMES, FAMILY_TASKS as SERIES_FAMILY_TASKS, SERIES_TASKS, THINK as SERIES_THINK
 from ..sources.eo.common import image_size
 
 __all__ = ["eo_tasks", "eo_mix", "FAMILY_TASKS", "geochat_route"]
@@ -383,6 +383,7 @@ def eo_tasks(
     regions_per_image: int = 2,
     max_frames: int = 4,
     buildings_per_image: int = 4,
+    damage_names: str = "xbd",
     boxes: str = "geochat",
     min_pixels: int = QWEN_MIN_PIXELS,
     max_pixels: int = QWEN_MAX_PIXELS,
@@ -393,7 +394,9 @@ def eo_tasks(
     A join: every table named in ``sources`` is one of the step's ``inputs``.
 
     ``max_frames`` caps the frames of a time series (fMoW, evenly spaced, first and last kept) and
-    ``buildings_per_image`` the ``damage_cls`` rows of one xBD pair (:mod:`geodata.steps.eo_series`).
+    ``buildings_per_image`` the ``damage_cls`` rows of one xBD pair; ``damage_names`` writes damage
+    levels as xBD / EarthDial do (``xbd``: ``no-damage``) or as TEOChat's scorer reads them
+    (``teochat``: ``No damage``) (:mod:`geodata.steps.eo_series`).
 
     ``boxes`` picks the box convention of answers and prompts (:mod:`geodata.contracts.eo`):
     ``geochat`` (integer ``{<x1><y1><x2><y2>|<θ>}`` on the 0–100 grid) or ``qwen``
@@ -409,11 +412,14 @@ def eo_tasks(
           sources: {ucm: [scene_cls], dota: [detection, referring, region_caption, multilabel_cls]}
     """
     out = StepOutput()
+    if damage_names not in DAMAGE_NAMES:
+        raise SpecError(f"eo_tasks: damage_names must be one of {', '.join(DAMAGE_NAMES)}, got '{damage_names}'")
     if boxes not in BOX_FORMATS:
         raise SpecError(f"eo_tasks: boxes must be one of {', '.join(BOX_FORMATS)}, got '{boxes}'")
     rows: list[dict] = []
     params = {"max_boxes": max_boxes, "largest_ratio": largest_ratio, "regions_per_image": regions_per_image,
-              "max_frames": max_frames, "buildings_per_image": buildings_per_image, "boxes": boxes, "min_pixels": min_pixels, "max_pixels": max_pixels}
+              "max_frames": max_frames, "buildings_per_image": buildings_per_image, "damage_names": damage_names,
+              "boxes": boxes, "min_pixels": min_pixels, "max_pixels": max_pixels}
     for name, tasks in sources.items():
         if name not in tables:
             raise BuildError(f"step '{ctx.name}': sources.{name} is not among its inputs ({sorted(tables)})")

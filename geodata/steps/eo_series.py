@@ -33,6 +33,7 @@ from ..context import StepContext, StepOutput
 from ..contracts.eo import format_box, hbbs_to_boxes
 from ..contracts.eo_series import (
     BIGEARTHNET19,
+    DAMAGE_NAMES,
     FMOW_CLASSES,
     XBD_DAMAGE,
     XBD_UNSCORED,
@@ -101,7 +102,8 @@ def _polygon_boxes(polys: list[Any], width: float, height: float, where: str) ->
 
 
 def build_disaster(df: pl.DataFrame, tasks: set[str], ctx: StepContext, out: StepOutput, p: dict) -> list[dict]:
-    """xBD pairs: ``damage_cls`` (up to ``buildings_per_image`` boxed buildings, seeded),
+    """xBD pairs: ``damage_cls`` (up to ``buildings_per_image`` boxed buildings, seeded; levels written
+    as ``damage_names``: ``xbd`` ``no-damage`` … or ``teochat`` ``No damage`` …),
     ``damage_referring`` (all buildings of each damage level present, ≤ ``max_boxes``) and
     ``change_caption`` (RSCC captions, when the table has them)."""
     from .eo import _Boxes, _row
@@ -109,7 +111,8 @@ def build_disaster(df: pl.DataFrame, tasks: set[str], ctx: StepContext, out: Ste
     _need(df, ("image_pre", "image_post", "width", "height", "disaster_type", "polygons", "damage"), "disaster")
     rng = ctx.rng("damage_cls")
     per_image = int(p.get("buildings_per_image", 4))
-    opts = ", ".join(XBD_DAMAGE)
+    names = DAMAGE_NAMES[p.get("damage_names", "xbd")]
+    opts = ", ".join(names[d] for d in XBD_DAMAGE)
     rows: list[dict[str, Any]] = []
     for r in df.iter_rows(named=True):
         imgs = [r["image_pre"], r["image_post"]]
@@ -121,7 +124,7 @@ def build_disaster(df: pl.DataFrame, tasks: set[str], ctx: StepContext, out: Ste
             raise SourceError(f"eo_tasks: xBD {r['key']}: {len(polys)} polygons but {len(dmg)} damage levels")
         unknown = sorted(set(dmg) - set(XBD_DAMAGE) - {XBD_UNSCORED})
         if unknown:
-            raise SourceError(f"eo_tasks: xBD {r['key']}: unknown damage subtype(s) {unknown} (xBD: {opts}, {XBD_UNSCORED})")
+            raise SourceError(f"eo_tasks: xBD {r['key']}: unknown damage subtype(s) {unknown} (xBD: {', '.join(XBD_DAMAGE)}, {XBD_UNSCORED})")
         keep = [i for i, d in enumerate(dmg) if d != XBD_UNSCORED]
         out.drop("damage: un-classified building", len(dmg) - len(keep))
         boxes, wkts = (_polygon_boxes([polys[i] for i in keep], r["width"], r["height"], r["key"]) if keep
@@ -134,8 +137,8 @@ def build_disaster(df: pl.DataFrame, tasks: set[str], ctx: StepContext, out: Ste
                 text = (f"{pre} Classify the damage of the building at {format_box(boxes[j])} in the post-disaster "
                         f"image. Choose one of: {opts}. Answer with the damage level.")
                 sol = {"label": levels[j], "box": boxes[j].tolist(), "polygon": wkts[j], "size": size}
-                rows.append(_row(f"{base}-damage_cls-{keep[j]}", r["dataset"], "damage_cls", imgs, text, levels[j],
-                                 sol, r["split"], category=levels[j]))
+                rows.append(_row(f"{base}-damage_cls-{keep[j]}", r["dataset"], "damage_cls", imgs, text,
+                                 names[levels[j]], sol, r["split"], category=levels[j]))
         if "damage_referring" in tasks:
             form = _Boxes(p, *size)
             for level in XBD_DAMAGE[1:]:
@@ -148,7 +151,7 @@ def build_disaster(df: pl.DataFrame, tasks: set[str], ctx: StepContext, out: Ste
                 cb = boxes[idx]
                 cb = cb[np.lexsort((cb[:, 0], cb[:, 1]))]
                 ans, sb = form.answer(cb, f"{level} building")
-                text = (f"{pre} Box every building with the damage level {level} in the post-disaster image. "
+                text = (f"{pre} Box every building with the damage level {names[level]} in the post-disaster image. "
                         "Answer with one box per building, separated by spaces. "
                         f"{_hint(p)}")
                 rows.append(_row(f"{base}-damage_referring-{level}", r["dataset"], "damage_referring", imgs, text,
