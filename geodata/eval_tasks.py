@@ -374,10 +374,12 @@ SCORERS: dict[str, Scorer] = {
 
 
 def _series_scorers() -> dict[str, Scorer]:
-    """Scorers of the image-sequence and land-cover tasks, kept with their rewards."""
+    """Scorers of the image-sequence and land-cover tasks, kept with their rewards (they return
+    a TaskResult's fields: the reward modules do not import this one)."""
     from .rewards import eo_disaster, eo_landcover, eo_temporal
 
-    return {**eo_temporal.SCORERS, **eo_disaster.SCORERS, **eo_landcover.SCORERS}
+    found = {**eo_temporal.SCORERS, **eo_disaster.SCORERS, **eo_landcover.SCORERS}
+    return {t: (lambda c, s, o, fn=fn: TaskResult(**fn(c, s, o))) for t, fn in found.items()}
 
 
 SCORERS.update(_series_scorers())

@@ -132,10 +132,8 @@ def teochat_damage_f1(responses: Sequence[str], golds: Sequence[str], masks: Seq
     return {"f1": float(np.mean(f1s)), "w_f1": w, "inv_w_f1": inv / inv_w if inv_w else 0.0}
 
 
-def score_damage_cls(comps: list[str], sols: list[dict], opt: dict) -> Any:
+def score_damage_cls(comps: list[str], sols: list[dict], opt: dict) -> dict[str, Any]:
     """EarthDial's recall, TEOChat's inverse-prevalence weighted F1 and accuracy (module docstring)."""
-    from ..eval_tasks import TaskResult
-
     answers = [extract_answer(c) for c in comps]
     n = len(comps)
     rec = [earthdial_recall(s["label"], a) for a, s in zip(answers, sols)]
@@ -143,7 +141,7 @@ def score_damage_cls(comps: list[str], sols: list[dict], opt: dict) -> Any:
     golds = [TEOCHAT_DAMAGE[XBD_DAMAGE.index(s["label"])] for s in sols]
     masks = [_mask(s["polygon"], s["size"]) for s in sols]
     teo = teochat_damage_f1(answers, golds, masks)
-    return TaskResult(task="damage_cls", n=n, n_unparsed=sum(damage_key(a) is None for a in answers),
+    return dict(task="damage_cls", n=n, n_unparsed=sum(damage_key(a) is None for a in answers),
                       metrics={"accuracy": float(np.mean(acc)) if n else 0.0,
                                "earthdial_recall": float(np.mean(rec)) if n else 0.0,
                                "teochat_inv_w_f1": teo["inv_w_f1"] if n else None})
@@ -173,16 +171,14 @@ def earthdial_referred_precision(preds: Sequence[Sequence[Sequence[float]]], gol
     return correct, total
 
 
-def score_damage_referring(comps: list[str], sols: list[dict], opt: dict) -> Any:
+def score_damage_referring(comps: list[str], sols: list[dict], opt: dict) -> dict[str, Any]:
     """EarthDial's precision@0.25 of the predicted boxes over the whole set (module docstring)."""
-    from ..eval_tasks import TaskResult
-
     preds = [_pred_boxes(extract_answer(c), s) for c, s in zip(comps, sols)]
     correct, total = earthdial_referred_precision([p or [] for p in preds], [s["boxes"] for s in sols])
-    return TaskResult(task="damage_referring", n=len(comps), n_unparsed=sum(p is None for p in preds),
+    return dict(task="damage_referring", n=len(comps), n_unparsed=sum(p is None for p in preds),
                       metrics={"precision@0.25": correct / total if total else None,
                                "predicted_boxes": float(total)})
 
 
-#: task -> scorer, for ``geodata eval``
+#: task -> scorer for ``geodata eval``: each returns the fields of an ``eval_tasks.TaskResult``
 SCORERS = {"damage_cls": score_damage_cls, "damage_referring": score_damage_referring}

@@ -48,10 +48,8 @@ def eo_landcover(completions: Sequence[Any], solutions: Sequence[str]) -> np.nda
                      for c, s in zip(completions, _solutions(solutions))])
 
 
-def score_landcover_cls(comps: list[str], sols: list[dict], opt: dict) -> Any:
+def score_landcover_cls(comps: list[str], sols: list[dict], opt: dict) -> dict[str, Any]:
     """EarthDial's recall and per-sample precision / recall / F1 (module docstring)."""
-    from ..eval_tasks import TaskResult
-
     answers = [extract_answer(c) for c in comps]
     n = len(comps)
     ed = [earthdial_recall(format_landcover(s["labels"]), a) for a, s in zip(answers, sols)]
@@ -64,10 +62,10 @@ def score_landcover_cls(comps: list[str], sols: list[dict], opt: dict) -> Any:
         f1.append(_f1(p, g))
         tp, npred, ngold = tp + len(p & g), npred + len(p), ngold + len(g)
     mean = lambda x: float(np.mean(x)) if n else 0.0  # noqa: E731
-    return TaskResult(task="landcover_cls", n=n, n_unparsed=sum(not landcover_labels(a) for a in answers),
+    return dict(task="landcover_cls", n=n, n_unparsed=sum(not landcover_labels(a) for a in answers),
                       metrics={"earthdial_recall": mean(ed), "sample_precision": mean(prec), "sample_recall": mean(rec),
                                "sample_f1": mean(f1), "micro_f1": 2 * tp / (npred + ngold) if npred + ngold else 0.0})
 
 
-#: task -> scorer, for ``geodata eval``
+#: task -> scorer for ``geodata eval``: each returns the fields of an ``eval_tasks.TaskResult``
 SCORERS = {"landcover_cls": score_landcover_cls}

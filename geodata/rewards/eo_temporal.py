@@ -47,18 +47,16 @@ def eo_temporal_cls(completions: Sequence[Any], solutions: Sequence[str]) -> np.
                      for c, s in zip(completions, sols)])
 
 
-def score_temporal_cls(comps: list[str], sols: list[dict], opt: dict) -> Any:
+def score_temporal_cls(comps: list[str], sols: list[dict], opt: dict) -> dict[str, Any]:
     """TEOChat's accuracy and EarthDial's recall of fMoW answers (see the module docstring)."""
-    from ..eval_tasks import TaskResult
-
     answers = [extract_answer(c) for c in comps]
     acc = [teochat_clean(a) == teochat_clean(s["label"]) for a, s in zip(answers, sols)]
     rec = [earthdial_recall(s["label"], a) for a, s in zip(answers, sols)]
     n = len(comps)
-    return TaskResult(task="temporal_cls", n=n, n_unparsed=sum(not a for a in answers),
+    return dict(task="temporal_cls", n=n, n_unparsed=sum(not a for a in answers),
                       metrics={"accuracy": float(np.mean(acc)) if n else 0.0,
                                "earthdial_recall": float(np.mean(rec)) if n else 0.0})
 
 
-#: task -> scorer, for ``geodata eval``
+#: task -> scorer for ``geodata eval``: each returns the fields of an ``eval_tasks.TaskResult``
 SCORERS = {"temporal_cls": score_temporal_cls}

@@ -47,18 +47,15 @@ from ..contracts.eo import (
     QWEN_MIN_PIXELS,
     SYSTEM_EO,
     SYSTEM_EO_QWEN,
-    boxes_to_qwen,
     canonical_boxes,
     format_box,
-    format_boxes,
-    format_qwen,
     geochat_question_type,
     parse_boxes,
-    qwen_to_boxes,
-    smart_resize,
 )
 from ..contracts.eo_series import DAMAGE_NAMES, FAMILY_TASKS as SERIES_FAMILY_TASKS, SERIES_TASKS, THINK as SERIES_THINK
 from ..sources.eo.common import image_size
+from .eo_rows import BOX_HINT, Boxes as _Boxes, row as _row
+from .eo_series import SERIES_BUILDERS
 
 __all__ = ["eo_tasks", "eo_mix", "FAMILY_TASKS", "geochat_route"]
 
@@ -74,10 +71,6 @@ FAMILY_TASKS: dict[str, tuple[str, ...]] = {
 #: every task eo_tasks can build (eo_mix's weights and caps name these)
 ALL_TASKS: tuple[str, ...] = EO_TASKS + SERIES_TASKS
 
-BOX_HINT = {
-    "geochat": "Write each box as {<x1><y1><x2><y2>|<θ>} with whole numbers on a 0-100 grid of the image.",
-    "qwen": 'Answer in JSON as [{"bbox_2d": [x1, y1, x2, y2], "label": "name"}] in pixels of the image.',
-}
 
 THINK = {
     "scene_cls": "I look at the land cover, the objects and their spatial layout, and compare them with the candidate scene classes.",
@@ -110,13 +103,6 @@ def _article(word: str) -> str:
     return "an" if word[:1].lower() in "aeiou" else "a"
 
 
-def _row(rid: str, source: str, task: str, images: list[str], text: str, answer: str, solution: dict,
-         split: str, category: str | None = None, qtype: str | None = None) -> dict[str, Any]:
-    return {"id": rid, "source": source, "task": task, "images": images, "text": text, "answer": answer,
-            "solution": json.dumps({"task": task, **solution}, sort_keys=True), "split": split,
-            "category": category, "qtype": qtype}
-
-
 # -- per family -------------------------------------------------------------------------------------
 def _scene(df: pl.DataFrame, tasks: set[str], ctx: StepContext, out: StepOutput, p: dict) -> list[dict]:
     rows = []
@@ -127,41 +113,6 @@ def _scene(df: pl.DataFrame, tasks: set[str], ctx: StepContext, out: StepOutput,
         rows.append(_row(f"{r['dataset']}-scene_cls-{r['key']}", r["dataset"], "scene_cls", [r["image"]], text,
                          r["label"], {"label": r["label"]}, r["split"], category=r["label"]))
     return rows
-
-
-class _Boxes:
-    """The row's box convention for one image: text of boxes, the solution fields."""
-
-    def __init__(self, p: dict, width: float | None, height: float | None):
-        self.fmt = p["boxes"]
-        self.size = [int(width), int(height)] if width and height else None
-        self.resized = None
-        if self.fmt == "qwen":
-            if self.size is None:
-                raise SpecError("eo_tasks: boxes: qwen needs the image size of every box row")
-            rh, rw = smart_resize(self.size[1], self.size[0], min_pixels=p["min_pixels"], max_pixels=p["max_pixels"])
-            self.resized = [int(rw), int(rh)]
-
-    def answer(self, boxes: np.ndarray, label: str) -> tuple[str, list[list[float]]]:
-        """(answer text, solution boxes on the grid) of canonical grid ``boxes``."""
-        if self.fmt == "qwen":
-            px = boxes_to_qwen(boxes, self.size, self.resized)
-            return format_qwen(px, label), qwen_to_boxes(px, self.resized).tolist()
-        return format_boxes(boxes), np.asarray(boxes, dtype=float).reshape(-1, 5).tolist()
-
-    def region(self, box: np.ndarray) -> str:
-        """A box quoted in a prompt."""
-        if self.fmt == "qwen":
-            return json.dumps([int(v) for v in boxes_to_qwen([box], self.size, self.resized)[0]])
-        return format_box(box)
-
-    def solution(self, boxes: list[list[float]]) -> dict:
-        sol: dict = {"boxes": boxes, "box_format": self.fmt}
-        if self.size:
-            sol["size"] = self.size
-        if self.resized:
-            sol["resized"] = self.resized
-        return sol
 
 
 def _objects(df: pl.DataFrame, tasks: set[str], ctx: StepContext, out: StepOutput, p: dict) -> list[dict]:
@@ -342,12 +293,6 @@ BUILDERS: dict[str, Callable[[pl.DataFrame, set[str], StepContext, StepOutput, d
 }
 
 
-def _series_builders() -> dict[str, Callable[[pl.DataFrame, set[str], StepContext, StepOutput, dict], list[dict]]]:
-    from .eo_series import SERIES_BUILDERS
-
-    return SERIES_BUILDERS
-
-
 def assemble(rows: list[dict], boxes: str = "geochat") -> pl.DataFrame:
     """Rows → the schema columns (``prompt`` with the EO system prompt, ``completion``)."""
     base = pl.DataFrame(rows, schema=ROW_SCHEMA)
@@ -434,7 +379,7 @@ def eo_tasks(
         bad = [t for t in tasks if t not in allowed]
         if bad:
             raise SpecError(f"eo_tasks: sources.{name}: tasks {bad} cannot be built from a '{family}' source (allowed: {', '.join(allowed)})")
-        built = {**BUILDERS, **_series_builders()}[family](table, set(tasks), ctx, out, params)
+        built = {**BUILDERS, **SERIES_BUILDERS}[family](table, set(tasks), ctx, out, params)
         out.note(f"eo.{name}.rows", len(built))
         rows.extend(built)
     kept = assemble(rows, boxes)

@@ -41,6 +41,7 @@ from ..contracts.eo_series import (
     pick_frames,
 )
 from ..errors import SourceError
+from .eo_rows import BOX_HINT, Boxes as _Boxes, row as _row
 
 __all__ = ["build_temporal", "build_disaster", "build_landcover", "SERIES_BUILDERS"]
 
@@ -53,8 +54,6 @@ def _need(df: pl.DataFrame, cols: tuple[str, ...], family: str) -> None:
 
 def build_temporal(df: pl.DataFrame, tasks: set[str], ctx: StepContext, out: StepOutput, p: dict) -> list[dict]:
     """``temporal_cls``: a site's fMoW category from its time series (``max_frames`` frames)."""
-    from .eo import _row
-
     col = "category" if "category" in df.columns else "label"
     _need(df, ("images", "timestamps", col), "temporal")
     df = df.with_columns(pl.col(col).alias("_cat"))
@@ -106,8 +105,6 @@ def build_disaster(df: pl.DataFrame, tasks: set[str], ctx: StepContext, out: Ste
     as ``damage_names``: ``xbd`` ``no-damage`` … or ``teochat`` ``No damage`` …),
     ``damage_referring`` (all buildings of each damage level present, ≤ ``max_boxes``) and
     ``change_caption`` (RSCC captions, when the table has them)."""
-    from .eo import _Boxes, _row
-
     _need(df, ("image_pre", "image_post", "width", "height", "disaster_type", "polygons", "damage"), "disaster")
     rng = ctx.rng("damage_cls")
     per_image = int(p.get("buildings_per_image", 4))
@@ -165,15 +162,11 @@ def build_disaster(df: pl.DataFrame, tasks: set[str], ctx: StepContext, out: Ste
 
 
 def _hint(p: dict) -> str:
-    from .eo import BOX_HINT
-
     return BOX_HINT[p["boxes"]]
 
 
 def build_landcover(df: pl.DataFrame, tasks: set[str], ctx: StepContext, out: StepOutput, p: dict) -> list[dict]:
     """``landcover_cls``: a BigEarthNet patch's BigEarthNet-19 labels (RGB bands)."""
-    from .eo import _row
-
     _need(df, ("image", "labels"), "multilabel")
     opts = "; ".join(BIGEARTHNET19)
     rows = []
