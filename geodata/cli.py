@@ -364,7 +364,7 @@ def main() -> None:  # pragma: no cover - console entry point
 
 
 # -- training (issue 4): geodata train sft|grpo|validate|recipes|tiny-model, geodata predict --
-# The commands import ``training`` inside their bodies: geodata itself never imports torch.
+# The commands import ``geodata_train`` inside their bodies: geodata itself never imports torch.
 train_app = typer.Typer(help="Train VLMs on built datasets (needs the train extra).", no_args_is_help=True)
 app.add_typer(train_app, name="train")
 
@@ -389,13 +389,13 @@ def _resume_sets(sets: Optional[List[str]], resume: bool, checkpoint: Optional[s
 @train_app.command("sft")
 @cli_errors
 def train_sft(
-    recipe: str = typer.Argument(..., help="recipe name (training/recipes/NAME.yaml) or a YAML path"),
+    recipe: str = typer.Argument(..., help="recipe name (geodata_train/recipes/NAME.yaml) or a YAML path"),
     checkpoint: Optional[str] = typer.Argument(None, help="with --resume: the checkpoint folder", show_default=False),
     set_: Optional[List[str]] = typer.Option(None, "--set", help=_SET_HELP),
     resume: bool = typer.Option(False, "--resume", help=_RESUME_HELP),
 ) -> None:
     """Supervised fine-tuning (TRL SFTTrainer) on a recipe's prompt/completion rows."""
-    from training import sft
+    from geodata_train import sft
 
     console.print(f"saved {sft.run(recipe, _resume_sets(set_, resume, checkpoint))}")
 
@@ -403,13 +403,13 @@ def train_sft(
 @train_app.command("grpo")
 @cli_errors
 def train_grpo(
-    recipe: str = typer.Argument(..., help="recipe name (training/recipes/NAME.yaml) or a YAML path"),
+    recipe: str = typer.Argument(..., help="recipe name (geodata_train/recipes/NAME.yaml) or a YAML path"),
     checkpoint: Optional[str] = typer.Argument(None, help="with --resume: the checkpoint folder", show_default=False),
     set_: Optional[List[str]] = typer.Option(None, "--set", help=_SET_HELP),
     resume: bool = typer.Option(False, "--resume", help=_RESUME_HELP),
 ) -> None:
     """GRPO (TRL GRPOTrainer) with the geodata reward of each row's task; multi-stage recipes run a process per stage."""
-    from training import grpo
+    from geodata_train import grpo
 
     console.print(f"saved {grpo.run(recipe, _resume_sets(set_, resume, checkpoint))}")
 
@@ -418,7 +418,7 @@ def train_grpo(
 @cli_errors
 def train_doctor() -> None:
     """What is installed for training, what each recipe needs (flash-attn, vLLM, DeepSpeed) and what is missing."""
-    from training.doctor import report
+    from geodata_train.doctor import report
 
     for line in report():
         console.print(line, highlight=False, markup=False, soft_wrap=True)
@@ -432,7 +432,7 @@ def train_validate(
     no_data: bool = typer.Option(False, "--no-data", help="check the recipe only, not its dataset"),
 ) -> None:
     """Check a recipe, its dataset's columns and the rewards of its tasks; loads no model."""
-    from training.check import check
+    from geodata_train.check import check
 
     for line in check(recipe, set_ or [], data=not no_data):
         console.print(line, highlight=False)
@@ -442,9 +442,9 @@ def train_validate(
 @cli_errors
 def train_recipes() -> None:
     """List the shipped recipes."""
-    from training.recipe import list_recipes, load_recipe
+    from geodata_train.recipe import list_recipes, load_recipe
 
-    t = Table(title="training/recipes")
+    t = Table(title="geodata_train/recipes")
     for col in ("recipe", "method", "model", "dataset", "description"):
         t.add_column(col)
     for name in list_recipes():
@@ -466,7 +466,7 @@ def train_tiny_model(
     seed: int = typer.Option(0, "--seed"),
 ) -> None:
     """Write a random-init Qwen2.5-VL with an offline processor (no download)."""
-    from training.tiny import write_model
+    from geodata_train.tiny import write_model
 
     console.print(f"wrote {write_model(out, preset=preset, seed=seed)}")
 
@@ -481,7 +481,7 @@ def predict(
     set_: Optional[List[str]] = typer.Option(None, "--set", help=_SET_HELP),
 ) -> None:
     """Batch generation over a dataset -> Parquet with id, task, completion, pred_lat, pred_lon."""
-    from training import predict as run_predict
+    from geodata_train import predict as run_predict
 
     sets = list(set_ or [])
     if model:

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 PKG = Path(__file__).resolve().parent.parent / "geodata"
-HEAVY = ("torch", "ray", "transformers", "trl", "vllm", "training")
+HEAVY = ("torch", "ray", "transformers", "trl", "vllm", "geodata_train", "training")
 
 
 def _imports(path: Path, top_level_only: bool) -> list[tuple[str, int]]:

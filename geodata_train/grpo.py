@@ -2,7 +2,7 @@
 
 Every ``trl.GRPOConfig`` field can be set in the recipe's ``grpo`` section. A ``data.config``
 list trains stage by stage (GeoVLM-R1's task-by-task GRPO): **each stage is its own process**
-(``python -m training grpo RECIPE --set data.config=<stage> ...``) that starts from the
+(``python -m geodata_train grpo RECIPE --set data.config=<stage> ...``) that starts from the
 previous stage's output, writes ``<output_dir>/<config>`` and, when done, the marker
 :data:`STAGE_MARKER` there; a rerun skips finished stages and resumes an unfinished one from
 its last checkpoint. The KL reference of stage 2.. is ``grpo.reference``: ``previous`` (the
@@ -208,7 +208,7 @@ _STAGE_KEYS = ("data.config", "model.name_or_path", "train.output_dir", "grpo.re
 def _stage_command(
     recipe: Recipe, sets: list[str], config: str, start: str, out: Path, resume: bool, reference: str | None
 ) -> list[str]:
-    """``[launcher] -m training grpo RECIPE --set ...`` for one stage."""
+    """``[launcher] -m geodata_train grpo RECIPE --set ...`` for one stage."""
     import shlex
 
     g = recipe.require("grpo")
@@ -219,7 +219,7 @@ def _stage_command(
         stage.append(f"grpo.reference_model={reference}")
     if resume:
         stage.append("train.resume_from_checkpoint=last")
-    return [*launcher, "-m", "training", "grpo", str(recipe.path or recipe.name), *[a for s in keep + stage for a in ("--set", s)]]
+    return [*launcher, "-m", "geodata_train", "grpo", str(recipe.path or recipe.name), *[a for s in keep + stage for a in ("--set", s)]]
 
 
 def run_stages(recipe: Recipe, sets: Iterable[str] = ()) -> Path:
@@ -236,7 +236,7 @@ def run_stages(recipe: Recipe, sets: Iterable[str] = ()) -> Path:
         raise SpecError(
             f"{recipe.where}: a multi-stage GRPO recipe starts one process per stage: run it without "
             f"accelerate launch and set grpo.stage_launcher (e.g. 'accelerate launch --config_file "
-            f"training/accelerate/zero3.yaml --num_processes 8')"
+            f"geodata_train/accelerate/zero3.yaml --num_processes 8')"
         )
     prepare(recipe)  # every stage's rows and rewards are checked before the first one starts
     out = recipe.output_dir

@@ -226,7 +226,7 @@ class GRPOSpec(_TRLSection):
     )
     stage_launcher: str | None = Field(
         None,
-        description="command that starts each stage of a multi-stage run, before '-m training' "
+        description="command that starts each stage of a multi-stage run, before '-m geodata_train' "
         "(default: this Python; e.g. 'accelerate launch --num_processes 8')",
     )
 
@@ -288,12 +288,12 @@ class Recipe(_Strict):
 
 
 def list_recipes() -> list[str]:
-    """Names of the recipes shipped in ``training/recipes``."""
+    """Names of the recipes shipped in ``geodata_train/recipes``."""
     return sorted(p.stem for p in RECIPES_DIR.glob("*.yaml"))
 
 
 def find_recipe(name_or_path: str | Path) -> Path:
-    """A YAML path as given, or ``training/recipes/<name>.yaml``."""
+    """A YAML path as given, or ``geodata_train/recipes/<name>.yaml``."""
     p = Path(name_or_path)
     if p.suffix in (".yaml", ".yml"):
         if not p.exists():
@@ -391,7 +391,7 @@ def load_recipe(
     Parameters
     ----------
     name_or_path
-        A recipe name in ``training/recipes`` (``geo-r-sft``) or a YAML path.
+        A recipe name in ``geodata_train/recipes`` (``geo-r-sft``) or a YAML path.
     sets
         ``key.path=value`` overrides.
     env

@@ -148,7 +148,7 @@ def device_settings(
 
     Examples
     --------
-    >>> from training.recipe import ModelSpec
+    >>> from geodata_train.recipe import ModelSpec
     >>> gpu = Host(cuda=True, bf16_ok=True, zero3=False)
     >>> s = device_settings(ModelSpec(attn_implementation="sdpa"), host=gpu)
     >>> s.dtype, s.bf16
@@ -196,7 +196,7 @@ def trainer_kwargs(recipe: Any, settings: DeviceSettings, output_dir: Path, conf
     if section is not None:
         kwargs.update(section.trl_kwargs())
     kwargs["output_dir"] = str(output_dir)
-    kwargs.pop("resume_from_checkpoint", None)  # the runner resolves it (training.sft.resume_point)
+    kwargs.pop("resume_from_checkpoint", None)  # the runner resolves it (geodata_train.sft.resume_point)
     if "activation_checkpointing" in fields and "gradient_checkpointing" in kwargs:
         kwargs.setdefault("activation_checkpointing", kwargs.pop("gradient_checkpointing"))
     if recipe.data.eval_split and "eval_strategy" not in kwargs:

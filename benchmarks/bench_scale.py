@@ -13,7 +13,7 @@ images/s and peak memory (the driver's peak RSS, ``VmHWM`` and the peak PSS summ
 process tree, sampled from ``/proc``: worker pools and Ray's processes included), then where
 the time of a build goes and its cost as rows grow (1×, 4× with images, 16× metadata-only).
 
-Run: ``python -m geodata.bench_scale [--images 4000] [--workers N] [--repeat 3] [--skip-ray]``.
+Run: ``python -m benchmarks.bench_scale [--images 4000] [--workers N] [--repeat 3] [--skip-ray]``.
 Results are recorded in docs/benchmarks.md.
 """
 
@@ -68,7 +68,7 @@ def write_image_root(
     """
     import msgpack
 
-    from .sources.mp16 import sample_frame
+    from geodata.sources.mp16 import sample_frame
 
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
@@ -256,7 +256,7 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--skip-ray", action="store_true")
     ap.add_argument("--skip-growth", action="store_true")
     args = ap.parse_args(argv)
-    from .runners import resolve_workers
+    from geodata.runners import resolve_workers
 
     n, workers = args.images, resolve_workers(args.workers)
     try:
@@ -324,9 +324,9 @@ def _shards(folder: Path) -> dict[str, bytes]:
 
 def _breakdown(tmp: Path, one: dict) -> None:
     """Where the image plane's time goes, in this process (best of 2): index, read, decode, write."""
-    from .images import check_image, index_msgpack, read_ref
+    from geodata.images import check_image, index_msgpack, read_ref
     from .bench import _best
-    from .writer import write_partition
+    from geodata.writer import write_partition
 
     def best(fn) -> float:
         return _best(fn, repeat=2)

@@ -10,8 +10,8 @@ Nothing here touches the Hugging Face Hub. :func:`write_model` saves, into one f
   special tokens and chat template (``3b`` pads the vocabulary to Qwen's 151,936 ids so that
   the embedding sizes match).
 
-The folder loads with :func:`training.models.load_model` and
-:func:`training.models.load_processor`, exactly like a real checkpoint.
+The folder loads with :func:`geodata_train.models.load_model` and
+:func:`geodata_train.models.load_processor`, exactly like a real checkpoint.
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """Benchmarks (``make bench``): not tests. Prints rows/s beside the peer measured in the same run.
 
-Run: ``python -m geodata.bench [--rows 4720000] [--skip-build] [--skip-hard] [--stat-files N] [--only-stat]``.
+Run: ``python -m benchmarks.bench [--rows 4720000] [--skip-build] [--skip-hard] [--stat-files N] [--only-stat]``.
 Results are recorded in docs/benchmarks.md.
 """
 
@@ -23,7 +23,7 @@ MP16_ROWS = 4_720_000
 
 def synthetic_mp16(n: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
     """MP-16-like coordinates: heavy-tailed clusters around GeoNames places, 15 % scattered."""
-    from .geocode import gazetteer
+    from geodata.geocode import gazetteer
 
     rng = np.random.default_rng(seed)
     cities = gazetteer().cities
@@ -49,7 +49,7 @@ def _best(fn, repeat: int = 3) -> float:
 
 
 def bench_haversine(n: int = 20_000_000) -> None:
-    from .geo import haversine
+    from geodata.geo import haversine
 
     rng = np.random.default_rng(1)
     a = rng.uniform(-90, 90, (4, n))
@@ -67,8 +67,8 @@ def _numpy_haversine(lat1, lon1, lat2, lon2, r=6371.0):
 def bench_geocode(n: int) -> None:
     import reverse_geocoder as rg
 
-    from .geo import haversine
-    from .geocode import gazetteer, nearest_city
+    from geodata.geo import haversine
+    from geodata.geocode import gazetteer, nearest_city
 
     lat, lon = synthetic_mp16(n)
     gazetteer()
@@ -140,7 +140,7 @@ def bench_stat(n: int, total: int = MP16_ROWS) -> None:
     :func:`~geodata._cache.stat_files` + :func:`~geodata._cache.files_digest` against a plain
     ``os.stat`` loop, both on a warm page cache; the 4.72 M figure is a linear extrapolation.
     """
-    from ._cache import files_digest, stat_files
+    from geodata._cache import files_digest, stat_files
 
     with tempfile.TemporaryDirectory() as tmp:
         t = time.perf_counter()

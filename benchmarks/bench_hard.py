@@ -9,8 +9,8 @@ and ``BallTree(metric="haversine")`` nearest-hotspot queries on ``--balltree-row
 such), the speed-up, and whether both agree on every row BallTree saw. Then the reward
 throughput (completions per second of ``geolocation``).
 
-    python -m geodata.bench_hard                       # full run (BallTree ~300 s)
-    python -m geodata.bench_hard --balltree-rows 200000
+    python -m benchmarks.bench_hard                       # full run (BallTree ~300 s)
+    python -m benchmarks.bench_hard --balltree-rows 200000
 """
 
 from __future__ import annotations
@@ -21,15 +21,15 @@ import time
 
 import numpy as np
 
-from .geo import EARTH_RADIUS_KM
-from .hotspots import choose_resolution, exclude_near, latlng_to_cells
+from geodata.geo import EARTH_RADIUS_KM
+from geodata.hotspots import choose_resolution, exclude_near, latlng_to_cells
 
 __all__ = ["synthetic_rows", "main"]
 
 
 def synthetic_rows(n: int, n_hot: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """(lat, lon, hot_lat, hot_lon): clustered photos and hotspots drawn from popular places."""
-    from .geocode import gazetteer
+    from geodata.geocode import gazetteer
 
     rng = np.random.default_rng(seed)
     cities = gazetteer().cities
@@ -109,7 +109,7 @@ def main(argv: list[str] | None = None) -> None:
     if args.reward_n:
         import polars as pl
 
-        from .rewards.geolocation import geolocation
+        from geodata.rewards.geolocation import geolocation
 
         rng = np.random.default_rng(args.seed + 2)
         n = args.reward_n

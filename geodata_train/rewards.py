@@ -35,7 +35,7 @@ def trl_reward_funcs(
     Parameters
     ----------
     per_task
-        ``task -> [(reward, ref)]`` from :func:`training.data.task_rewards`; ``ref`` carries
+        ``task -> [(reward, ref)]`` from :func:`geodata_train.data.task_rewards`; ``ref`` carries
         the weight and the validated parameters of the reward for that task.
 
     Returns

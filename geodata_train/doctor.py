@@ -5,7 +5,7 @@ only when it is installed, to ask about CUDA), checks them against the ``train``
 extras of the installed ``geodata``, and lists per shipped recipe the optional pieces it uses:
 flash-attn (``model.attn_implementation``; ``auto`` picks it on CUDA when installed), vLLM
 (``grpo.use_vllm``, ``predict.engine``) and DeepSpeed (the 8-GPU ZeRO-3 launch,
-``training/accelerate/zero3.yaml``).
+``geodata_train/accelerate/zero3.yaml``).
 """
 
 from __future__ import annotations
@@ -100,7 +100,7 @@ def _recipe_needs() -> Iterator[tuple[str, list[tuple[str, str]]]]:
         elif r.sft is None:
             needs.append(("vllm", "predict.engine auto: used on CUDA when installed"))
         if r.sft is not None or r.grpo is not None:
-            needs.append(("deepspeed", "8 GPUs: training/accelerate/zero3.yaml"))
+            needs.append(("deepspeed", "8 GPUs: geodata_train/accelerate/zero3.yaml"))
         yield name, needs
 
 
