@@ -326,7 +326,7 @@ def _breakdown(tmp: Path, one: dict) -> None:
     """Where the image plane's time goes, in this process (best of 2): index, read, decode, write."""
     from geodata.images import check_image, index_msgpack, read_ref
     from .bench import _best
-    from geodata.writer import write_partition
+    from geodata.dataset.writer import write_partition
 
     def best(fn) -> float:
         return _best(fn, repeat=2)

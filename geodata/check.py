@@ -115,7 +115,7 @@ def check_source(
         rest = rest.filter(~miss)
         if deep:  # the writer's own read + decode check, so the reasons are the build's
             from .spec import Spec
-            from .writer import embed_images
+            from .dataset.writer import embed_images
 
             _, why = embed_images(rest["images"].to_list(), True, Spec.model_fields["max_image_pixels"].default)
             for reason in ("missing_image", "image_too_large", "undecodable_image"):

@@ -289,7 +289,7 @@ def sample_data(
     names = sorted(n for n, i in SOURCES.items() if i.sample is not None)
     # predictions are simulated over the MP-16 sample, so MP-16 goes first
     names.sort(key=lambda n: (n != "mp16", n))
-    from ._ownership import check_out
+    from .dataset.ownership import check_out
 
     if only:
         unknown = sorted(set(only) - set(names))
@@ -638,7 +638,7 @@ def eval_cmd(
 
     if unknown_ids not in ("drop", "error"):
         raise GeodataError(f"eval: --unknown-ids must be drop or error, got '{unknown_ids}'")
-    from ._ownership import MANIFEST_MARKER, check_out_file
+    from .dataset.ownership import MANIFEST_MARKER, check_out_file
 
     target = out if out is not None else predictions.with_name(predictions.name + ".eval.json")
     check_out_file(target)  # never overwrite a file geodata did not write

@@ -24,9 +24,9 @@ from typing import Any, Iterable
 import polars as pl
 
 from . import __version__
-from . import _ownership as own
+from .dataset import ownership as own
 from ._cache import files_digest, ref_file, stat_digest, stat_files
-from .card import build_card
+from .dataset.card import build_card
 from .context import StepContext, StepOutput
 from .dataset import BuildStats, Dataset, FileEntry, Manifest, SplitEntry, datasets_dir
 from .errors import BuildError, SourceError
@@ -34,7 +34,7 @@ from .registry import SourceInfo, get_source, get_step
 from .runners import InProcess, get_runner, run_map_chunk
 from .schema import CORE_COLUMNS, check_core_columns, images_missing
 from .spec import SourceSpec, Spec, load_spec
-from .writer import write_partition
+from .dataset.writer import write_partition
 
 __all__ = [
     "build", "BuildResult", "datasets_dir", "data_dir", "resolve_root", "run_steps", "read_sources", "Flow",
@@ -449,7 +449,7 @@ def build(
         ``key.path=value`` overrides (``sample.n=1000``).
     out
         The dataset folder (default ``datasets/<name>``). It must be missing, empty or a
-        dataset geodata built (see :mod:`geodata._ownership`); files in it that geodata did not
+        dataset geodata built (see :mod:`geodata.dataset.ownership`); files in it that geodata did not
         write are kept.
     force
         Rebuild even when the fingerprint says the folder is up to date.

@@ -42,9 +42,9 @@ from typing import Any, Callable, Iterable
 
 import yaml
 
-from . import _ownership as own
-from ._ownership import link_or_copy as _link_or_copy
-from .card import markers, size_category
+from .dataset import ownership as own
+from .dataset.ownership import link_or_copy as _link_or_copy
+from .dataset.card import markers, size_category
 from .dataset import Dataset
 from .errors import GeodataError
 from .validate import (
@@ -97,7 +97,7 @@ PAPERS: dict[str, str] = {
 }""",
 }
 
-CARD_START, CARD_END = markers("publish")  # the start is also geodata's marker of a publish folder (_ownership)
+CARD_START, CARD_END = markers("publish")  # the start is also geodata's marker of a publish folder (dataset.ownership)
 
 
 class PublishError(GeodataError):
@@ -364,7 +364,7 @@ def assemble(
     It holds every shard the manifest lists, ``manifest.json``, the report figures
     (``report/*.png``, ``report/summary.md``) when present, and the completed ``README.md``;
     nothing else. The folder must be new, empty or one geodata assembled (a geodata manifest
-    and a card with :data:`~geodata._ownership.PUBLISH_MARKER`): only the files its manifest
+    and a card with :data:`~geodata.dataset.ownership.PUBLISH_MARKER`): only the files its manifest
     lists are ever replaced or removed, and a file geodata did not put there is an error (it
     would be uploaded).
 

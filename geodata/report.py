@@ -18,7 +18,7 @@ file                       what it shows
 ``summary.md``             the same facts in a few lines of text
 =========================  =======================================================================
 
-and links them from the dataset card (its ``report`` section, see :mod:`geodata.card`, replaced
+and links them from the dataset card (its ``report`` section, see :mod:`geodata.dataset.card`, replaced
 on every run), so ``geodata publish`` carries them to the Hub. A rebuild that writes the same
 shards keeps the figures and the section (:func:`carry_report`); one that changes them drops both.
 
@@ -46,8 +46,8 @@ import h3
 import numpy as np
 import polars as pl
 
-from . import _ownership as own
-from .card import markers
+from .dataset import ownership as own
+from .dataset.card import markers
 from .dataset import Dataset, DatasetError, ReportRecord
 from .errors import GeodataError
 from .geo import EARTH_RADIUS_KM, chord_to_km, to_unit

@@ -54,7 +54,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from .card import split_card  # noqa: F401 - part of this module's API (tests, publish)
+from .dataset.card import split_card  # noqa: F401 - part of this module's API (tests, publish)
 from .dataset import Dataset, DatasetError
 from .errors import GeodataError
 from .schema import CORE_COLUMNS, messages_text

@@ -268,7 +268,7 @@ def run_stages(recipe: Recipe, sets: Iterable[str] = ()) -> Path:
 
 def _link_final(stage: Path, out: Path) -> None:
     """Hard-link (else copy) the last stage's model files into ``out`` (geodata-marked)."""
-    from geodata._ownership import link_or_copy
+    from geodata.dataset.ownership import link_or_copy
 
     files = [f for f in stage.iterdir() if f.is_file() and not f.name.startswith(".")]
     clash = [f.name for f in files if (out / f.name).exists()]

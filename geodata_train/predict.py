@@ -28,7 +28,7 @@ from typing import Any, Iterable, Sequence
 import numpy as np
 import pyarrow.parquet as pq
 
-from geodata._ownership import check_out_file, mark_table
+from geodata.dataset.ownership import check_out_file, mark_table
 from geodata.errors import BuildError, SourceError, SpecError
 
 from .recipe import Recipe, load_recipe

@@ -114,7 +114,7 @@ def test_killed_build_leaves_previous_dataset_in_place(mp16_small, tmp_path, mon
 
 def test_stale_temp_folder_from_a_killed_process_is_cleaned(mp16_small, tmp_path, monkeypatch):
     monkeypatch.setenv("MP16_ROOT", str(mp16_small / "folder"))
-    from geodata._ownership import TEMP_MARKER
+    from geodata.dataset.ownership import TEMP_MARKER
 
     stale = tmp_path / ".ds.tmp-999999999"
     (stale / "data").mkdir(parents=True)

@@ -15,7 +15,7 @@ import pytest
 from typer.testing import CliRunner
 
 from dataset_fixture import make_dataset
-from geodata import _ownership as own
+from geodata.dataset import ownership as own
 from geodata.cli import app
 
 PIPE = "mp16-rand-500k"

@@ -54,4 +54,4 @@ class LocalRunner(Runner):
 def _warm() -> None:
     """A worker's first task: import what the image plane and the map steps use."""
     import geodata.registry  # noqa: F401
-    import geodata.writer  # noqa: F401
+    import geodata.dataset.writer  # noqa: F401

@@ -40,7 +40,10 @@ import shutil
 from pathlib import Path, PurePosixPath, PureWindowsPath
 from typing import Iterable, Literal, Mapping
 
-from .errors import OwnershipError
+from ..errors import OwnershipError
+from .folder import Dataset, DatasetError, ReportRecord
+from .layout import (FIXED_FILES, IMAGES_SIDECAR, MANIFEST_MARKER, PUBLISH_MARKER, REPORT_MARKER, SAMPLE_MARKER,
+                     SAMPLE_TEXT, TEMP_MARKER)
 
 __all__ = [
     "MANIFEST_MARKER", "IMAGES_SIDECAR", "SAMPLE_MARKER", "SAMPLE_TEXT", "PUBLISH_MARKER", "TEMP_MARKER",
@@ -51,17 +54,7 @@ __all__ = [
 
 Kind = Literal["dataset", "sample", "publish"]
 
-#: the manifest field (and value) that says geodata wrote the folder
-MANIFEST_MARKER = ("written_by", "geodata")
-SAMPLE_MARKER = ".complete"
-SAMPLE_TEXT = "sample written by geodata\n"
-PUBLISH_MARKER = "<!-- geodata-publish:start -->"
-TEMP_MARKER = ".geodata-tmp"
-#: the list of files ``geodata report`` wrote into a dataset folder
-REPORT_MARKER = "report/.geodata-report.json"
-#: the embedded image files of a build, with size and mtime (never published)
-IMAGES_SIDECAR = ".geodata-images.arrow"  # Arrow IPC, not *.parquet: no shard glob matches it
-_FIXED = ("manifest.json", "README.md", "build_stats.json", IMAGES_SIDECAR, TEMP_MARKER)
+_FIXED = FIXED_FILES
 
 
 # -- recognising what geodata wrote ---------------------------------------------------------------
@@ -127,8 +120,6 @@ def mark_report(folder: Path, files: Iterable[str], content_digest: str | None =
 
 def report_files(folder: Path) -> set[str]:
     """The files ``geodata report`` recorded in a dataset folder (with its marker)."""
-    from .dataset import ReportRecord
-
     rec = ReportRecord.read(Path(folder))
     if rec is None:
         return set()
@@ -143,8 +134,6 @@ def dataset_files(folder: Path) -> set[str]:
     """
     if not is_dataset(folder):
         return set()
-    from .dataset import Dataset, DatasetError
-
     try:
         files = Dataset.open(folder).listed_files()
     except DatasetError:  # a geodata manifest of another shape: its fixed files only

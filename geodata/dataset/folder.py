@@ -30,14 +30,13 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from .errors import GeodataError
-
-if TYPE_CHECKING:
-    from .card import Card
+from ..errors import GeodataError
+from .card import Card
+from .layout import MANIFEST_MARKER, REPORT_MARKER
 
 __all__ = ["Dataset", "DatasetError", "Manifest", "SplitEntry", "FileEntry", "BuildStats", "ReportRecord",
            "datasets_dir"]
@@ -45,6 +44,8 @@ __all__ = ["Dataset", "DatasetError", "Manifest", "SplitEntry", "FileEntry", "Bu
 
 class DatasetError(GeodataError):
     """A built dataset is missing, or its manifest is unreadable or malformed."""
+
+    __module__ = "geodata.dataset"  # its public home
 
 
 def datasets_dir() -> Path:
@@ -140,8 +141,6 @@ class ReportRecord(_Model):
     @classmethod
     def read(cls, folder: Path) -> "ReportRecord | None":
         """The record in ``folder``, or None (no report, or a file geodata did not write)."""
-        from ._ownership import MANIFEST_MARKER, REPORT_MARKER
-
         try:
             rec = cls.model_validate(json.loads((Path(folder) / REPORT_MARKER).read_text()))
         except (OSError, ValueError):  # ValidationError is a ValueError
@@ -252,8 +251,6 @@ class Dataset:
     @property
     def card(self) -> "Card":
         """The dataset card, parsed into its header and named sections (see :mod:`geodata.card`)."""
-        from .card import Card
-
         try:
             text = self.card_path.read_text()
         except FileNotFoundError:

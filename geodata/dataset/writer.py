@@ -18,7 +18,7 @@ import polars as pl
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from .images import image_problem, read_ref, ref_name
+from ..images import image_problem, read_ref, ref_name
 
 __all__ = ["embed_images", "ShardFile", "PartitionResult", "write_partition", "normalize_arrow", "features_for"]
 
@@ -181,7 +181,7 @@ def write_partition(
 
     starts = range(0, max(df.height, 1), row_group_rows)
     if any_images:  # the image plane: one embed_images per row group, in order, on the runner
-        from .runners import InProcess
+        from ..runners import InProcess
 
         jobs = ((df.slice(s, row_group_rows)["images"].to_list(), check_images, max_image_pixels) for s in starts)
         embedded = (runner or InProcess()).imap(embed_images, jobs)

@@ -46,10 +46,10 @@ from typing import TYPE_CHECKING, Any
 
 import yaml
 
-from .errors import GeodataError
+from ..errors import GeodataError
 
 if TYPE_CHECKING:
-    from .dataset import Manifest
+    from .folder import Manifest
 
 __all__ = ["Card", "SECTIONS", "markers", "split_card", "build_card", "size_category"]
 
