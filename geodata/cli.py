@@ -129,7 +129,7 @@ def sql(
     """Run SQL over every built dataset (DuckDB), and over published sets with --hub."""
     import duckdb
 
-    from .engine import datasets_dir
+    from .dataset import datasets_dir
     from .sql import connect
 
     con = connect(datasets or datasets_dir())
@@ -282,7 +282,7 @@ def sample_data(
     only: Optional[List[str]] = typer.Option(None, "--only", help="write only these sources"),
 ) -> None:
     """Write the embedded sample of every source in its real on-disk layout."""
-    from .engine import sample_root, write_sample_to
+    from .samples import sample_root, write_sample_to
     from .registry import SOURCES, _load_all
 
     _load_all()
@@ -336,7 +336,7 @@ def demo(
 ) -> None:
     """Write the samples and build every pipeline at sample scale; print a summary."""
     from .engine import build as _build
-    from .engine import datasets_dir
+    from .dataset import datasets_dir
     from .spec import pipeline_dirs
 
     specs = sorted({p.stem: p for d in reversed(pipeline_dirs()) if d.is_dir() for p in d.glob("*.yaml")}.items())

@@ -159,7 +159,7 @@ def open_connection(
     ``only`` (dataset names) keeps the views of those datasets only, so ``make inspect
     DATASET=x`` opens a shell focused on ``x``.
     """
-    from .engine import datasets_dir as default_dir
+    from .dataset import datasets_dir as default_dir
     from .sql import connect, view_name
 
     con = connect(datasets_dir if datasets_dir is not None else default_dir())

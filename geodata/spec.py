@@ -119,6 +119,7 @@ class OutputSpec(_Strict):
     metadata_columns: list[str] | None = Field(
         None, description="columns kept besides the schema columns (default: all)"
     )
+    format: str = Field("parquet", description="output format: the name a module in geodata/formats registers")
 
 
 class CardSpec(_Strict):
@@ -169,6 +170,8 @@ class Spec(_Strict):
         for st in out["steps"]:  # a step without inputs reads as before (same fingerprint)
             if not st.get("inputs"):
                 st.pop("inputs", None)
+        if out["output"].get("format") == "parquet":  # the default format reads as before (same fingerprint)
+            out["output"].pop("format")
         return out
 
     def fingerprint(self) -> str:

@@ -49,7 +49,7 @@ __all__ = [
     "MANIFEST_MARKER", "IMAGES_SIDECAR", "SAMPLE_MARKER", "SAMPLE_TEXT", "PUBLISH_MARKER", "TEMP_MARKER",
     "check_out", "check_out_file", "mark_table", "is_dataset", "is_sample", "is_publish_dir", "dataset_files", "foreign_files",
     "make_temp", "remove_temp", "clean_stale_temps", "swap_in", "remove_owned", "restore_interrupted",
-    "mark_sample", "mark_report", "report_files", "REPORT_MARKER", "link_or_copy",
+    "mark_sample", "mark_report", "report_files", "REPORT_MARKER", "link_or_copy", "carry_report",
 ]
 
 Kind = Literal["dataset", "sample", "publish"]
@@ -422,3 +422,28 @@ def restore_interrupted(out: Path) -> None:
             os.replace(old, out)
         elif is_dataset(out):
             _finish_old(old, out)
+
+
+def carry_report(old: Path, new: Path, content_digest: str) -> str | None:
+    """Keep the report of the dataset at ``old`` in the new build at ``new`` when it is current.
+
+    Current means its record names ``content_digest``: the new shards are the ones the figures
+    were drawn from. Then the recorded files are linked into ``new`` with the record, and the
+    old card's ``report`` section is returned for the new card; otherwise nothing is carried
+    and None is returned (the old files go with the old folder).
+    """
+    rec = ReportRecord.read(old)
+    if rec is None or rec.content_digest != content_digest:
+        return None
+    files = [f for f in rec.files if _inside(f) and f.startswith("report/")]
+    if not all((Path(old) / f).is_file() for f in files):
+        return None
+    for f in [*files, REPORT_MARKER]:
+        link_or_copy(Path(old) / f, Path(new) / f)
+    try:
+        section = Dataset.open(old).card.sections.get("report")
+    except DatasetError:
+        section = None
+    if section is None:  # reported without linking: the files stay, the card says nothing
+        return None
+    return section

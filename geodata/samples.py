@@ -1,0 +1,59 @@
+"""The embedded samples: where they are written and how, atomically and under geodata's marker.
+
+A source may ship a sample writer (``@source(..., sample=fn)``); its sample lives in
+``$GEODATA_DATA/samples/<reader>`` and counts only with geodata's sample marker
+(:func:`geodata.dataset.ownership.is_sample`). Readers (a sample built from another source's
+sample), the engine's roots and ``geodata sample-data`` all use this one module.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+from .dataset import ownership as own
+from .registry import SourceInfo
+
+__all__ = ["data_dir", "sample_root", "write_sample_to"]
+
+
+def data_dir() -> Path:
+    """Where the embedded samples are written: ``$GEODATA_DATA`` or ``./data``."""
+    return Path(os.environ.get("GEODATA_DATA", "data"))
+
+
+def sample_root(reader: str) -> Path:
+    return data_dir() / "samples" / reader
+
+
+def write_sample_to(info: SourceInfo, root: Path) -> None:
+    """Write a source's sample atomically (into a temp folder, then rename).
+
+    ``root`` is replaced only when it is missing, empty or a sample geodata wrote (its
+    ``.complete`` marker); anything else is an :class:`~geodata.errors.OwnershipError`.
+    """
+    assert info.sample is not None
+    root = own.check_out(Path(root), "sample")
+    root.parent.mkdir(parents=True, exist_ok=True)
+    own.clean_stale_temps(root)
+    own.clean_stale_temps(root, "old")
+    tmp = own.make_temp(root)
+    try:
+        info.sample(tmp)
+        own.mark_sample(tmp)
+        (tmp / own.TEMP_MARKER).unlink()
+        if root.exists() and not any(root.iterdir()):
+            root.rmdir()
+        if root.exists():
+            own.check_out(root, "sample")
+            old = own.make_temp(root, "old")
+            os.replace(root, old / "sample")
+            os.replace(tmp, root)
+            shutil.rmtree(old)  # marked: holds only the sample geodata wrote
+        else:
+            os.replace(tmp, root)
+    finally:
+        if tmp.exists():
+            (tmp / own.TEMP_MARKER).write_text("")
+            own.remove_temp(tmp)
