@@ -23,11 +23,11 @@ from typing import Literal
 import numpy as np
 import polars as pl
 
-from ..context import StepContext, StepOutput
-from ..errors import SourceError
-from ..registry import source
-from ._crossview import drop_bad_rows, drop_missing_images, finish, read_fields, tiny_image
-from ._layout import find_root
+from ...context import StepContext, StepOutput
+from ...errors import SourceError
+from ...registry import source
+from .common import drop_bad_rows, drop_missing_images, finish, read_fields, tiny_image
+from .._layout import find_root
 
 __all__ = ["read_cvcities", "write_sample"]
 

@@ -24,11 +24,11 @@ from typing import Literal
 import numpy as np
 import polars as pl
 
-from ..context import StepContext, StepOutput
-from ..errors import SourceError
-from ..registry import source
-from ._crossview import BadLine, drop_bad_rows, drop_missing_images, finish, read_fields, tiny_image
-from ._layout import find_root, official_splits
+from ...context import StepContext, StepOutput
+from ...errors import SourceError
+from ...registry import source
+from .common import BadLine, drop_bad_rows, drop_missing_images, finish, read_fields, tiny_image
+from .._layout import find_root, official_splits
 
 __all__ = ["read_cvusa", "write_sample"]
 

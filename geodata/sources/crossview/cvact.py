@@ -31,11 +31,11 @@ from typing import Any
 import numpy as np
 import polars as pl
 
-from ..context import StepContext, StepOutput
-from ..errors import SourceError
-from ..registry import source
-from ._crossview import drop_missing_images, finish, tiny_image
-from ._layout import find_root, official_splits
+from ...context import StepContext, StepOutput
+from ...errors import SourceError
+from ...registry import source
+from .common import drop_missing_images, finish, tiny_image
+from .._layout import find_root, official_splits
 
 __all__ = ["read_cvact", "write_sample", "utm_to_latlon"]
 

@@ -36,8 +36,8 @@ from typing import Literal
 
 import polars as pl
 
-from ..context import StepContext, StepOutput
-from ..errors import SourceError
+from ...context import StepContext, StepOutput
+from ...errors import SourceError
 
 __all__ = [
     "CROSSVIEW_COLUMNS",
