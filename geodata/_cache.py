@@ -9,12 +9,9 @@ from typing import Callable, Iterable
 
 import polars as pl
 
+from .paths import cache_dir
+
 __all__ = ["cache_dir", "stat_digest", "cached_frame", "stat_files", "files_digest", "ref_file", "walk_dirs"]
-
-
-def cache_dir() -> Path:
-    """``$GEODATA_CACHE`` or ``~/.cache/geodata``."""
-    return Path(os.environ.get("GEODATA_CACHE", Path.home() / ".cache" / "geodata"))
 
 
 def stat_digest(paths: Iterable[Path]) -> str:

@@ -34,7 +34,6 @@ geodata.publish.PublishError: repo id 'my org/x': use letters, digits, '-', '_' 
 from __future__ import annotations
 
 import hashlib
-import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -46,6 +45,7 @@ from .dataset import ownership as own
 from .dataset.ownership import link_or_copy as _link_or_copy
 from .dataset.card import markers, size_category
 from .dataset import Dataset
+from .paths import catalog_dirs, publish_dir
 from .errors import GeodataError
 from .validate import (
     ValidationError,
@@ -172,17 +172,9 @@ def resolve_token(token: str | None = None) -> str:
 # -- the card ---------------------------------------------------------------------------------------
 
 
-def _catalog_dirs() -> list[Path]:
-    dirs = []
-    if os.environ.get("GEODATA_CATALOGS"):
-        dirs.append(Path(os.environ["GEODATA_CATALOGS"]))
-    dirs += [Path.cwd() / "catalogs", Path(__file__).resolve().parent.parent / "catalogs"]
-    return dirs
-
-
 def load_catalog(name: str) -> dict[str, Any] | None:
     """The ``catalogs/<name>.yaml`` entry of a source, or None when there is none."""
-    for d in _catalog_dirs():
+    for d in catalog_dirs():
         f = d / f"{name}.yaml"
         if f.is_file():
             data = yaml.safe_load(f.read_text()) or {}
@@ -328,8 +320,8 @@ def complete_card(ds: Dataset, validation: ValidationReport | None = None, figur
 
 
 def default_publish_dir(name: str) -> Path:
-    """``$GEODATA_PUBLISH_DIR/<name>``, else ``build/hub/<name>``."""
-    return Path(os.environ.get("GEODATA_PUBLISH_DIR") or "build/hub") / name
+    """``$GEODATA_PUBLISH_DIR/<name>``, else ``build/hub/<name>`` (:func:`geodata.paths.publish_dir`)."""
+    return publish_dir(name)
 
 
 def _contents(ds: Dataset) -> tuple[list[str], list[str]]:

@@ -49,7 +49,7 @@ import polars as pl
 from .dataset import ownership as own
 from .dataset.ownership import carry_report  # noqa: F401 - part of this module's API (the build carries a report)
 from .dataset.card import markers
-from .dataset import Dataset, DatasetError, ReportRecord
+from .dataset import Dataset
 from .errors import GeodataError
 from .geo import EARTH_RADIUS_KM, chord_to_km, to_unit
 from .validate import row_configs

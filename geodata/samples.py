@@ -13,14 +13,10 @@ import shutil
 from pathlib import Path
 
 from .dataset import ownership as own
+from .paths import data_dir
 from .registry import SourceInfo
 
 __all__ = ["data_dir", "sample_root", "write_sample_to"]
-
-
-def data_dir() -> Path:
-    """Where the embedded samples are written: ``$GEODATA_DATA`` or ``./data``."""
-    return Path(os.environ.get("GEODATA_DATA", "data"))
 
 
 def sample_root(reader: str) -> Path:

@@ -240,3 +240,19 @@ def test_only_the_cli_reaches_geodata_train_and_only_inside_a_command() -> None:
     users = {_module_name(p) for p in _modules() for m, _ in _imports(p, top_level_only=False)
              if m.split(".")[0] == "geodata_train"}
     assert users and all(u == "geodata.cli" or u.startswith("geodata.cli.") for u in users), users
+
+
+#: modules that read environment variables other than through geodata.paths, and why
+ENV_READERS = {
+    "geodata.paths": "every path default and its variable",
+    "geodata.spec": "a spec's own ${VAR} interpolation",
+    "geodata.inference": "the API key variable a spec names",
+    "geodata.runners.ray": "Ray's RAY_ADDRESS",
+}
+
+
+@pytest.mark.parametrize("module", sorted(MODULES))
+def test_one_module_owns_the_path_variables(module: str) -> None:
+    text = MODULES[module].read_text()
+    reads = any(k in text for k in ("os.environ", "os.getenv", "getenv("))
+    assert not reads or module in ENV_READERS, f"{module} reads the environment: use geodata.paths"

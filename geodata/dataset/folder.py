@@ -28,13 +28,13 @@ geodata.dataset.DatasetError: no built dataset at .../nope (no manifest.json; ru
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from ..errors import GeodataError
+from ..paths import datasets_dir
 from .card import Card
 from .layout import MANIFEST_MARKER, REPORT_MARKER
 
@@ -46,11 +46,6 @@ class DatasetError(GeodataError):
     """A built dataset is missing, or its manifest is unreadable or malformed."""
 
     __module__ = "geodata.dataset"  # its public home
-
-
-def datasets_dir() -> Path:
-    """Where built datasets live: ``$GEODATA_DATASETS`` or ``./datasets``."""
-    return Path(os.environ.get("GEODATA_DATASETS") or "datasets")
 
 
 _default_datasets_dir = datasets_dir  # Dataset.open takes a ``datasets_dir`` argument of this name

@@ -8,12 +8,12 @@ geodata's sample marker (:func:`geodata.dataset.ownership.is_sample`).
 from __future__ import annotations
 
 import logging
-import os
 from pathlib import Path
 
 from ..dataset import ownership as own
 from ..errors import SourceError
 from ..registry import SourceInfo
+from ..paths import source_root
 from ..samples import data_dir, sample_root, write_sample_to
 from ..spec import SourceSpec
 
@@ -30,8 +30,9 @@ def locate_root(info: SourceInfo, root: str | Path | None = None) -> tuple[Path,
     """
     if root:
         return Path(root).expanduser(), "root", True
-    if os.environ.get(info.env):
-        return Path(os.environ[info.env]).expanduser(), f"${info.env}", True
+    env_root = source_root(info.env)
+    if env_root is not None:
+        return env_root, f"${info.env}", True
     sample = sample_root(info.name)
     return sample, "the embedded sample", own.is_sample(sample)
 

@@ -47,7 +47,6 @@ from ...contracts.eo import (  # noqa: F401 - re-exported: the contract is the o
     rotated_iou_matrix,
 )
 from ...context import StepContext, StepOutput
-from ...errors import SourceError
 from ...image_geometry import image_size  # noqa: F401 - re-exported: readers size their images here
 
 __all__ = [
