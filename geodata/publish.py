@@ -46,6 +46,7 @@ from .dataset.ownership import link_or_copy as _link_or_copy
 from .dataset.card import markers, size_category
 from .dataset import Dataset
 from .paths import catalog_dirs, publish_dir
+from ._cache import file_sha256 as _sha256
 from .errors import GeodataError
 from .validate import (
     ValidationError,
@@ -395,14 +396,6 @@ def assemble(
 
 
 # -- uploading ---------------------------------------------------------------------------------------
-
-
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def git_blob_id(path: Path) -> str:

@@ -11,12 +11,14 @@ from __future__ import annotations
 import os
 import shutil
 from pathlib import Path
+from typing import Iterable
 
 from .dataset import ownership as own
+from .errors import GeodataError
 from .paths import data_dir
-from .registry import SourceInfo
+from .registry import SOURCES, SourceInfo, _load_all
 
-__all__ = ["data_dir", "sample_root", "write_sample_to"]
+__all__ = ["data_dir", "sample_root", "write_sample_to", "sample_targets"]
 
 
 def sample_root(reader: str) -> Path:
@@ -53,3 +55,24 @@ def write_sample_to(info: SourceInfo, root: Path) -> None:
         if tmp.exists():
             (tmp / own.TEMP_MARKER).write_text("")
             own.remove_temp(tmp)
+
+
+def sample_targets(only: Iterable[str] = (), out: Path | None = None) -> list[tuple[SourceInfo, Path]]:
+    """Every source with a sample (or those in ``only``) and the folder it goes to, checked.
+
+    MP-16 comes first (the predictions sample is simulated over it); every target is checked
+    by the ownership rule before any is written, so a refused folder writes nothing.
+    """
+    _load_all()
+    names = sorted(n for n, i in SOURCES.items() if i.sample is not None)
+    names.sort(key=lambda n: (n != "mp16", n))
+    only = list(only)
+    unknown = sorted(set(only) - set(names))
+    if unknown:
+        raise GeodataError(f"sample-data: --only {', '.join(unknown)}: no such sample (known: {', '.join(names)})")
+    if out is not None and out.exists() and not out.is_dir():
+        raise GeodataError(f"--out {out}: is a file, not a folder; geodata never replaces it")
+    targets = [(SOURCES[n], (out / n) if out else sample_root(n)) for n in names if not only or n in only]
+    for _, root in targets:
+        own.check_out(root, "sample")
+    return targets

@@ -31,7 +31,7 @@ from geodata.cli import app  # noqa: E402
 from geodata.errors import SourceError, SpecError  # noqa: E402
 from geodata.registry import get_reward, reward_for_task  # noqa: E402
 from geodata_train import grpo, predict, sft  # noqa: E402
-from geodata_train.check import check  # noqa: E402
+from geodata_train.validate import check  # noqa: E402
 from geodata_train.data import task_rewards  # noqa: E402
 from geodata_train.models import device_settings, load_processor  # noqa: E402
 from geodata_train.recipe import ModelSpec, list_recipes, load_recipe  # noqa: E402

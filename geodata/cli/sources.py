@@ -73,26 +73,11 @@ def sample_data(
     only: Optional[List[str]] = typer.Option(None, "--only", help="write only these sources"),
 ) -> None:
     """Write the embedded sample of every source in its real on-disk layout."""
-    from ..samples import sample_root, write_sample_to
-    from ..registry import SOURCES, _load_all
+    from ..samples import sample_targets, write_sample_to
 
-    _load_all()
-    names = sorted(n for n, i in SOURCES.items() if i.sample is not None)
-    # predictions are simulated over the MP-16 sample, so MP-16 goes first
-    names.sort(key=lambda n: (n != "mp16", n))
-    from ..dataset.ownership import check_out
-
-    if only:
-        unknown = sorted(set(only) - set(names))
-        if unknown:
-            raise GeodataError(f"sample-data: --only {', '.join(unknown)}: no such sample (known: {', '.join(names)})")
-    if out is not None and out.exists() and not out.is_dir():
-        raise GeodataError(f"--out {out}: is a file, not a folder; geodata never replaces it")
-    targets = [(n, (out / n) if out else sample_root(n)) for n in names if not only or n in only]
-    for n, root in targets:  # every target is checked before any is written
-        check_out(root, "sample")
-    for n, root in targets:
-        write_sample_to(SOURCES[n], root)
+    for info, root in sample_targets(only or (), out):
+        write_sample_to(info, root)
+        n = info.name
         console.print(f"wrote {n:<12} → {root}")
 
 

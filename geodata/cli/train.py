@@ -86,7 +86,7 @@ def train_validate(
     no_data: bool = typer.Option(False, "--no-data", help="check the recipe only, not its dataset"),
 ) -> None:
     """Check a recipe, its dataset's columns and the rewards of its tasks; loads no model."""
-    from geodata_train.check import check
+    from geodata_train.validate import check
 
     for line in check(recipe, set_ or [], data=not no_data):
         console.print(line, highlight=False)

@@ -8,7 +8,6 @@ Output is deterministic: the same rows give byte-identical files.
 
 from __future__ import annotations
 
-import hashlib
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -18,6 +17,7 @@ import polars as pl
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from .._cache import file_sha256 as _sha256
 from ..images import image_problem, read_ref, ref_name
 
 __all__ = ["embed_images", "ShardFile", "PartitionResult", "write_partition", "normalize_arrow", "features_for"]
@@ -104,14 +104,6 @@ def embed_images(
         out.append(items)
         why.append(reason)
     return out, why
-
-
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def write_partition(
