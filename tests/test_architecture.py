@@ -256,3 +256,15 @@ def test_one_module_owns_the_path_variables(module: str) -> None:
     text = MODULES[module].read_text()
     reads = any(k in text for k in ("os.environ", "os.getenv", "getenv("))
     assert not reads or module in ENV_READERS, f"{module} reads the environment: use geodata.paths"
+
+
+def test_build_fits_a_screen() -> None:
+    """build() reads as plan → read → steps → write → swap in; its stages live in geodata/engine/*.py."""
+    import inspect
+
+    from geodata.engine import build
+
+    src = inspect.getsource(build)
+    assert len(src.splitlines()) < 60
+    order = [src.index(s) for s in ("make_plan(", "read_sources(", "run_steps(", "write_dataset(", "swap_in(")]
+    assert order == sorted(order)

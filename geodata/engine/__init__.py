@@ -62,27 +62,16 @@ def build(
     runner: str | Any = "local",
     workers: int | str | None = 1,
 ) -> BuildResult:
-    """Build one dataset from its spec.
+    """Build one dataset from its spec: plan → read → steps → write → swap in.
 
-    Parameters
-    ----------
-    name_or_path
-        A pipeline name (``mp16-rand-500k`` → ``pipelines/mp16-rand-500k.yaml``), a YAML
-        path, or a loaded :class:`~geodata.spec.Spec`.
-    sets
-        ``key.path=value`` overrides (``sample.n=1000``).
-    out
-        The dataset folder (default ``datasets/<name>``). It must be missing, empty or a
-        dataset geodata built (see :mod:`geodata.dataset.ownership`); files in it that geodata did not
-        write are kept.
-    force
-        Rebuild even when the fingerprint says the folder is up to date.
-    progress
-        Show a live progress display on stderr.
-    runner, workers
-        Where the map steps and the image plane run (:mod:`geodata.runners`): ``local`` (``workers=1``: this
-        process; ``0``/``"auto"``: all cores) or ``ray``. The output is byte-identical whatever
-        the runner and worker count, and neither is recorded in the fingerprint or the card.
+    ``name_or_path`` is a pipeline name (``mp16-rand-500k`` → ``pipelines/mp16-rand-500k.yaml``),
+    a YAML path or a :class:`~geodata.spec.Spec`; ``sets`` are ``key.path=value`` overrides.
+    ``out`` (default ``datasets/<name>``) must be missing, empty or a dataset geodata built
+    (:mod:`geodata.dataset.ownership`); files in it that geodata did not write are kept.
+    ``force`` rebuilds an up-to-date folder; ``progress`` shows a live display on stderr.
+    ``runner``/``workers`` say where map steps and the image plane run (:mod:`geodata.runners`:
+    ``local`` with ``workers=1`` this process, ``0``/``"auto"`` all cores, or ``ray``): the
+    bytes are the same whatever they are, and neither is recorded in the fingerprint or card.
     """
     from .._progress import BuildProgress
 
