@@ -70,7 +70,7 @@ def series_rows(d: Path, **params) -> pl.DataFrame:
 
 def series_dataset(d: Path) -> Path:
     """The rows written as a dataset folder (``data/train-00000-of-00001.parquet``, images embedded)."""
-    from geodata.writer import write_partition
+    from geodata.dataset.writer import write_partition
 
     rows = series_rows(d / "src").drop("split", "category", "qtype")
     out = d / "series-ds"

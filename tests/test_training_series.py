@@ -16,9 +16,9 @@ import datasets  # noqa: E402
 from transformers import TrainerCallback  # noqa: E402
 
 from eo_series_fixtures import series_dataset  # noqa: E402
-from training import predict, sft  # noqa: E402
-from training.models import load_processor  # noqa: E402
-from training.recipe import ModelSpec  # noqa: E402
+from geodata_train import predict, sft  # noqa: E402
+from geodata_train.models import load_processor  # noqa: E402
+from geodata_train.recipe import ModelSpec  # noqa: E402
 
 from training_fixtures import FAST, tiny_model  # noqa: E402,F401
 
@@ -87,8 +87,8 @@ def test_tiny_sft_trains_on_a_time_series_row(series: Path, tiny_model: Path, tm
 
 
 def test_predict_sends_every_frame_in_order(series: Path, tiny_model: Path) -> None:
-    from training.models import load_model
-    from training.models import device_settings
+    from geodata_train.models import load_model
+    from geodata_train.models import device_settings
 
     ds = datasets.load_dataset(str(series), split="train")
     row = next(r for r in ds if r["task"] == "temporal_cls" and len(r["images"]) == 4)
@@ -105,7 +105,7 @@ def test_predict_sends_every_frame_in_order(series: Path, tiny_model: Path) -> N
 
 
 def test_grpo_step_on_time_series_rows(series: Path, tiny_model: Path, tmp_path: Path) -> None:
-    from training import grpo
+    from geodata_train import grpo
 
     out = grpo.run("geo-r-grpo", [f"model.name_or_path={tiny_model}", f"data.dataset={series}",
                                   "data.tasks=[temporal_cls]", f"train.output_dir={tmp_path / 'grpo'}",

@@ -53,7 +53,7 @@ from ..contracts.eo import (
     parse_boxes,
 )
 from ..contracts.eo_series import DAMAGE_NAMES, FAMILY_TASKS as SERIES_FAMILY_TASKS, SERIES_TASKS, THINK as SERIES_THINK
-from ..sources.eo.common import image_size
+from ..image_geometry import image_size
 from .eo_rows import BOX_HINT, Boxes as _Boxes, row as _row
 from .eo_series import SERIES_BUILDERS
 
