@@ -132,7 +132,6 @@ def _name(key: str) -> str:
 FULL_DECODE_PIXELS = 4096 * 4096
 
 _PNG_SIG = b"\x89PNG\r\n\x1a\n"
-_IEND = b"\x00\x00\x00\x00IEND\xaeB`\x82"
 _PNG_CHANNELS = {0: 1, 2: 3, 3: 1, 4: 2, 6: 4}
 _ADAM7 = ((0, 0, 8, 8), (4, 0, 8, 8), (0, 4, 4, 8), (2, 0, 4, 4), (0, 2, 2, 4), (1, 0, 2, 2), (0, 1, 1, 2))
 
@@ -178,12 +177,17 @@ def _png_raw_size(w: int, h: int, depth: int, color: int, interlace: int) -> int
     return sum(lines((w - x0 + dx - 1) // dx, (h - y0 + dy - 1) // dy) for x0, y0, dx, dy in _ADAM7)
 
 
-def png_stream_problem(data: bytes, slice_bytes: int = 1 << 20) -> str | None:
+def png_stream_problem(src: "bytes | memoryview | str | os.PathLike[str] | io.BufferedIOBase",
+                       slice_bytes: int = 1 << 20) -> str | None:
     """None when a PNG's chunks and whole pixel stream are intact, else what is wrong.
 
-    Every chunk's CRC is checked, the IDAT chunks are inflated in slices of at most
-    ``slice_bytes`` (so a 20000² image is checked in bounded memory) and the stream must end
-    (zlib end mark and Adler-32) exactly at the size the header implies, followed by IEND.
+    ``src`` is the PNG's bytes, its path or an open binary file. Every chunk's CRC is checked,
+    the IDAT chunks are read and inflated in slices of at most ``slice_bytes`` (so a 20000² image
+    is checked in bounded memory, without unfiltering it; each scanline's filter type must be
+    0..4 when not interlaced), and the stream must end (zlib end mark and Adler-32) exactly at
+    the size the header implies, followed by IEND. This is what
+    Pillow's ``load`` does not check: a zlib stream that ends cleanly but early leaves the rest
+    of the image zero, without an error.
 
     Examples
     --------
@@ -197,44 +201,71 @@ def png_stream_problem(data: bytes, slice_bytes: int = 1 << 20) -> str | None:
     >>> png_stream_problem(png[:33] + idat + png[-12:])
     'pixel data ends early: 2080 of 4160 bytes'
     """
+    if isinstance(src, (bytes, bytearray, memoryview)):
+        return _png_stream(io.BytesIO(src), slice_bytes)
+    if isinstance(src, (str, os.PathLike)):
+        with open(src, "rb") as fh:
+            return _png_stream(fh, slice_bytes)
+    return _png_stream(src, slice_bytes)
+
+
+def _png_stream(fh: "io.BufferedIOBase | io.BytesIO", slice_bytes: int) -> str | None:
     import struct
     import zlib
 
-    if not data.startswith(_PNG_SIG):
+    if fh.read(8) != _PNG_SIG:
         return "not a PNG"
-    mv = memoryview(data)
-    pos, need, got = 8, None, 0
+    need, got, row = None, 0, 0
     inflate = zlib.decompressobj()
     while True:
-        if pos + 12 > len(data):
+        head = fh.read(8)
+        if len(head) < 8:
             return "file ends before IEND"
-        length, ctype = struct.unpack(">I4s", mv[pos:pos + 8])
-        end = pos + 12 + length
-        if end > len(data):
-            return f"chunk {ctype!r} cut short"
-        body = mv[pos + 8:end - 4]
-        if zlib.crc32(body, zlib.crc32(ctype)) != struct.unpack(">I", mv[end - 4:end])[0]:
-            return f"bad CRC in chunk {ctype!r}"
+        length, ctype = struct.unpack(">I4s", head)
+        crc = zlib.crc32(ctype)
         if ctype == b"IHDR":
+            body = fh.read(length)
+            if len(body) < max(length, 13):
+                return "IHDR cut short"
+            crc = zlib.crc32(body, crc)
             w, h, depth, color, _, _, interlace = struct.unpack(">IIBBBBB", body[:13])
             if color not in _PNG_CHANNELS:
                 return f"bad colour type {color}"
             need = _png_raw_size(w, h, depth, color, interlace)
-        elif ctype == b"IDAT":
-            if need is None:
+            row = 0 if interlace else 1 + (w * _PNG_CHANNELS[color] * depth + 7) // 8
+        else:
+            if ctype == b"IDAT" and need is None:
                 return "IDAT before IHDR"
-            chunk: bytes | memoryview = body
-            while chunk and not inflate.eof:
-                try:
-                    got += len(inflate.decompress(chunk, slice_bytes))
-                except zlib.error as exc:
-                    return f"broken pixel stream ({exc})"
-                chunk = inflate.unconsumed_tail
-                if got > need:
-                    return f"pixel data too long: more than {need} bytes"
-        elif ctype == b"IEND":
+            left = length
+            while left:
+                piece = fh.read(min(left, slice_bytes))
+                if not piece:
+                    return f"chunk {ctype!r} cut short"
+                left -= len(piece)
+                crc = zlib.crc32(piece, crc)
+                if ctype != b"IDAT":
+                    continue
+                chunk: bytes = piece
+                while chunk and not inflate.eof:
+                    try:
+                        out = inflate.decompress(chunk, slice_bytes)
+                    except zlib.error as exc:
+                        return f"broken pixel stream ({exc})"
+                    if row and out:  # each scanline starts with its filter type, 0..4
+                        bad = out[(-got) % row::row].translate(None, b"\x00\x01\x02\x03\x04")
+                        if bad:
+                            return f"bad filter type {bad[0]}"
+                    got += len(out)
+                    chunk = inflate.unconsumed_tail
+                    if got > need:  # type: ignore[operator]
+                        return f"pixel data too long: more than {need} bytes"
+        tail = fh.read(4)
+        if len(tail) < 4:
+            return f"chunk {ctype!r} cut short"
+        if crc != struct.unpack(">I", tail)[0]:
+            return f"bad CRC in chunk {ctype!r}"
+        if ctype == b"IEND":
             break
-        pos = end
     if need is None:
         return "no IHDR"
     if not inflate.eof or got != need:
@@ -243,17 +274,20 @@ def png_stream_problem(data: bytes, slice_bytes: int = 1 << 20) -> str | None:
 
 
 def _decode_fully(im: "object", data: bytes) -> None:
-    """Decode ``im`` (opened on ``data``) completely, or raise; see :data:`FULL_DECODE_PIXELS`."""
+    """Decode ``im`` (opened on ``data``) completely, or raise; see :data:`FULL_DECODE_PIXELS`.
+
+    A PNG's pixel stream is always checked to its end (:func:`png_stream_problem`: Pillow pads
+    an early-ending stream with zeros); up to :data:`FULL_DECODE_PIXELS` it is also decoded by
+    Pillow (bad filter bytes and the like).
+    """
     w, h = im.size  # type: ignore[attr-defined]
     fmt = im.format  # type: ignore[attr-defined]
     if fmt == "PNG":
+        why = png_stream_problem(data)
+        if why:
+            raise ValueError(why)
         if w * h > FULL_DECODE_PIXELS:
-            why = png_stream_problem(data)
-            if why:
-                raise ValueError(why)
             return
-        if data.rfind(_IEND) < 0:  # Pillow's load stops after the pixels; a cut file lacks IEND
-            raise ValueError("PNG ends before IEND")
     elif fmt == "JPEG" and w * h > FULL_DECODE_PIXELS:
         im.draft(im.mode, (max(1, w // 8), max(1, h // 8)))  # type: ignore[attr-defined]
     im.load()  # type: ignore[attr-defined]
@@ -265,9 +299,10 @@ def image_problem(data: bytes, max_pixels: int | None = None) -> str | None:
     ``image_too_large`` when the header says more than ``max_pixels`` pixels (read from the
     header alone, nothing decoded); ``undecodable_image`` when it does not open or does not
     decode **fully**: every pixel is decoded (Pillow ``load`` with truncated images refused,
-    see :class:`strict_pil`); a PNG must also end with IEND, and one over
-    :data:`FULL_DECODE_PIXELS` is checked by inflating its whole pixel stream
-    (:func:`png_stream_problem`) instead of holding the full-size pixels.
+    see :class:`strict_pil`), and a PNG's pixel stream must run to the size its header implies,
+    CRCs intact, then IEND (:func:`png_stream_problem`; over :data:`FULL_DECODE_PIXELS` pixels
+    that is the whole check, so the full-size pixels are never held; a JPEG that large is
+    decoded at 1/8 scale, which still reads every entropy-coded byte).
 
     Examples
     --------

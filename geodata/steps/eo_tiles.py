@@ -73,24 +73,37 @@ def _save_windows(image: str, windows: list[tuple[int, int, int, int]], names: l
     """Crop each window once from the decoded image; None, or the drop reason when it cannot be read.
 
     The image is decoded once, in full and strictly (:class:`geodata.images.strict_pil`: a file
-    whose pixel data is cut short raises instead of padding grey; the bomb guard is lifted, since
-    DOTA-v2 is ~20000² px), so a window is never cut from a broken image. Each window file is
-    written all or nothing (:func:`geodata._cache.write_atomic`).
+    cut short raises instead of padding grey; the bomb guard is lifted, since DOTA-v2 is ~20000²
+    px), and a PNG's pixel stream is checked to its end alongside
+    (:func:`geodata.images.png_stream_problem`), so a window is never cut from a broken image.
+    Each window file is written all or nothing (:func:`geodata._cache.write_atomic`).
     """
     todo = [(w, n) for w, n in zip(windows, names) if not (folder / n).exists()]
     if not todo:
         return None
     import io
+    from concurrent.futures import ThreadPoolExecutor
 
     from PIL import Image
 
-    from ..images import strict_pil
+    from ..images import png_stream_problem, strict_pil
 
     im = None
     try:
-        with strict_pil():
-            im = Image.open(image)
-            im.load()
+        with open(image, "rb") as fh:
+            is_png = fh.read(8) == b"\x89PNG\r\n\x1a\n"
+        with ThreadPoolExecutor(1) as pool:
+            # Pillow pads a PNG whose pixel stream ends early with zeros: check the stream to its end
+            # (inflate only, bounded memory) in a thread while Pillow decodes the image
+            stream = pool.submit(png_stream_problem, image) if is_png else None
+            try:
+                with strict_pil():
+                    im = Image.open(image)
+                    im.load()
+            finally:
+                why = stream.result() if stream is not None else None
+        if why is not None:
+            raise ValueError(why)
     except (FileNotFoundError, PermissionError, IsADirectoryError):
         return "missing image"
     except Exception:  # noqa: BLE001 - whatever the decoder raises, the image is unreadable
