@@ -59,6 +59,15 @@ def fault_kill(df, ctx, *, part: int = 1, times: int = -1, marker: str = "", sle
             fh.write("k")
         os.kill(os.getpid(), signal.SIGKILL)
     return df
+
+
+def boom(x):
+    """A chunk whose step raises a geodata error (not a worker death: never retried)."""
+    from geodata.errors import SourceError
+
+    with open(x, "a") as fh:
+        fh.write("r")
+    raise SourceError(f"{x}: a bad row")
 '''
 
 SPEC = """name: faults-{name}
@@ -299,3 +308,10 @@ def test_ray_transient_death_retried_and_endless_death_bounded(env, ray_session)
     assert "--runner ray" in msg and "died 3 times" in msg
     assert deaths(s) == 3 and time.time() - t < 120  # bounded, not until an outside timeout
     assert files(env / "ray-clean") == ref
+    # an error raised by the step is the build's error, as itself (one line), and is not retried
+    from geodata.errors import SourceError
+    from geodata_faultplug import boom
+
+    with get_runner("ray", 2) as run, pytest.raises(SourceError, match=r"^\S+runs: a bad row$"):
+        list(run.imap(boom, [(str(env / "runs"),)]))
+    assert (env / "runs").read_text() == "r"
