@@ -119,8 +119,8 @@ class Runner:
         return WorkerLost(
             f"{what}: its worker process died {deaths} time{'s' if deaths != 1 else ''} "
             f"(--runner {self.name} --workers {self.workers}, max_retries={self.max_retries}); a native crash "
-            f"or the out-of-memory killer on these rows: check their inputs (e.g. `geodata validate`, the "
-            f"images), give the workers more memory, or use fewer --workers"
+            f"or the out-of-memory killer on these rows: look at their inputs (their images first), or give "
+            f"each worker more memory (fewer --workers)"
         )
 
     def start(self) -> None:
