@@ -319,3 +319,26 @@ def test_cache_on_a_real_full_tmpfs(tmp_path):
     assert out.returncode == 0, out.stderr
     assert f"ERROR no space left on {mnt}: " in out.stdout and "bytes needed" in out.stdout, out.stdout
     assert "FILES []" in out.stdout  # the half-written temp file is gone
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="mounts a tmpfs in a user namespace")
+def test_dataset_on_a_real_full_tmpfs_leaves_nothing(tmp_path):
+    from geodata.sources.mp16 import write_sample
+
+    mnt = tmp_path / "small"
+    mnt.mkdir()
+    probe = subprocess.run(["unshare", "--user", "--map-root-user", "--mount", "sh", "-c",
+                            f"mount -t tmpfs -o size=48k tmpfs {mnt}"], capture_output=True)
+    if probe.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here: {probe.stderr.decode().strip()[:100]}")
+    write_sample(tmp_path / "mp16", n=60, layouts=("folder",), bad_rows=False)  # ~0.6 MB of images
+    geodata = f"{sys.executable} -c 'from geodata.cli import app; app()'"
+    out = subprocess.run(
+        ["unshare", "--user", "--map-root-user", "--mount", "sh", "-c",
+         f"mount -t tmpfs -o size=48k tmpfs {mnt} && MP16_ROOT={tmp_path / 'mp16'} GEODATA_CACHE={tmp_path / 'cache'} "
+         f"{geodata} build mp16-rand-500k --out {mnt / 'ds'}; echo rc=$?; find {mnt}"],
+        capture_output=True, text=True, timeout=300)
+    assert "rc=2" in out.stdout, (out.stdout, out.stderr)
+    errors = [ln for ln in out.stderr.splitlines() if ln.strip()]
+    assert len(errors) == 1 and "No space left on device" in errors[0] and "Traceback" not in out.stderr
+    assert out.stdout.split("rc=2")[1].split() == [str(mnt)]  # the mount is empty again: no partial shard

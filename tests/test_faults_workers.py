@@ -261,8 +261,7 @@ def _alive(pid: int) -> bool:
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
 def test_killed_driver_leaves_no_worker_behind(env):
     s = spec(env, "driver", times=0, sleep=60)  # chunk 2 sleeps in a worker: the build is mid-way
-    geodata = Path(sys.executable).with_name("geodata")
-    cmd = [str(geodata)] if geodata.exists() else [sys.executable, "-m", "geodata.cli"]
+    cmd = [sys.executable, "-c", "from geodata.cli import app; app()"]
     proc = subprocess.Popen([*cmd, "build", str(s), "--out", str(env / "driver"), "--workers", "2"],
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
