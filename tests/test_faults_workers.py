@@ -205,6 +205,32 @@ def test_transient_worker_death_is_retried_to_the_same_bytes(env, mp16_root):
     assert files(env / "img-once") == ref
 
 
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
+def test_worker_killed_from_outside_mid_build_is_retried_to_the_same_bytes(env):
+    import threading
+
+    s = spec(env, "outside", times=0, sleep=2)  # chunk 2 sleeps in a worker; nothing kills itself
+    ref = clean(env, s)
+    killed: list[int] = []
+
+    def kill_a_worker() -> None:
+        started = s.with_suffix(".marker.started")
+        deadline = time.time() + 60
+        while not started.exists() and time.time() < deadline:
+            time.sleep(0.05)
+        pool = [p for p in _children(os.getpid()) if b"spawn_main" in Path(f"/proc/{p}/cmdline").read_bytes()]
+        if pool:
+            os.kill(pool[0], signal.SIGKILL)  # as the OOM killer would
+            killed.append(pool[0])
+
+    t = threading.Thread(target=kill_a_worker)
+    t.start()
+    res = build(s, out=env / "outside", force=True, workers=2)
+    t.join()
+    assert killed and res.status == "built"
+    assert files(env / "outside") == ref
+
+
 def test_chunk_that_always_kills_its_worker_is_one_line_and_keeps_the_dataset(env):
     from geodata.cli import app
 
