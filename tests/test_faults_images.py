@@ -30,7 +30,7 @@ from geodata._cache import DiskFullError, cached_frame
 from geodata.context import StepContext
 from geodata.engine import build
 from geodata.images import FULL_DECODE_PIXELS, image_problem, png_stream_problem, strict_pil
-from geodata.writer import write_partition
+from geodata.dataset.writer import write_partition
 
 
 # -- planted bad images ------------------------------------------------------------------------------

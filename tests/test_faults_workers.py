@@ -30,7 +30,7 @@ from geodata.engine import build
 from geodata.errors import SpecError
 from geodata.runners import WorkerLost, get_runner
 from geodata.runners.local import LocalRunner
-from geodata.writer import embed_images
+from geodata.dataset.writer import embed_images
 
 PLUGIN = '''
 """Test-only geodata plugin: a map step that kills its own worker process on one chunk."""
