@@ -6,7 +6,8 @@ What geodata wrote is recognised by its own marker, never by a folder's name:
   older geodata versions, which carry ``geodata_version`` and ``fingerprint``, count too); the
   files geodata wrote there are the ones the manifest lists plus ``manifest.json``,
   ``README.md``, ``build_stats.json`` and :data:`IMAGES_SIDECAR`;
-* a **sample** folder holds ``.complete`` with the text :data:`SAMPLE_TEXT`;
+* a **sample** folder holds ``.complete`` starting with :data:`SAMPLE_TEXT` and listing the files
+  geodata wrote there (:func:`replace_sample` updates such a folder and keeps every other file);
 * a **publish** folder (``geodata publish --out``) holds a geodata ``manifest.json`` and a
   ``README.md`` carrying :data:`PUBLISH_MARKER` (the section ``geodata publish`` adds to the card);
   the files geodata put there are the ones that manifest lists, plus the card and the figures;
@@ -46,7 +47,7 @@ __all__ = [
     "MANIFEST_MARKER", "IMAGES_SIDECAR", "SAMPLE_MARKER", "SAMPLE_TEXT", "PUBLISH_MARKER", "TEMP_MARKER",
     "check_out", "check_out_file", "mark_table", "is_dataset", "is_sample", "is_publish_dir", "dataset_files", "foreign_files",
     "make_temp", "remove_temp", "clean_stale_temps", "swap_in", "remove_owned", "restore_interrupted",
-    "mark_sample", "mark_report", "report_files", "REPORT_MARKER", "link_or_copy",
+    "mark_sample", "refuse_clashes", "is_sample_folder", "sample_files", "replace_sample", "mark_report", "report_files", "REPORT_MARKER", "link_or_copy",
 ]
 
 Kind = Literal["dataset", "sample", "publish"]
@@ -55,6 +56,8 @@ Kind = Literal["dataset", "sample", "publish"]
 MANIFEST_MARKER = ("written_by", "geodata")
 SAMPLE_MARKER = ".complete"
 SAMPLE_TEXT = "sample written by geodata\n"
+#: the marker's first line while a sample is replaced file by file (see :func:`replace_sample`)
+SAMPLE_PARTIAL = "sample being replaced by geodata\n"
 PUBLISH_MARKER = "<!-- geodata-publish:start -->"
 TEMP_MARKER = ".geodata-tmp"
 #: the list of files ``geodata report`` wrote into a dataset folder
@@ -84,17 +87,50 @@ def is_dataset(folder: Path) -> bool:
     return m.get(key) == val or ("geodata_version" in m and "fingerprint" in m and "configs" in m)
 
 
-def is_sample(folder: Path) -> bool:
-    """True when ``folder`` holds geodata's sample marker (``.complete`` with its text)."""
+def _sample_marker(folder: Path) -> tuple[str, set[str] | None] | None:
+    """``(state, files)`` of a sample marker: state ``complete`` or ``partial``; files None for a
+    marker of an older geodata (the text alone), else the relative paths geodata wrote."""
     try:
-        return (Path(folder) / SAMPLE_MARKER).read_text() == SAMPLE_TEXT
-    except OSError:
-        return False
+        text = (Path(folder) / SAMPLE_MARKER).read_text()
+    except (OSError, UnicodeDecodeError):
+        return None
+    for state, head in (("complete", SAMPLE_TEXT), ("partial", SAMPLE_PARTIAL)):
+        if text == head:
+            return state, None
+        if text.startswith(head):
+            try:
+                files = json.loads(text[len(head):])["files"]
+            except (ValueError, KeyError, TypeError):
+                return None
+            return state, {f for f in files if isinstance(f, str) and _inside(f)}
+    return None
 
 
-def mark_sample(folder: Path) -> None:
-    """Write the sample marker into ``folder``."""
-    (Path(folder) / SAMPLE_MARKER).write_text(SAMPLE_TEXT)
+def is_sample(folder: Path) -> bool:
+    """True when ``folder`` holds a complete sample geodata wrote (its ``.complete`` marker)."""
+    m = _sample_marker(folder)
+    return m is not None and m[0] == "complete"
+
+
+def is_sample_folder(folder: Path) -> bool:
+    """True when ``folder`` is geodata's sample folder, complete or interrupted while replaced."""
+    return _sample_marker(folder) is not None
+
+
+def sample_files(folder: Path) -> set[str] | None:
+    """The files geodata wrote in a sample folder (None for an older marker without the list)."""
+    m = _sample_marker(folder)
+    return None if m is None else m[1]
+
+
+def mark_sample(folder: Path, files: Iterable[str] | None = None, partial: bool = False) -> None:
+    """Write the sample marker into ``folder``, listing ``files`` (default: every file there)."""
+    folder = Path(folder)
+    listed = sorted(set(_all_files(folder) if files is None else files) - {SAMPLE_MARKER, TEMP_MARKER})
+    text = (SAMPLE_PARTIAL if partial else SAMPLE_TEXT) + json.dumps({"files": listed}) + "\n"
+    tmp = folder / f"{SAMPLE_MARKER}.tmp-{os.getpid()}"
+    tmp.write_text(text)
+    os.replace(tmp, folder / SAMPLE_MARKER)
 
 
 def is_publish_dir(folder: Path) -> bool:
@@ -243,7 +279,7 @@ def check_out(path: Path | str, kind: Kind, flag: str = "--out", expect: Mapping
         raise OwnershipError(f"{flag} {path}: is a file, not a folder; geodata never replaces it")
     if not any(path.iterdir()):
         return path
-    owned = {"dataset": is_dataset, "sample": is_sample, "publish": is_publish_dir}[kind](path)
+    owned = {"dataset": is_dataset, "sample": is_sample_folder, "publish": is_publish_dir}[kind](path)
     if not owned:
         raise OwnershipError(
             f"{flag} {path}: a non-empty folder that geodata did not write ({_WHAT[kind]}); "
@@ -323,14 +359,29 @@ def _alive(pid: int) -> bool:
     return True
 
 
+def _wholly_ours(folder: Path) -> bool:
+    """True for a folder geodata finished but never moved into place (its temp marker gone):
+    a geodata dataset or sample holding nothing geodata did not write."""
+    folder = Path(folder)
+    if not folder.is_dir() or folder.is_symlink():
+        return False
+    if is_dataset(folder):
+        return not foreign_files(folder)
+    listed = sample_files(folder)
+    return listed is not None and set(_all_files(folder)) - {SAMPLE_MARKER} <= listed
+
+
 def clean_stale_temps(target: Path, tag: str = "tmp") -> None:
-    """Remove marked temp siblings of ``target`` left by processes that are gone."""
+    """Remove marked temp siblings of ``target`` left by processes that are gone (and finished
+    ones whose marker was already removed, when they hold only geodata's files)."""
     target = Path(target)
     for p in target.parent.glob(f".{target.name}.{tag}-*"):
         pid = p.name.rsplit("-", 1)[-1]
         if pid.isdigit() and int(pid) != os.getpid() and _alive(int(pid)):
             continue
-        remove_temp(p)
+        if (p / TEMP_MARKER).is_file() or _wholly_ours(p):
+            (p / TEMP_MARKER).touch()
+            remove_temp(p)
 
 
 def _our_dirs(files: Iterable[str]) -> set[str]:
@@ -344,10 +395,11 @@ def remove_owned(folder: Path) -> list[str]:
     """
     folder = Path(folder)
     ours = dataset_files(folder)
-    for rel in sorted(ours):
-        f = folder / rel
+    for rel in sorted(ours, key=lambda r: (r == "manifest.json", r)):  # the manifest last: until then
+        f = folder / rel  # the folder stays recognisably geodata's, so a killed clean-up is finished later
         if f.is_file() and not f.is_symlink():
             f.unlink()
+            _step(f"unlinked {rel}")
     (folder / TEMP_MARKER).unlink(missing_ok=True)
     for rel in sorted(_our_dirs(ours), key=lambda r: -len(Path(r).parts)):
         try:
@@ -375,6 +427,7 @@ def _carry_over(old: Path, new: Path) -> list[str]:
             continue
         dst.parent.mkdir(parents=True, exist_ok=True)
         os.replace(src, dst)
+        _step(f"moved {rel}")
         moved.update(_our_dirs([rel]))
     for rel in sorted(moved, key=lambda r: -len(Path(r).parts)):  # folders emptied by the move
         try:
@@ -384,28 +437,80 @@ def _carry_over(old: Path, new: Path) -> list[str]:
     return left
 
 
-def swap_in(tmp: Path, out: Path) -> None:
-    """Atomically replace the dataset folder ``out`` by ``tmp``; keep the user's files in ``out``.
+def _step(what: str) -> None:
+    """A point between two file operations of a swap (tests inject a crash or a kill here)."""
 
-    ``out`` must be missing, empty or a geodata dataset (see :func:`check_out`). The old folder
-    is renamed aside, the new one renamed in, the files geodata did not write are moved from
-    the old folder into the new one, and only then are the old geodata files deleted.
+
+def _exchange(a: Path, b: Path) -> bool:
+    """Swap the paths ``a`` and ``b`` in one atomic step (``renameat2(RENAME_EXCHANGE)`` on Linux,
+    ``renamex_np(RENAME_SWAP)`` on macOS); False where the OS or the filesystem cannot."""
+    import ctypes
+    import errno
+    import sys
+
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+    except OSError:
+        return False
+    fa, fb = os.fsencode(a), os.fsencode(b)
+    if sys.platform.startswith("linux"):
+        fn = getattr(libc, "renameat2", None)
+        if fn is not None:
+            r = fn(-100, fa, -100, fb, 2)  # AT_FDCWD, RENAME_EXCHANGE
+        else:  # glibc < 2.28: the raw system call
+            import platform
+
+            nr = {"x86_64": 316, "aarch64": 276}.get(platform.machine())
+            if nr is None:
+                return False
+            r = libc.syscall(nr, -100, fa, -100, fb, 2)
+    elif sys.platform == "darwin" and hasattr(libc, "renamex_np"):
+        r = libc.renamex_np(fa, fb, 2)  # RENAME_SWAP
+    else:
+        return False
+    if r == 0:
+        return True
+    err = ctypes.get_errno()
+    if err in (errno.EINVAL, errno.ENOSYS, errno.EOPNOTSUPP, errno.ENOTSUP, errno.EPERM):
+        return False
+    raise OSError(err, os.strerror(err), str(a))
+
+
+def swap_in(tmp: Path, out: Path) -> None:
+    """Replace the dataset folder ``out`` by the finished dataset in ``tmp``; keep the user's files.
+
+    ``out`` must be missing, empty or a geodata dataset (see :func:`check_out`). The temp marker
+    leaves ``tmp`` first, then the two folders are exchanged in one atomic step
+    (:func:`_exchange`), so ``out`` always holds the old or the new dataset; the files geodata
+    did not write are then moved from the old folder (now at ``tmp``'s name) into the new one and
+    only then are the old geodata files deleted. Where the OS cannot exchange, the old folder is
+    renamed aside (``.NAME.old-PID``) and the new one renamed in: ``out`` is missing between
+    those two renames only. A kill at any point is finished by :func:`restore_interrupted`.
     """
     tmp, out = Path(tmp), Path(out)
-    if out.exists() and not any(out.iterdir()):
+    if out.is_dir() and not out.is_symlink() and not any(out.iterdir()):
         out.rmdir()
+        _step("empty out removed")
     if out.exists():
         check_out(out, "dataset")
-        old = out.with_name(f".{out.name}.old-{os.getpid()}")
-        if old.exists():
-            raise OwnershipError(f"{old}: exists from an earlier build; geodata did not expect it there")
-        os.replace(out, old)
-        os.replace(tmp, out)
-        (out / TEMP_MARKER).unlink(missing_ok=True)
+        (out / TEMP_MARKER).unlink(missing_ok=True)  # a stray marker of an older geodata
+        (tmp / TEMP_MARKER).unlink(missing_ok=True)
+        _step("marker removed")
+        if _exchange(tmp, out):
+            old = tmp
+        else:
+            old = out.with_name(f".{out.name}.old-{os.getpid()}")
+            if old.exists():
+                raise OwnershipError(f"{old}: exists from an earlier build; geodata did not expect it there")
+            os.replace(out, old)
+            _step("old renamed aside")
+            os.replace(tmp, out)
+        _step("new in place")
         _finish_old(old, out)
     else:
+        (tmp / TEMP_MARKER).unlink(missing_ok=True)
+        _step("marker removed")
         os.replace(tmp, out)
-        (out / TEMP_MARKER).unlink(missing_ok=True)
 
 
 def _finish_old(old: Path, out: Path) -> None:
@@ -419,17 +524,98 @@ def _finish_old(old: Path, out: Path) -> None:
         )
 
 
+def refuse_clashes(folder: Path, writes: Iterable[str], ours: Iterable[str], what: str, fix: str = "") -> None:
+    """Raise OwnershipError when a path of ``writes`` (relative to ``folder``) holds something
+    geodata did not write: a file or link not in ``ours``, a folder, or a parent that is a file or
+    a link. Checked before anything is written, so a refusal changes nothing.
+    """
+    folder = Path(folder)
+    writes, ours = sorted(set(writes)), set(ours)
+    clash = [f for f in writes if (folder / f).is_symlink() or (folder / f).is_dir()
+             or (f not in ours and (folder / f).exists())]
+    clash += [d for d in sorted(_our_dirs(writes))
+              if (folder / d).is_symlink() or ((folder / d).exists() and not (folder / d).is_dir())]
+    if folder.is_symlink() or (folder.exists() and not folder.is_dir()):
+        clash.insert(0, ".")
+    if clash:
+        shown = ", ".join(clash[:3]) + (f" and {len(clash) - 3} more" if len(clash) > 3 else "")
+        raise OwnershipError(
+            f"{folder}: {what} would replace files geodata did not write ({shown}); "
+            f"move them away{' or ' + fix if fix else ''}"
+        )
+
+
+def replace_sample(tmp: Path, root: Path) -> None:
+    """Put the sample written in the marked temp folder ``tmp`` at ``root``.
+
+    A missing or empty ``root`` becomes ``tmp`` in one rename. A sample folder of geodata's is
+    updated in place: each new file replaces geodata's file of the same path (one rename each),
+    geodata's files the new sample lacks are deleted, and every other file and folder (the
+    user's: notes, a dataset built inside) stays where it is, untouched. A file of the user's at
+    a path the sample writes is an :class:`OwnershipError` before anything changes. Meanwhile the
+    marker says ``partial`` and lists the old and new files, so the next run finishes the job.
+    An older marker without the list counts as geodata's only the files that hold exactly the
+    new sample's bytes.
+    """
+    tmp, root = Path(tmp), Path(root)
+    new = sorted(set(_all_files(tmp)) - {SAMPLE_MARKER, TEMP_MARKER})
+    if root.is_dir() and not root.is_symlink() and not any(root.iterdir()):
+        root.rmdir()
+    if not root.exists() and not root.is_symlink():
+        mark_sample(tmp, new)
+        (tmp / TEMP_MARKER).unlink(missing_ok=True)
+        os.replace(tmp, root)
+        return
+    check_out(root, "sample")
+    for stray in root.glob(f"{SAMPLE_MARKER}.tmp-*"):  # a marker write cut short: ours by its text
+        if _sample_marker_text(stray):
+            stray.unlink()
+    listed = sample_files(root)
+    old = listed if listed is not None else {f for f in new if _same_bytes(root / f, tmp / f)}
+    refuse_clashes(root, new, old, "the sample", "choose another --out")
+    mark_sample(root, old | set(new), partial=True)
+    for f in new:
+        (root / f).parent.mkdir(parents=True, exist_ok=True)
+        os.replace(tmp / f, root / f)
+    gone = old - set(new)
+    for f in sorted(gone):
+        if (root / f).is_file() and not (root / f).is_symlink():
+            (root / f).unlink()
+    for d in sorted(_our_dirs(gone) - _our_dirs(new), key=lambda r: -len(Path(r).parts)):
+        try:
+            (root / d).rmdir()
+        except OSError:
+            pass  # holds the user's files: stays
+    mark_sample(root, new)
+    remove_temp(tmp)
+
+
+def _sample_marker_text(path: Path) -> bool:
+    try:
+        text = path.read_text()
+    except (OSError, UnicodeDecodeError):
+        return False
+    return text.startswith(SAMPLE_TEXT) or text.startswith(SAMPLE_PARTIAL)
+
+
 def restore_interrupted(out: Path) -> None:
-    """After a killed build: drop marked temp folders of dead processes, finish a half-done swap."""
+    """After a killed build or swap: put a finished dataset back at ``out`` when it is missing,
+    finish a half-done swap (the user's files move into ``out``, the old geodata files go),
+    drop marked temp folders of dead processes and a stray temp marker inside ``out``."""
     out = Path(out)
-    clean_stale_temps(out)
-    for old in sorted(out.parent.glob(f".{out.name}.old-*")):
-        pid = old.name.rsplit("-", 1)[-1]
-        if pid.isdigit() and int(pid) != os.getpid() and _alive(int(pid)):
-            continue
-        if not is_dataset(old):
-            continue  # not ours: never touched
-        if not out.exists():
-            os.replace(old, out)
+    beside = []
+    for tag in ("tmp", "old"):  # a finished new folder first, then an old one
+        for p in sorted(out.parent.glob(f".{out.name}.{tag}-*")):
+            pid = p.name.rsplit("-", 1)[-1]
+            if pid.isdigit() and int(pid) != os.getpid() and _alive(int(pid)):
+                continue
+            if p.is_dir() and not p.is_symlink() and not (p / TEMP_MARKER).exists() and is_dataset(p):
+                beside.append(p)
+    for p in beside:
+        if not out.exists() and not out.is_symlink():
+            os.replace(p, out)
         elif is_dataset(out):
-            _finish_old(old, out)
+            _finish_old(p, out)
+    clean_stale_temps(out)
+    if is_dataset(out) and not out.is_symlink():
+        (out / TEMP_MARKER).unlink(missing_ok=True)

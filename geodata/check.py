@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 import polars as pl
 
+from . import _ownership as own
 from .context import StepContext, StepOutput
 from .errors import SourceError
 from .geo import valid_coords
@@ -46,7 +47,7 @@ def _root(info: Any, root: Path | None) -> tuple[Path, str]:
     from .engine import sample_root
 
     sample = sample_root(info.name)
-    if (sample / ".complete").exists():
+    if own.is_sample(sample):
         return sample, "the embedded sample"
     raise SourceError(f"check: source '{info.name}': pass --root DIR or set {info.env} (or run `geodata sample-data`)")
 
