@@ -146,7 +146,13 @@ def sql(
             return
         df = rel.pl()
     except duckdb.Error as exc:  # parse, bind and runtime errors alike: one line
-        raise GeodataError(f"sql: {str(exc).splitlines()[0]}") from None
+        first = str(exc).splitlines()[0]
+        if isinstance(exc, duckdb.CatalogException) and "does not exist" in first:
+            views = sorted(r[0] for r in con.execute("SELECT view_name FROM duckdb_views() WHERE NOT internal").fetchall())
+            where = datasets or datasets_dir()
+            first += (f" (views: {', '.join(views)})" if views else
+                      f" (no views: no built dataset under {where}; run `geodata build NAME`, or pass --datasets DIR or --hub)")
+        raise GeodataError(f"sql: {first}") from None
     if fmt == "csv":
         _json_nested(df).write_csv(sys.stdout)
     elif fmt == "json":
@@ -638,6 +644,9 @@ def eval_cmd(
 
     if unknown_ids not in ("drop", "error"):
         raise GeodataError(f"eval: --unknown-ids must be drop or error, got '{unknown_ids}'")
+    if not predictions.exists():
+        raise GeodataError(f"eval: {predictions}: the predictions file does not exist; pass the .parquet or .csv "
+                           "that `geodata predict` (or your model) wrote")
     from ._ownership import MANIFEST_MARKER, check_out_file
 
     target = out if out is not None else predictions.with_name(predictions.name + ".eval.json")

@@ -69,17 +69,31 @@ def sample_root(reader: str) -> Path:
 def resolve_root(src: SourceSpec, info: SourceInfo, write_sample: bool = True) -> Path:
     """The root of a source: the spec's ``root``, else ``$<ENV>``, else the embedded sample."""
     if src.root:
-        return Path(src.root).expanduser()
+        return checked_root(info, Path(src.root).expanduser(), f"the spec's root: {src.root}")
     if os.environ.get(info.env):
-        return Path(os.environ[info.env]).expanduser()
+        return checked_root(info, Path(os.environ[info.env]).expanduser(), f"{info.env}={os.environ[info.env]}")
     root = sample_root(info.name)
     if not own.is_sample(root):
         if info.sample is None or not write_sample:
-            raise SourceError(f"source '{info.name}': set {info.env} to its root folder")
+            raise SourceError(f"source '{info.name}': {info.env} is not set and it has no embedded sample; "
+                              f"set {info.env} to its root folder")
         own.check_out(root, "sample", flag=f"{info.env} is not set and the sample folder")
         log.warning("%s is not set: writing the embedded %s sample to %s", info.env, info.name, root)
         write_sample_to(info, root)
     return root
+
+
+def checked_root(info: SourceInfo, root: Path, how: str) -> Path:
+    """``root`` when it exists, else a one-line SourceError naming the source, where the path
+    came from (``how``: ``MP16_ROOT=/data/mp61``, ``--root ...``) and the fix."""
+    if root.exists():  # a folder, or a file where a reader takes one (predictions): the reader checks it
+        return root
+    what = "does not exist"
+    fix = f"point it at the {info.name} release folder"
+    env = how.startswith(f"{info.env}=")
+    if env and info.sample is not None:
+        fix += f" (or unset {info.env} to use the embedded sample)"
+    raise SourceError(f"source '{info.name}': {how}: {'is set but ' if env else ''}the path {what}; {fix}")
 
 
 def write_sample_to(info: SourceInfo, root: Path) -> None:
