@@ -45,9 +45,9 @@ from .errors import OwnershipError
 
 __all__ = [
     "MANIFEST_MARKER", "IMAGES_SIDECAR", "SAMPLE_MARKER", "SAMPLE_TEXT", "PUBLISH_MARKER", "TEMP_MARKER",
-    "check_out", "check_out_file", "mark_table", "is_dataset", "is_sample", "is_publish_dir", "dataset_files", "foreign_files",
+    "check_out", "check_out_file", "is_marked_file", "mark_table", "is_dataset", "is_sample", "is_publish_dir", "dataset_files", "foreign_files",
     "make_temp", "remove_temp", "clean_stale_temps", "swap_in", "remove_owned", "restore_interrupted",
-    "mark_sample", "refuse_clashes", "is_sample_folder", "sample_files", "replace_sample", "mark_report", "report_files", "REPORT_MARKER", "link_or_copy",
+    "mark_sample", "refuse_clashes", "install_files", "read_listing", "write_listing", "is_sample_folder", "sample_files", "replace_sample", "mark_report", "report_files", "REPORT_MARKER", "link_or_copy",
 ]
 
 Kind = Literal["dataset", "sample", "publish"]
@@ -145,7 +145,7 @@ def is_publish_dir(folder: Path) -> bool:
 def link_or_copy(src: Path, dst: Path) -> None:
     """Put ``src`` at ``dst`` (a hard link, else a copy); ``dst`` must be a file geodata wrote."""
     dst.parent.mkdir(parents=True, exist_ok=True)
-    if dst.exists():
+    if dst.exists() or dst.is_symlink():  # the link itself, never what it points to
         dst.unlink()
     try:
         os.link(src, dst)
@@ -307,19 +307,27 @@ def check_out_file(path: Path | str, flag: str = "--out") -> Path:
         raise OwnershipError(f"{flag} {path}: is a folder, not a file")
     if not path.exists() and not path.is_symlink():
         return path
+    if not is_marked_file(path):
+        raise OwnershipError(f"{flag} {path}: exists and geodata did not write it; choose another file")
+    return path
+
+
+def is_marked_file(path: Path | str) -> bool:
+    """True for a file geodata wrote: JSON with ``"written_by": "geodata"``, or Parquet whose
+    schema metadata carries that marker (:func:`mark_table`). Never a link."""
+    path = Path(path)
+    if path.is_symlink() or not path.is_file():
+        return False
     try:
         if path.suffix == ".parquet":
             import pyarrow.parquet as pq
 
             meta = pq.read_schema(path).metadata or {}
-            ours = meta.get(MANIFEST_MARKER[0].encode()) == MANIFEST_MARKER[1].encode()
-        else:
-            ours = json.loads(path.read_text()).get(MANIFEST_MARKER[0]) == MANIFEST_MARKER[1]
+            return meta.get(MANIFEST_MARKER[0].encode()) == MANIFEST_MARKER[1].encode()
+        body = json.loads(path.read_text())
+        return isinstance(body, dict) and body.get(MANIFEST_MARKER[0]) == MANIFEST_MARKER[1]
     except Exception:  # noqa: BLE001 - unreadable or not ours: either way, not ours to overwrite
-        ours = False
-    if not ours or path.is_symlink():
-        raise OwnershipError(f"{flag} {path}: exists and geodata did not write it; choose another file")
-    return path
+        return False
 
 
 def mark_table(table: "pa.Table") -> "pa.Table":  # noqa: F821
@@ -379,6 +387,10 @@ def clean_stale_temps(target: Path, tag: str = "tmp") -> None:
         pid = p.name.rsplit("-", 1)[-1]
         if pid.isdigit() and int(pid) != os.getpid() and _alive(int(pid)):
             continue
+        if p.is_dir() and not p.is_symlink() and not _all_files(p):
+            for d, _, _ in os.walk(p, topdown=False):  # a swap's old folder emptied before a kill
+                os.rmdir(d)  # removed it: empty folders only, nothing to lose
+            continue
         if (p / TEMP_MARKER).is_file() or _wholly_ours(p):
             (p / TEMP_MARKER).touch()
             remove_temp(p)
@@ -422,6 +434,9 @@ def _carry_over(old: Path, new: Path) -> list[str]:
     empty = [Path(d).relative_to(old).as_posix() for d, sub, names in os.walk(old) if not sub and not names]
     for rel in foreign_files(old) + [e for e in empty if e not in dirs and e != "."]:
         src, dst = old / rel, new / rel
+        if src.is_dir() and not src.is_symlink() and dst.is_dir() and not dst.is_symlink():
+            src.rmdir()  # an empty folder already there (its files moved before a kill): nothing to move
+            continue
         if dst.exists() or dst.is_symlink():
             left.append(rel)
             continue
@@ -434,6 +449,13 @@ def _carry_over(old: Path, new: Path) -> list[str]:
             (old / rel).rmdir()
         except OSError:
             pass
+    for d, sub, names in os.walk(old, topdown=False):  # emptied before a kill: their twins are in new
+        rel = Path(d).relative_to(old)
+        if rel != Path(".") and (new / rel).is_dir() and not (new / rel).is_symlink():
+            try:
+                Path(d).rmdir()
+            except OSError:
+                pass
     return left
 
 
@@ -527,12 +549,13 @@ def _finish_old(old: Path, out: Path) -> None:
 def refuse_clashes(folder: Path, writes: Iterable[str], ours: Iterable[str], what: str, fix: str = "") -> None:
     """Raise OwnershipError when a path of ``writes`` (relative to ``folder``) holds something
     geodata did not write: a file or link not in ``ours``, a folder, or a parent that is a file or
-    a link. Checked before anything is written, so a refusal changes nothing.
+    a link (a listed link is replaced itself, never written through). Checked before anything
+    is written, so a refusal changes nothing.
     """
     folder = Path(folder)
     writes, ours = sorted(set(writes)), set(ours)
-    clash = [f for f in writes if (folder / f).is_symlink() or (folder / f).is_dir()
-             or (f not in ours and (folder / f).exists())]
+    clash = [f for f in writes if ((folder / f).is_dir() and not (folder / f).is_symlink())
+             or (f not in ours and ((folder / f).exists() or (folder / f).is_symlink()))]
     clash += [d for d in sorted(_our_dirs(writes))
               if (folder / d).is_symlink() or ((folder / d).exists() and not (folder / d).is_dir())]
     if folder.is_symlink() or (folder.exists() and not folder.is_dir()):
@@ -572,11 +595,29 @@ def replace_sample(tmp: Path, root: Path) -> None:
             stray.unlink()
     listed = sample_files(root)
     old = listed if listed is not None else {f for f in new if _same_bytes(root / f, tmp / f)}
-    refuse_clashes(root, new, old, "the sample", "choose another --out")
-    mark_sample(root, old | set(new), partial=True)
+    install_files(tmp, root, old, lambda files, partial: mark_sample(root, files, partial), "the sample",
+                  "choose another --out")
+
+
+def install_files(tmp: Path, root: Path, old: Iterable[str], mark, what: str, fix: str = "") -> list[str]:
+    """Move every file of the marked temp folder ``tmp`` to the same path in ``root``.
+
+    ``old`` are the files geodata wrote in ``root`` before (its marker's list); ``mark(files,
+    partial)`` writes the marker listing ``files``. A path holding something else (see
+    :func:`refuse_clashes`) is an OwnershipError before anything changes; then the marker
+    lists old and new files (``partial``), the files move (one rename each), the old files the
+    new set lacks go, and the marker lists the new files. Everything else in ``root`` stays.
+    Returns the new files.
+    """
+    tmp, root, old = Path(tmp), Path(root), set(old)
+    new = sorted(set(_all_files(tmp)) - {TEMP_MARKER})
+    refuse_clashes(root, new, old, what, fix)
+    root.mkdir(parents=True, exist_ok=True)
+    mark(old | set(new), True)
     for f in new:
         (root / f).parent.mkdir(parents=True, exist_ok=True)
         os.replace(tmp / f, root / f)
+        _step(f"installed {f}")
     gone = old - set(new)
     for f in sorted(gone):
         if (root / f).is_file() and not (root / f).is_symlink():
@@ -586,8 +627,34 @@ def replace_sample(tmp: Path, root: Path) -> None:
             (root / d).rmdir()
         except OSError:
             pass  # holds the user's files: stays
-    mark_sample(root, new)
+    mark(set(new), False)
     remove_temp(tmp)
+    return new
+
+
+def read_listing(folder: Path, marker: str) -> tuple[bool, set[str] | None]:
+    """``(marked, files)`` of a folder geodata marks with the JSON file ``marker``: ``marked`` when
+    the marker is there, ``files`` the paths it lists (None for an older marker without a list)."""
+    path = Path(folder) / marker
+    if not path.is_file() or path.is_symlink():
+        return False, None
+    try:
+        body = json.loads(path.read_text())
+        files = body["files"] if isinstance(body, dict) else None
+    except (OSError, ValueError, KeyError, UnicodeDecodeError):
+        return True, None
+    if not isinstance(files, list):
+        return True, None
+    return True, {f for f in files if isinstance(f, str) and _inside(f)} - {marker}
+
+
+def write_listing(folder: Path, marker: str, files: Iterable[str], partial: bool = False, **info: object) -> None:
+    """Write ``marker`` (JSON) into ``folder``: geodata's mark, ``info`` and the files it wrote there."""
+    body = {MANIFEST_MARKER[0]: MANIFEST_MARKER[1], **info, "state": "partial" if partial else "complete",
+            "files": sorted(set(files) - {marker})}
+    tmp = Path(folder) / f"{marker}.tmp-{os.getpid()}"
+    tmp.write_text(json.dumps(body, indent=1) + "\n")
+    os.replace(tmp, Path(folder) / marker)
 
 
 def _sample_marker_text(path: Path) -> bool:
@@ -617,5 +684,6 @@ def restore_interrupted(out: Path) -> None:
         elif is_dataset(out):
             _finish_old(p, out)
     clean_stale_temps(out)
+    clean_stale_temps(out, "old")
     if is_dataset(out) and not out.is_symlink():
         (out / TEMP_MARKER).unlink(missing_ok=True)

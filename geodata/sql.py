@@ -96,7 +96,7 @@ def create_view(con: duckdb.DuckDBPyConnection, view: str, query: str, source: s
     """Create ``view`` over ``query`` (rows of ``source``, a dataset folder or published set).
 
     A view name that another source already gave is never silently replaced: the view then
-    answers every query with a one-line error naming both sources, and a warning says so.
+    answers every query with a one-line error naming both sources.
     """
     seen = _SOURCES.setdefault(con, {})
     sources = seen.setdefault(view, [])
@@ -108,7 +108,6 @@ def create_view(con: duckdb.DuckDBPyConnection, view: str, query: str, source: s
         return
     msg = (f"view {view}: {len(sources)} datasets of that name ({' and '.join(sources)}); "
            "query one at a time (--datasets DIR, or --hub FOLDER alone) or rebuild one under another name")
-    log.warning("%s", msg)
     con.execute(f"CREATE OR REPLACE VIEW {view} AS SELECT * FROM range(1) WHERE error({_quote(msg)}) IS NULL")
 
 
