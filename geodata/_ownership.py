@@ -355,8 +355,19 @@ def make_temp(target: Path, tag: str = "tmp") -> Path:
 def remove_temp(tmp: Path) -> None:
     """Delete a temporary folder, but only when it carries geodata's temp marker."""
     tmp = Path(tmp)
-    if tmp.is_dir() and not tmp.is_symlink() and (tmp / TEMP_MARKER).is_file():
-        shutil.rmtree(tmp, ignore_errors=True)
+    if not (tmp.is_dir() and not tmp.is_symlink() and (tmp / TEMP_MARKER).is_file()):
+        return
+    for d, dirs, names in os.walk(tmp, topdown=False):  # the marker goes last: a kill midway leaves
+        for n in names:  # a folder still marked, which the next clean-up removes
+            if not (d == str(tmp) and n == TEMP_MARKER):
+                os.unlink(os.path.join(d, n))
+        for n in dirs:
+            p = os.path.join(d, n)
+            os.unlink(p) if os.path.islink(p) else os.rmdir(p)
+        if d == str(tmp):
+            _step("temp emptied")
+    os.unlink(tmp / TEMP_MARKER)
+    os.rmdir(tmp)
 
 
 def _alive(pid: int) -> bool:
@@ -386,10 +397,6 @@ def clean_stale_temps(target: Path, tag: str = "tmp") -> None:
     for p in target.parent.glob(f".{target.name}.{tag}-*"):
         pid = p.name.rsplit("-", 1)[-1]
         if pid.isdigit() and int(pid) != os.getpid() and _alive(int(pid)):
-            continue
-        if p.is_dir() and not p.is_symlink() and not _all_files(p):
-            for d, _, _ in os.walk(p, topdown=False):  # a swap's old folder emptied before a kill
-                os.rmdir(d)  # removed it: empty folders only, nothing to lose
             continue
         if (p / TEMP_MARKER).is_file() or _wholly_ours(p):
             (p / TEMP_MARKER).touch()
@@ -536,7 +543,13 @@ def swap_in(tmp: Path, out: Path) -> None:
 
 
 def _finish_old(old: Path, out: Path) -> None:
+    """Move the user's files from the swapped-out ``old`` into ``out``, then delete ``old``'s own."""
     left = _carry_over(old, out)
+    if not left and not foreign_files(old):  # geodata's files only: marked, so a kill midway is
+        (old / TEMP_MARKER).write_text("")  # finished by clean_stale_temps, never left half-deleted
+        _step("old marked")
+        remove_temp(old)
+        return
     rest = remove_owned(old)
     if rest:
         import logging
