@@ -200,6 +200,10 @@ class Dataset:
         message lists the datasets that are.
         """
         folder = cls.resolve(name_or_path, datasets_dir)
+        if not folder.exists() and any(folder.parent.glob(f".{folder.name}.*-*")):
+            from . import _ownership as own
+
+            own.restore_interrupted(folder)  # a swap killed where the OS cannot exchange folders
         mpath = folder / "manifest.json"
         try:
             text = mpath.read_text()

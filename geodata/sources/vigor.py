@@ -202,9 +202,10 @@ def read_vigor(
     if label_dir == "auto":
         found = [n for n in ("splits", "splits__corrected") if (root / n).is_dir()]
         if len(found) > 1:
+            sid = ctx.name.split(":", 1)[1] if ctx.name.startswith("read:") else "vigor"
             raise ChoiceError(
                 f"{root}: both splits/ and splits__corrected/ found; set the source's label_dir to one of them "
-                "(label_dir: splits or label_dir: splits__corrected; `geodata check vigor` counts both)",
+                f"(--set sources.{sid}.label_dir=splits or =splits__corrected; `geodata check vigor` counts both)",
                 "label_dir", found,
             )
         label_dir = found[0]
