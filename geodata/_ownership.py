@@ -357,17 +357,20 @@ def remove_temp(tmp: Path) -> None:
     tmp = Path(tmp)
     if not (tmp.is_dir() and not tmp.is_symlink() and (tmp / TEMP_MARKER).is_file()):
         return
-    for d, dirs, names in os.walk(tmp, topdown=False):  # the marker goes last: a kill midway leaves
-        for n in names:  # a folder still marked, which the next clean-up removes
-            if not (d == str(tmp) and n == TEMP_MARKER):
-                os.unlink(os.path.join(d, n))
-        for n in dirs:
-            p = os.path.join(d, n)
-            os.unlink(p) if os.path.islink(p) else os.rmdir(p)
-        if d == str(tmp):
-            _step("temp emptied")
-    os.unlink(tmp / TEMP_MARKER)
-    os.rmdir(tmp)
+    try:
+        for d, dirs, names in os.walk(tmp, topdown=False):  # the marker goes last: a kill midway
+            for n in names:  # leaves a folder still marked, which the next clean-up removes
+                if not (d == str(tmp) and n == TEMP_MARKER):
+                    os.unlink(os.path.join(d, n))
+            for n in dirs:
+                p = os.path.join(d, n)
+                os.unlink(p) if os.path.islink(p) else os.rmdir(p)
+            if d == str(tmp):
+                _step("temp emptied")
+        os.unlink(tmp / TEMP_MARKER)
+        os.rmdir(tmp)
+    except OSError:  # still marked: the next command's clean-up tries again
+        pass
 
 
 def _alive(pid: int) -> bool:
