@@ -45,7 +45,7 @@ from .errors import OwnershipError
 
 __all__ = [
     "MANIFEST_MARKER", "IMAGES_SIDECAR", "SAMPLE_MARKER", "SAMPLE_TEXT", "PUBLISH_MARKER", "TEMP_MARKER",
-    "check_out", "check_out_file", "is_marked_file", "mark_table", "is_dataset", "is_sample", "is_publish_dir", "dataset_files", "foreign_files",
+    "check_out", "check_out_file", "claim_folder", "is_marked_file", "mark_table", "is_dataset", "is_sample", "is_publish_dir", "dataset_files", "foreign_files",
     "make_temp", "remove_temp", "clean_stale_temps", "swap_in", "remove_owned", "restore_interrupted",
     "mark_sample", "refuse_clashes", "install_files", "read_listing", "write_listing", "is_sample_folder", "sample_files", "replace_sample", "mark_report", "report_files", "REPORT_MARKER", "link_or_copy",
 ]
@@ -293,6 +293,33 @@ def check_out(path: Path | str, kind: Kind, flag: str = "--out", expect: Mapping
                 f"{flag} {path}: holds files geodata did not put there ({shown}); they would be "
                 "uploaded: move them away or choose another folder"
             )
+    return path
+
+
+def claim_folder(path: Path | str, marker: str, flag: str) -> Path:
+    """Make ``path`` a folder geodata writes into over time (a training run), marked by ``marker``.
+
+    Allowed: a missing or empty folder (created, and ``marker`` written first of all, so every
+    rank of a distributed run agrees) or one that already holds ``marker``. Anything else is a
+    one-line OwnershipError naming ``flag`` and the path, before any work.
+    """
+    path = Path(path)
+    why = _protected(path)
+    if why is not None:
+        raise OwnershipError(f"{flag} {path}: is {why}; choose a new folder")
+    if path.exists() and not path.is_dir():
+        raise OwnershipError(f"{flag} {path}: is a file, not a folder; geodata never replaces it")
+    if path.is_dir() and not (path / marker).is_file() and any(path.iterdir()):
+        raise OwnershipError(
+            f"{flag} {path}: a non-empty folder that geodata did not write (no {marker}); choose a new or empty folder"
+        )
+    path.mkdir(parents=True, exist_ok=True)
+    try:
+        fd = os.open(path / marker, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+    except FileExistsError:
+        return path
+    with os.fdopen(fd, "w") as fh:
+        fh.write(json.dumps({MANIFEST_MARKER[0]: MANIFEST_MARKER[1]}) + "\n")
     return path
 
 

@@ -249,6 +249,26 @@ def test_grpo_linked_folders_keep_user_files(tmp_path, monkeypatch):
     assert (out / "model.safetensors").read_text() == "b"
 
 
+@pytest.mark.parametrize("kind", ["sft", "grpo"])
+def test_training_never_writes_into_a_users_folder(tmp_path, kind):
+    from training import grpo, sft
+
+    user = tmp_path / "work"
+    mine = plant(user, {"thesis.tex": "months of work", "config.json": "mine"})
+    run, recipe = (sft.run, "geo-r-sft") if kind == "sft" else (grpo.run, "geo-r-grpo")
+    with pytest.raises(OwnershipError, match=f"train.output_dir {re.escape(str(user))}: a non-empty folder that "
+                                             f"geodata did not write \\(no {re.escape(sft.RUN_MARKER)}\\)"):
+        run(recipe, [f"train.output_dir={user}"])
+    assert snapshot(user) == mine
+    # a new folder is claimed first of all (every rank agrees), and claimed again on a resume
+    from training.recipe import load_recipe
+
+    r = load_recipe(recipe, [f"train.output_dir={tmp_path / 'run'}"])
+    assert sft.claim_output_dir(r) == tmp_path / "run" and (tmp_path / "run" / sft.RUN_MARKER).is_file()
+    (tmp_path / "run" / "checkpoint-2").mkdir()
+    assert sft.claim_output_dir(r) == tmp_path / "run"
+
+
 # -- item 5: the swap -------------------------------------------------------------------------------
 
 USER = {"notes.txt": "mine", "data/mine.csv": "in a folder geodata writes", "sub/deep/x.txt": "deep", ".hidden": "h"}

@@ -163,6 +163,9 @@ def run(
     sets = list(sets)
     if not isinstance(recipe, Recipe):
         recipe = load_recipe(recipe, sets)
+    from .sft import claim_output_dir
+
+    claim_output_dir(recipe)
     if len(recipe.data.configs) > 1 and recipe.grpo is not None and recipe.grpo.stages:
         return run_stages(recipe, sets)
     [(config, rows, funcs)] = prepare(recipe)
