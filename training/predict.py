@@ -198,8 +198,24 @@ def _done_ids(parts: Path) -> set[str]:
 
 
 def _part_files(parts: Path) -> list[Path]:
-    """The part files geodata wrote in ``parts`` (known by the marker in their schema)."""
-    return [f for f in sorted(parts.glob("*.parquet")) if is_marked_file(f)] if parts.is_dir() else []
+    """The part files geodata wrote in ``parts``: known by the marker in their schema, or (parts of
+    a run before the marker) by holding exactly the columns of a part. Other files are the user's."""
+    if not parts.is_dir():
+        return []
+    cols = _frame([], [], []).columns
+    out = []
+    for f in sorted(parts.glob("*.parquet")):
+        if f.is_symlink() or not f.is_file():
+            continue
+        if is_marked_file(f):
+            out.append(f)
+            continue
+        try:
+            if pq.read_schema(f).names == cols:
+                out.append(f)
+        except Exception:  # noqa: BLE001 - unreadable: not a part of geodata's
+            pass
+    return out
 
 
 def _remove_parts(parts: Path) -> None:
