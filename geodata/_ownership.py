@@ -47,7 +47,7 @@ __all__ = [
     "MANIFEST_MARKER", "IMAGES_SIDECAR", "SAMPLE_MARKER", "SAMPLE_TEXT", "PUBLISH_MARKER", "TEMP_MARKER",
     "check_out", "check_out_file", "claim_folder", "is_marked_file", "mark_table", "is_dataset", "is_sample", "is_publish_dir", "dataset_files", "foreign_files",
     "make_temp", "remove_temp", "clean_stale_temps", "swap_in", "remove_owned", "restore_interrupted",
-    "mark_sample", "refuse_clashes", "install_files", "read_listing", "write_listing", "is_sample_folder", "sample_files", "replace_sample", "mark_report", "report_files", "REPORT_MARKER", "link_or_copy",
+    "mark_sample", "remove_sample", "clean_built", "refuse_clashes", "install_files", "read_listing", "write_listing", "is_sample_folder", "sample_files", "replace_sample", "mark_report", "report_files", "REPORT_MARKER", "link_or_copy",
 ]
 
 Kind = Literal["dataset", "sample", "publish"]
@@ -706,6 +706,55 @@ def _sample_marker_text(path: Path) -> bool:
     except (OSError, UnicodeDecodeError):
         return False
     return text.startswith(SAMPLE_TEXT) or text.startswith(SAMPLE_PARTIAL)
+
+
+def remove_sample(folder: Path) -> list[str]:
+    """Delete the files a sample marker lists, the marker, and the folders left empty; return
+    what stays (the user's files; everything under an older marker that lists nothing)."""
+    folder = Path(folder)
+    listed = sample_files(folder)
+    if listed is None or folder.is_symlink():
+        return _all_files(folder)
+    for rel in sorted(listed):
+        if (folder / rel).is_file() and not (folder / rel).is_symlink():
+            (folder / rel).unlink()
+    (folder / SAMPLE_MARKER).unlink(missing_ok=True)
+    for rel in sorted(_our_dirs(listed), key=lambda r: -len(Path(r).parts)):
+        try:
+            (folder / rel).rmdir()
+        except OSError:
+            pass
+    try:
+        folder.rmdir()
+    except OSError:
+        pass
+    return _all_files(folder) if folder.exists() else []
+
+
+def clean_built(*parents: Path | str) -> list[str]:
+    """``make clean``: in each of ``parents`` (``datasets``, ``data/samples``) delete what geodata
+    wrote (datasets, samples, its marked temp folders) and keep everything else; return the paths
+    kept, and remove a parent left empty."""
+    kept: list[str] = []
+    for parent in map(Path, parents):
+        if not parent.is_dir() or parent.is_symlink():
+            continue
+        for d in sorted(parent.iterdir()):
+            if d.is_symlink() or not d.is_dir():
+                kept.append(str(d))
+            elif (d / TEMP_MARKER).is_file():
+                remove_temp(d)
+            elif is_dataset(d):
+                kept += [str(d / r) for r in remove_owned(d)]
+            elif is_sample_folder(d):
+                kept += [str(d / r) for r in remove_sample(d)]
+            else:
+                kept.append(str(d))
+        try:
+            parent.rmdir()
+        except OSError:
+            pass
+    return kept
 
 
 def restore_interrupted(out: Path) -> None:

@@ -269,6 +269,25 @@ def test_training_never_writes_into_a_users_folder(tmp_path, kind):
     assert sft.claim_output_dir(r) == tmp_path / "run"
 
 
+def test_make_clean_removes_only_what_geodata_wrote(tmp_path):
+    datasets, samples = tmp_path / "datasets", tmp_path / "data" / "samples"
+    ds = make_dataset(datasets, name="fixture-set", n=4, shards=1)
+    (datasets / ".fixture-set.tmp-999999999").mkdir()
+    (datasets / ".fixture-set.tmp-999999999" / own.TEMP_MARKER).write_text("")
+    assert cli("sample-data", "--out", str(samples), "--only", "cvusa").exit_code == 0
+    mine = plant(tmp_path, {"datasets/notes.txt": "beside", "datasets/mine/a.csv": "a folder of mine",
+                            "datasets/fixture-set/my.md": "inside a dataset", "datasets/fixture-set/data/x.txt": "in its data/",
+                            "data/samples/cvusa/my_labels.csv": "inside a sample"})
+    kept_paths = own.clean_built(datasets, samples)
+    kept(tmp_path, mine)
+    assert sorted(Path(p).relative_to(tmp_path).as_posix() for p in kept_paths) == [
+        "data/samples/cvusa/my_labels.csv", "datasets/fixture-set/data/x.txt", "datasets/fixture-set/my.md",
+        "datasets/mine", "datasets/notes.txt"]
+    assert sorted(own._all_files(tmp_path)) == sorted(mine)  # every file geodata wrote is gone
+    assert not ds.joinpath("manifest.json").exists()
+    assert "clean_built" in (REPO / "Makefile").read_text()
+
+
 # -- item 5: the swap -------------------------------------------------------------------------------
 
 USER = {"notes.txt": "mine", "data/mine.csv": "in a folder geodata writes", "sub/deep/x.txt": "deep", ".hidden": "h"}
