@@ -156,9 +156,33 @@ def link_or_copy(src: Path, dst: Path) -> None:
 def mark_report(folder: Path, files: Iterable[str], content_digest: str | None = None) -> None:
     """Record the files ``geodata report`` wrote in a dataset folder (relative paths, in order)
     and the content digest of the shards they show (see :class:`geodata.dataset.ReportRecord`)."""
-    body = {MANIFEST_MARKER[0]: MANIFEST_MARKER[1], "files": list(dict.fromkeys(files)),
-            "content_digest": content_digest}
+    files = list(dict.fromkeys(files))
+    body = {MANIFEST_MARKER[0]: MANIFEST_MARKER[1], "files": files, "content_digest": content_digest,
+            "sha256": {f: _sha256(Path(folder) / f) for f in files if (Path(folder) / f).is_file()}}
     (Path(folder) / REPORT_MARKER).write_text(json.dumps(body, indent=1) + "\n")
+
+
+def _sha256(path: Path) -> str:
+    import hashlib
+
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def report_files_unchanged(folder: Path) -> set[str]:
+    """The files ``geodata report`` recorded that still hold the bytes it wrote (a recorded file
+    you edited since is yours: a new report does not replace it)."""
+    from .dataset import ReportRecord
+
+    rec = ReportRecord.read(Path(folder))
+    sums = (rec.model_extra or {}).get("sha256") if rec is not None else None
+    files = report_files(folder)
+    if not isinstance(sums, dict):
+        return files
+    return {f for f in files if f not in sums or ((Path(folder) / f).is_file() and _sha256(Path(folder) / f) == sums[f])}
 
 
 def report_files(folder: Path) -> set[str]:

@@ -550,7 +550,7 @@ def make_report(name_or_path: str | Path, datasets_dir: str | Path | None = None
     name = ds.name
     out = path / "report"
     writes = [f"report/{f}" for f in REPORT_FILES] + [own.REPORT_MARKER]
-    own.refuse_clashes(path, writes, own.report_files(path), "geodata report", "give them other names")
+    own.refuse_clashes(path, writes, own.report_files_unchanged(path), "geodata report", "give them other names")
     out.mkdir(exist_ok=True)
     for rel in own.report_files(path):  # figures of an earlier report: only those geodata recorded
         if rel.endswith(".png") and (path / rel).is_file():

@@ -155,12 +155,17 @@ def test_report_rerun_replaces_its_own_files_and_keeps_the_users(dataset, tmp_pa
     assert cli("report", str(dataset)).exit_code == 0
     first = (dataset / "report" / "summary.md").read_text()
     mine = plant(dataset, {"report/my_notes.md": "mine", "report/drafts/fig.png": "mine", "my.txt": "mine"})
-    (dataset / "report" / "summary.md").write_text("stale")  # geodata's (recorded): replaced
+    (dataset / "report" / "tasks.png").unlink()  # geodata's (recorded): written again
     res = cli("report", str(dataset))
     assert res.exit_code == 0, res.output
-    assert (dataset / "report" / "summary.md").read_text() == first
+    assert (dataset / "report" / "summary.md").read_text() == first and (dataset / "report" / "tasks.png").is_file()
     kept(dataset, mine)
     kept(tmp_path, beside)
+    # a recorded file the user edited since is theirs: the next report refuses to replace it
+    edited = plant(dataset, {"report/summary.md": "my edits of the summary"})
+    res = cli("report", str(dataset))
+    assert res.exit_code == 2 and "would replace files geodata did not write (report/summary.md)" in res.output
+    kept(dataset, {**mine, **edited})
 
 
 # -- item 1: predict's parts, train tiny-model, grpo's linked folders --------------------------------
