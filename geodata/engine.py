@@ -75,8 +75,8 @@ def resolve_root(src: SourceSpec, info: SourceInfo, write_sample: bool = True) -
     root = sample_root(info.name)
     if not own.is_sample(root):
         if info.sample is None or not write_sample:
-            raise SourceError(f"source '{info.name}': {info.env} is not set and it has no embedded sample; "
-                              f"set {info.env} to its root folder")
+            why = "it has no embedded sample" if info.sample is None else "its sample is not written here"
+            raise SourceError(f"source '{info.name}': {info.env} is not set and {why}; set {info.env} to its root folder")
         own.check_out(root, "sample", flag=f"{info.env} is not set and the sample folder")
         log.warning("%s is not set: writing the embedded %s sample to %s", info.env, info.name, root)
         write_sample_to(info, root)
