@@ -365,6 +365,10 @@ def main() -> None:  # pragma: no cover - console entry point
 
 # -- training (issue 4): geodata train sft|grpo|validate|recipes|tiny-model, geodata predict --
 # The commands import ``training`` inside their bodies: geodata itself never imports torch.
+from .cli_bench import bench_app  # noqa: E402 - `geodata bench list` (pipelines/bench/)
+
+app.add_typer(bench_app, name="bench")
+
 train_app = typer.Typer(help="Train VLMs on built datasets (needs the train extra).", no_args_is_help=True)
 app.add_typer(train_app, name="train")
 
