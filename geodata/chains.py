@@ -171,6 +171,13 @@ def _read_stamp(folder: Path) -> dict[str, Any] | None:
         return None
 
 
+def _own_stamp(folder: Path) -> None:
+    """A stamp file geodata did not write (no ``written_by: geodata``) is the user's: refuse to touch it."""
+    p = folder / STAMP
+    if p.exists() and (_read_stamp(folder) or {}).get("written_by") != "geodata":
+        raise GeodataError(f"{p} is not a stamp geodata wrote; move it away (geodata never overwrites a user's file)")
+
+
 def fingerprint(step: Step, chain: Chain, done: dict[str, Step]) -> str:
     """sha256 of the command, the watched env values and each upstream stage's stamp and files."""
     h = {"command": step.command,
@@ -228,7 +235,8 @@ def run_chain(
                 argv.append(step.stage.resume)
             echo(f"{head}: {step.stage.what}\n  $ {step.command}{' ' + step.stage.resume if argv != step.argv else ''}")
             step.folder.mkdir(parents=True, exist_ok=True)
-            (step.folder / STAMP).unlink(missing_ok=True)  # ours (the stamp): a stage that fails is not current
+            _own_stamp(step.folder)
+            (step.folder / STAMP).unlink(missing_ok=True)  # ours (checked): a stage that fails is not current
             t0 = time.perf_counter()
             rc = subprocess.run(_geodata_argv(argv), env={**os.environ, **step.env}).returncode
             if rc != 0:

@@ -67,6 +67,19 @@ def test_stages_run_skip_when_current_and_rerun_after_an_input_changes(fake: Pat
         run_chain(fake, "paper", runs=runs)
 
 
+def test_a_chain_keeps_user_files_in_its_folders(fake: Path, tmp_path: Path) -> None:
+    runs = tmp_path / "runs"
+    (runs / "make").mkdir(parents=True)
+    (runs / "make" / "notes.txt").write_text("mine")
+    run_chain(fake, "quick", runs=runs, stage="use", echo=lambda *_: None)
+    assert (runs / "make" / "notes.txt").read_text() == "mine"
+    (runs / "use" / STAMP).write_text("my own file")  # not geodata's stamp: never replaced
+    os.utime(runs / "make" / "x.txt", ns=(1, 1))
+    with pytest.raises(GeodataError, match="not a stamp geodata wrote"):
+        run_chain(fake, "quick", runs=runs, stage="use", echo=lambda *_: None)
+    assert (runs / "use" / STAMP).read_text() == "my own file"
+
+
 def test_the_three_chains_render_for_both_profiles() -> None:
     for name in ("geo-r", "geo-r1", "geovlm-r1"):
         chain = load_chain(name)
