@@ -93,6 +93,15 @@ def test_the_three_chains_render_for_both_profiles() -> None:
     assert geo_r["hard-200k"].env == {"PREDICTIONS": "runs/geo-r/base-preds/predictions.parquet"}
 
 
+def test_chains_command_lists_stages_and_names_errors(capsys) -> None:
+    from geodata.chains import main
+
+    assert main(["geo-r1", "--profile", "paper", "--list"]) == 0
+    out = capsys.readouterr().out
+    assert " 4. grpo:" in out and "$ geodata train grpo geo-r1-grpo" in out
+    assert main(["nope", "--list"]) == 1 and "unknown chain 'nope'" in capsys.readouterr().err
+
+
 @pytest.mark.train
 def test_three_tiny_chains_run_end_to_end(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capfd) -> None:
     pytest.importorskip("torch")
