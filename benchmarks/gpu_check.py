@@ -10,7 +10,9 @@ nothing downloaded) and the embedded samples:
    vLLM is installed) with vLLM in colocate mode: seconds per step, peak memory;
 3. ``geodata predict`` with the vLLM engine over ``bench-im2gps3k``: images/s.
 
-Without CUDA it stops at once with one line saying so (exit 2). Each phase prints one
+Without CUDA it stops at once with one line saying so (exit 2). ``--smoke`` runs the same phases
+on a CPU with the tiny model and tiny settings (vLLM phases skipped): the plumbing check a
+session without a GPU can make. Each phase prints one
 ``RESULT`` line; a failing phase prints ``FAILED`` with the reason and the rest still run.
 Record the RESULT lines with the card's name (printed first) in docs/benchmarks.md.
 """
@@ -87,11 +89,23 @@ def main() -> int:
     ap.add_argument("--sft-steps", type=int, default=12)
     ap.add_argument("--grpo-steps", type=int, default=4)
     ap.add_argument("--predict-rows", type=int, default=24)
+    ap.add_argument("--smoke", action="store_true", help="CPU, tiny model, tiny settings: check the script runs")
     args = ap.parse_args()
-    torch = _need_cuda()
+    if args.smoke:
+        import torch
+
+        args.sft_steps, args.grpo_steps, args.predict_rows = 4, 2, 4
+    else:
+        torch = _need_cuda()
+    cuda = torch.cuda.is_available()
+
+    def peak() -> float | None:
+        return torch.cuda.max_memory_allocated() / 2**30 if cuda else None
     start = time.perf_counter()
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    print(f"device: {torch.cuda.get_device_name(0)} ({torch.cuda.get_device_properties(0).total_memory / 2**30:.0f} GiB), "
+    name = (f"{torch.cuda.get_device_name(0)} ({torch.cuda.get_device_properties(0).total_memory / 2**30:.0f} GiB)"
+            if cuda else "CPU (smoke run: tiny model, figures meaningless)")
+    print(f"device: {name}, "
           f"torch {torch.__version__}, vllm {'installed' if importlib.util.find_spec('vllm') else 'not installed'}", flush=True)
 
     from geodata.engine import build
@@ -100,26 +114,34 @@ def main() -> int:
 
     out = args.out
     model = out / "qwen2.5-vl-3b-random"
+    if args.smoke:
+        model = out / "tiny-random"
     if not (model / "config.json").is_file():
-        write_model(model, preset="3b", seed=0, dtype="bfloat16")
-    rand = build("mp16-rand-500k", sets=["sample.n=512"], out=out / "data" / "rand").out
-    hard = build("mp16-hard-200k", sets=["sample.n=256"], out=out / "data" / "hard").out
-    bench = build("bench-im2gps3k", out=out / "data" / "bench-im2gps3k").out
-    common = [f"model.name_or_path={model}", "train.bf16=true", "train.logging_steps=1", "train.save_steps=100000",
-              "train.warmup_steps=0", "train.gradient_checkpointing=true", "train.report_to=[]"]
+        write_model(model, preset="tiny" if args.smoke else "3b", seed=0, dtype="float32" if args.smoke else "bfloat16")
+    rand = build("mp16-rand-500k", sets=["sample.n=512"], out=out / "data" / "rand").path
+    hard = build("mp16-hard-200k", sets=["sample.n=256"], out=out / "data" / "hard").path
+    bench = build("bench-im2gps3k", out=out / "data" / "bench-im2gps3k").path
+    common = [f"model.name_or_path={model}", "train.logging_steps=1", "train.save_steps=100000",
+              "train.warmup_steps=0", "train.report_to=[]"]
+    common += (["train.gradient_checkpointing=false", "model.max_pixels=3136"] if args.smoke
+               else ["train.bf16=true", "train.gradient_checkpointing=true"])
+    gen = ["grpo.num_generations=2", "grpo.max_completion_length=8", "train.per_device_train_batch_size=2"] if args.smoke \
+        else ["grpo.num_generations=8", "grpo.max_completion_length=256", "train.per_device_train_batch_size=8"]
 
     def phase(name: str, fn: Any) -> None:
         left = BUDGET_S - (time.perf_counter() - start)
         if left < 45:
             print(f"SKIPPED {name}: {left:.0f} s of the {BUDGET_S} s budget left", flush=True)
             return
-        torch.cuda.reset_peak_memory_stats()
+        if cuda:
+            torch.cuda.reset_peak_memory_stats()
         try:
             fn()
         except Exception as exc:  # one phase failing must not hide the others' figures
             print(f"FAILED {name}: {type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}", flush=True)
         finally:
-            torch.cuda.empty_cache()
+            if cuda:
+                torch.cuda.empty_cache()
 
     def run_sft() -> None:
         c = _Clock()
@@ -127,34 +149,35 @@ def main() -> int:
                               f"train.max_steps={args.sft_steps}", "train.per_device_train_batch_size=4",
                               "train.gradient_accumulation_steps=1"], callbacks=[c.callback])
         _result("sft", steps=args.sft_steps, batch=4, s_per_step=c.per_step(), tokens_per_s=c.tokens_per_s(),
-                peak_gib=torch.cuda.max_memory_allocated() / 2**30)
+                peak_gib=peak())
 
     def run_grpo(vllm: bool) -> None:
         c = _Clock()
         grpo.run("geo-r-grpo", [*common, f"data.dataset={hard}", f"train.output_dir={out / ('grpo-vllm' if vllm else 'grpo')}",
-                                f"train.max_steps={args.grpo_steps}", "train.per_device_train_batch_size=8",
-                                "train.gradient_accumulation_steps=1", "grpo.num_generations=8",
-                                "grpo.max_completion_length=256", f"grpo.use_vllm={'true' if vllm else 'false'}",
+                                f"train.max_steps={args.grpo_steps}", "train.gradient_accumulation_steps=1", *gen,
+                                f"grpo.use_vllm={'true' if vllm else 'false'}",
                                 *(["grpo.vllm_mode=colocate"] if vllm else [])], callbacks=[c.callback])
-        _result("grpo-vllm" if vllm else "grpo", steps=args.grpo_steps, batch=8, generations=8, max_completion=256,
-                s_per_step=c.per_step(), peak_gib=torch.cuda.max_memory_allocated() / 2**30)
+        _result("grpo-vllm" if vllm else "grpo", steps=args.grpo_steps, settings=gen, s_per_step=c.per_step(), peak_gib=peak())
 
-    def run_predict() -> None:
+    def run_predict(engine: str = "vllm") -> None:
         t0 = time.perf_counter()
         p = predict.run("mp16-predict", [f"model.name_or_path={model}", f"data.dataset={bench}", "data.split=test",
-                                         f"data.max_rows={args.predict_rows}", "predict.engine=vllm",
-                                         "predict.max_new_tokens=128"], out=out / "predict" / "predictions.parquet")
+                                         f"data.max_rows={args.predict_rows}", f"predict.engine={engine}",
+                                         f"predict.max_new_tokens={8 if args.smoke else 128}",
+                                         *(["model.max_pixels=3136"] if args.smoke else [])], out=out / "predict" / "predictions.parquet")
         dt = time.perf_counter() - t0
-        _result("predict-vllm", rows=args.predict_rows, seconds_incl_engine_start=dt,
+        _result(f"predict-{engine}", rows=args.predict_rows, seconds_incl_engine_start=dt,
                 images_per_s=args.predict_rows / dt, file=str(p))
 
     phase("sft", run_sft)
     phase("grpo", lambda: run_grpo(False))
-    if importlib.util.find_spec("vllm"):
+    if importlib.util.find_spec("vllm") and cuda:
         phase("grpo-vllm", lambda: run_grpo(True))
         phase("predict-vllm", run_predict)
     else:
-        print("SKIPPED grpo-vllm, predict-vllm: vllm is not installed (make install-vllm)", flush=True)
+        print("SKIPPED grpo-vllm, predict-vllm: " + ("vllm is not installed (make install-vllm)" if cuda else "no CUDA"), flush=True)
+        if args.smoke:
+            phase("predict-hf", lambda: run_predict("hf"))
     print(f"gpu-check: {time.perf_counter() - start:.0f} s in all", flush=True)
     return 0
 
