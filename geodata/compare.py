@@ -87,12 +87,23 @@ def ours_metrics(report: dict[str, Any]) -> dict[str, float]:
 
 
 def benchmark_of(truth: str | Path | None, benchmarks: list[str]) -> str | None:
-    """The benchmark a truth names (``bench-im2gps3k``, ``datasets/bench-yfcc4k``, ``im2gps3k_places365.csv``)."""
+    """The benchmark a truth names: a built dataset's name (``bench-im2gps3k``, also when built
+    into another folder), else the file or folder name (``im2gps3k_places365.csv``); None if unclear."""
     if truth is None:
         return None
-    name = Path(str(truth).rstrip("/")).name.lower()
-    hits = [b for b in benchmarks if b in name]
-    return hits[0] if len(hits) == 1 else None
+    names = [Path(str(truth).rstrip("/")).name.lower()]
+    if Path(truth).is_dir():
+        from .dataset import Dataset, DatasetError
+
+        try:
+            names.insert(0, Dataset.open(truth).name.lower())
+        except DatasetError:
+            pass
+    for name in names:
+        hits = [b for b in benchmarks if b in name]
+        if len(hits) == 1:
+            return hits[0]
+    return None
 
 
 def _key(values: list[float | None]) -> tuple[float, ...]:

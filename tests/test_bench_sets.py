@@ -130,7 +130,7 @@ def test_compare_inserts_the_run_where_it_ranks() -> None:
 
 
 def test_eval_compare_prints_the_table_for_bench_predictions(tmp_path) -> None:
-    out = build("bench-im2gps3k", out=tmp_path / "bench-im2gps3k").path
+    out = build("bench-im2gps3k", out=tmp_path / "my-eval").path  # the manifest's name tells the benchmark
     rows = pl.read_parquet(Dataset.open(out).files())
     sol = [json.loads(s) for s in rows["solution"]]
     preds = pl.DataFrame({"id": rows["id"], "completion": [
