@@ -6,8 +6,8 @@ and what it must leave in its folder (``outputs``); ``profiles`` give the placeh
 (``tiny``: the tiny random model on the embedded samples, on a CPU; ``paper``: the paper's
 settings). Every stage writes under ``runs/<chain>/<stage>/`` and, when its command succeeds,
 a stamp file (:data:`STAMP`) holding the stage's fingerprint: its rendered command, the values
-of the chain's ``watch_env`` variables, and the fingerprint and files (size, mtime) of every
-stage it reads. A stage whose stamp matches and whose outputs exist is skipped ("current"); a
+of the chain's ``watch_env`` variables, and the fingerprint and files (size, and content up to
+1 MiB, else mtime) of every stage it reads. A stage whose stamp matches and whose outputs exist is skipped ("current"); a
 stage that was killed has no stamp and runs again (builds are atomic; a training stage gets
 its ``resume`` argument when a checkpoint is there). Each command is printed before it runs,
 so any stage can be run by hand.
@@ -148,8 +148,13 @@ def plan(chain: Chain, profile: str, runs: Path | None = None) -> list[Step]:
     return steps
 
 
-def _files_digest(folder: Path) -> list[tuple[str, int, int]]:
-    out = []
+#: files up to this size are compared by content (a trainer may rewrite a tokenizer file unchanged)
+SMALL_FILE = 1 << 20
+
+
+def _files_digest(folder: Path) -> list[tuple[str, int, int | str]]:
+    """(path, size, content sha256 for small files | mtime for large ones) of every file but the stamp."""
+    out: list[tuple[str, int, int | str]] = []
     for dirpath, dirnames, filenames in os.walk(folder):
         dirnames.sort()
         for f in sorted(filenames):
@@ -160,7 +165,13 @@ def _files_digest(folder: Path) -> list[tuple[str, int, int]]:
                 s = p.stat()
             except OSError:
                 continue
-            out.append((p.relative_to(folder).as_posix(), s.st_size, s.st_mtime_ns))
+            key: int | str = s.st_mtime_ns
+            if s.st_size <= SMALL_FILE:
+                try:
+                    key = hashlib.sha256(p.read_bytes()).hexdigest()
+                except OSError:
+                    continue
+            out.append((p.relative_to(folder).as_posix(), s.st_size, key))
     return out
 
 
