@@ -256,6 +256,8 @@ def run_chain(
             missing = [o for o in step.stage.outputs if not (step.folder / o).exists()]
             if missing:
                 raise GeodataError(f"chain {chain.name}: stage '{step.stage.id}' left no {', '.join(missing)} under {step.folder}")
+            # after the run: a stage may rewrite what it read (GRPO re-saves the SFT model's processor)
+            fp = fingerprint(step, chain, done)
             (step.folder / STAMP).write_text(json.dumps(
                 {"written_by": "geodata", "chain": chain.name, "stage": step.stage.id, "profile": profile,
                  "fingerprint": fp, "command": step.command}, indent=1) + "\n")

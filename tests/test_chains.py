@@ -28,6 +28,9 @@ stages:
     after: [make]
     run: "{{py}} -c \\"import pathlib; pathlib.Path('{{out}}/y.txt').write_text(pathlib.Path('{{runs}}/make/x.txt').read_text())\\" {{sets}}"
     outputs: [y.txt]
+  - id: touch
+    after: [use]
+    run: "{{py}} -c \\"import pathlib; pathlib.Path('{{runs}}/use/extra.txt').write_text('new'); pathlib.Path('{{out}}/z').write_text('z')\\""
   - id: fail
     after: [use]
     run: "{{py}} -c \\"raise SystemExit(3)\\""
@@ -50,7 +53,8 @@ def test_stages_run_skip_when_current_and_rerun_after_an_input_changes(fake: Pat
     assert not (runs / "fail" / STAMP).exists()
     assert any("$ " in ln and "--set a=1 --set b=2" in ln for ln in lines)  # the command is printed
     # killed / failed stages rerun, finished ones are skipped
-    assert run_chain(fake, "quick", runs=runs, stage="use", echo=lines.append) == [("make", "current"), ("use", "current")]
+    assert run_chain(fake, "quick", runs=runs, stage="touch", echo=lines.append) == [
+        ("make", "current"), ("use", "current"), ("touch", "current")]  # touch rewrote what it read: still current
     # an upstream output rewritten unchanged keeps the stages reading it current; changed, they run again
     x = runs / "make" / "x.txt"
     x.write_text("1")
