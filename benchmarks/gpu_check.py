@@ -109,8 +109,8 @@ def main() -> int:
           f"torch {torch.__version__}, vllm {'installed' if importlib.util.find_spec('vllm') else 'not installed'}", flush=True)
 
     from geodata.engine import build
-    from training import grpo, predict, sft
-    from training.tiny import write_model
+    from geodata_train import grpo, predict, sft
+    from geodata_train.tiny import write_model
 
     out = args.out
     model = out / "qwen2.5-vl-3b-random"

@@ -35,6 +35,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field
 
 from .errors import GeodataError, SpecError
+from .paths import chain_dirs
 from .spec import read_mapping, validate_model
 
 __all__ = ["Chain", "Stage", "load_chain", "chain_dirs", "plan", "run_chain", "STAMP", "main"]
@@ -64,16 +65,6 @@ class Chain(BaseModel):
     profiles: dict[str, dict[str, Any]]
     stages: list[Stage]
     path: Path | None = Field(None, exclude=True)
-
-
-def chain_dirs() -> list[Path]:
-    """``$GEODATA_CHAINS``, ./pipelines/chains, the repo's pipelines/chains."""
-    dirs = [Path(os.environ["GEODATA_CHAINS"])] if os.environ.get("GEODATA_CHAINS") else []
-    dirs.append(Path.cwd() / "pipelines" / "chains")
-    repo = Path(__file__).resolve().parent.parent / "pipelines" / "chains"
-    if repo not in dirs:
-        dirs.append(repo)
-    return dirs
 
 
 def load_chain(name_or_path: str | Path) -> Chain:

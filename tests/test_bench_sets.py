@@ -12,7 +12,7 @@ import pytest
 from typer.testing import CliRunner
 
 from geodata.cli import app
-from geodata.cli_bench import list_benchmarks
+from geodata.cli.bench import list_benchmarks
 from geodata.compare import compare, format_comparison, load_reference
 from geodata.dataset import Dataset
 from geodata.engine import build

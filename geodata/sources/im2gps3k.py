@@ -8,7 +8,7 @@ MP-16 pipelines already reads, see ``catalogs/im2gps3k.yaml``)::
 
 or GeoEstimation's README form (``images/im2gps3k_places365.csv`` beside ``images/im2gps3k/``).
 Swapped ``LAT``/``LON`` labels (copies before GeoEstimation commit 5e091c0) are recognised from
-the values and read correctly (``geodata.evaluate.load_truth``). The images are required here:
+the values and read correctly, by the rule ``geodata eval`` applies to the same CSV. The images are required here:
 a folder without them is an error, a row whose image is missing has null ``images`` (the
 ``require_images`` step counts it as ``missing_image`` against the spec's limits).
 """
@@ -28,13 +28,44 @@ from ..images import folder_dirs, index_folder
 from ..registry import source
 from .mp16 import _eval_files, match_images
 
-__all__ = ["read_im2gps3k", "read_geo_benchmark", "write_benchmark_sample", "benchmark_files"]
+__all__ = ["read_im2gps3k", "read_geo_benchmark", "read_truth_csv", "write_benchmark_sample", "benchmark_files"]
 
 
 def benchmark_files(root: Path) -> list[Path]:
     """The truth CSV and the image folders: their size and mtime decide whether a build is current."""
     truth, img_dir = _eval_files(Path(root).expanduser())
     return [truth, *(folder_dirs(img_dir) if img_dir is not None else [])]
+
+
+def read_truth_csv(path: Path, out: StepOutput, name: str) -> pl.DataFrame:
+    """``id, lat, lon`` of a benchmark truth CSV (IMG_ID, LAT, LON in any case).
+
+    Latitudes never leave ±90: a ``LAT`` column beyond ±90 while ``LON`` stays within it holds
+    longitudes (labels swapped, read swapped with a note); both beyond is an error. Duplicate ids
+    and invalid coordinates are counted drops.
+    """
+    from ..geo import valid_coords
+
+    df = pl.read_csv(path, infer_schema=False)
+    low = {c.lower(): c for c in df.columns}
+    idc, latc, lonc = low.get("img_id") or low.get("id"), low.get("lat"), low.get("lon")
+    if not (idc and latc and lonc):
+        raise SourceError(f"{name}: {path}: expected IMG_ID, LAT, LON columns (found {df.columns})")
+    df = df.select(id=pl.col(idc), lat=pl.col(latc).cast(pl.Float64, strict=False),
+                   lon=pl.col(lonc).cast(pl.Float64, strict=False))
+    lat_out = int((df["lat"].abs() > 90).sum())
+    if lat_out:
+        if int((df["lon"].abs() > 90).sum()) or int((df["lat"].abs() > 180).sum()):
+            raise SourceError(f"{name}: {path}: cannot tell latitude from longitude ({lat_out} rows with |LAT| > 90 "
+                              "and rows with |LON| > 90); fix the file or its header")
+        df = df.rename({"lat": "lon", "lon": "lat"}).select("id", "lat", "lon")
+        out.note(f"{name}.lat_lon_swapped", f"{path.name}: LAT/LON labels sit over longitude/latitude values: read swapped")
+    n0 = df.height
+    df = df.unique("id", keep="first", maintain_order=True)
+    out.drop("duplicate_id", n0 - df.height)
+    ok = pl.Series(valid_coords(df["lat"].fill_null(np.nan).to_numpy(), df["lon"].fill_null(np.nan).to_numpy()))
+    out.drop("invalid_coordinates", int((~ok).sum()))
+    return df.filter(ok)
 
 
 def read_geo_benchmark(ctx: StepContext, root: Path, name: str, env: str) -> StepOutput:
@@ -44,8 +75,6 @@ def read_geo_benchmark(ctx: StepContext, root: Path, name: str, env: str) -> Ste
     ``invalid_coordinates``); an image folder that is absent is an error (the benchmark is asked
     with its images); a row whose image is not in it gets null ``images``.
     """
-    from ..evaluate import load_truth
-
     out = StepOutput()
     root = Path(root).expanduser()
     if not root.exists():
@@ -54,11 +83,7 @@ def read_geo_benchmark(ctx: StepContext, root: Path, name: str, env: str) -> Ste
     if img_dir is None:
         raise SourceError(f"{name}: no image folder beside {truth} (expected {truth.parent / 'images'}/<IMG_ID>): "
                           f"the benchmark is asked with its images; unpack them there")
-    df, counts = load_truth(truth)
-    out.drop("duplicate_id", counts.get("truth_duplicate_id", 0))
-    out.drop("invalid_coordinates", counts.get("truth_invalid_coordinates", 0))
-    if counts.get("truth_lat_lon_swapped"):
-        out.note(f"{name}.lat_lon_swapped", counts["truth_lat_lon_swapped"])
+    df = read_truth_csv(truth, out, name)
     idx = index_folder(img_dir)
     df = match_images(df, idx, name)
     out.note(f"{name}.image_layout", f"{truth.name} + {img_dir.relative_to(truth.parent) if img_dir.is_relative_to(truth.parent) else img_dir.name}/")
