@@ -95,6 +95,7 @@ def test_the_three_chains_render_for_both_profiles() -> None:
     geo_r = {s.stage.id: s for s in plan(load_chain("geo-r"), "paper")}
     assert "Qwen/Qwen2.5-VL-3B-Instruct" in geo_r["base-preds"].command  # the paper's hotspot model
     assert geo_r["eval-im2gps3k"].command.endswith("--compare geo-r --out runs/geo-r/eval-im2gps3k/report.json")
+    assert list(geo_r)[-1] == "eval-im2gps3k"  # the chain ends with Geo-R's table beside the run
     assert geo_r["hard-200k"].env == {"PREDICTIONS": "runs/geo-r/base-preds/predictions.parquet"}
 
 
