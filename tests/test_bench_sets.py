@@ -142,3 +142,18 @@ def test_eval_compare_prints_the_table_for_bench_predictions(tmp_path) -> None:
     assert "IM2GPS3K - main" in res.output and "this run" in res.output and "Geo-Ranker" in res.output
     j = json.loads((tmp_path / "preds.parquet.eval.json").read_text())
     assert j["compare"][0]["method"] == "Geo-R" and j["compare"][0]["ours"] == pytest.approx(0.5)
+
+
+def test_im2gps3k_reader_reads_swapped_labels_by_the_values(tmp_path) -> None:
+    from geodata.context import StepContext
+    from geodata.sources.im2gps3k import read_im2gps3k
+
+    write_benchmark_sample(tmp_path / "a", "im2gps3k", n=24)
+    good = read_im2gps3k(StepContext(name="im2gps3k"), root=tmp_path / "a").rows
+    csv = tmp_path / "a" / "im2gps3k_places365.csv"
+    df = pl.read_csv(csv)
+    assert (df["LON"].abs() > 90).any()  # the sample holds longitudes beyond ±90 (Tokyo, Sydney ...)
+    df.rename({"LAT": "LON", "LON": "LAT"}).write_csv(csv)  # pre-5e091c0 header over the same values
+    res = read_im2gps3k(StepContext(name="im2gps3k"), root=tmp_path / "a")
+    assert res.rows.select("id", "lat", "lon").equals(good.select("id", "lat", "lon"))
+    assert "im2gps3k.lat_lon_swapped" in res.notes
