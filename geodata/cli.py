@@ -620,43 +620,31 @@ def inspect_cmd(
         raise typer.Exit(1)
 
 
-# -- evaluation (issue 3, MP16-Hard-200K / geolocation): geodata eval -------------------
+# -- evaluation: geodata eval (a thin shell over geodata.evaluate) ----------------------------
 @app.command("eval")
 @cli_errors
 def eval_cmd(
-    predictions: Path = typer.Argument(..., help="predictions .parquet/.csv (id + pred_lat/pred_lon or completion)"),
+    predictions: Path = typer.Argument(..., help="predictions .parquet/.csv (id + completion, or pred_lat/pred_lon)"),
     truth: str = typer.Option(..., "--truth", help="built dataset (folder or name) or truth CSV (IMG_ID, LAT, LON)"),
     out: Optional[Path] = typer.Option(None, "--out", help="JSON report (default: PREDICTIONS.eval.json)"),
     unknown_ids: str = typer.Option("drop", "--unknown-ids", help="prediction ids not in the truth: drop (counted) | error"),
     no_geocode: bool = typer.Option(False, "--no-geocode", help="skip country/admin1/city accuracy"),
     by: Optional[str] = typer.Option(None, "--by", help="also break the metrics down by source | split"),
     compare: Optional[str] = typer.Option(None, "--compare", help="print published results beside yours (e.g. geo-r)"),
+    protocol: str = typer.Option("geochat", "--protocol", help="where benchmarks disagree: geochat | earthdial | synonyms (docs/eval.md)"),
+    tokenizer: str = typer.Option("auto", "--tokenizer", help="caption tokenizer: auto (PTB when java is on the PATH) | ptb | simple"),
 ) -> None:
-    """Score predictions against a built dataset, task by task (geolocation, VQA, boxes, captions ...)."""
-    from .eval_tasks import compare_rows, evaluate_task_files, format_compare, is_geolocation_only, reference_table
-    from .evaluate import evaluate_files, format_report
-
-    if unknown_ids not in ("drop", "error"):
-        raise GeodataError(f"eval: --unknown-ids must be drop or error, got '{unknown_ids}'")
+    """Score predictions against a built dataset or a truth CSV, each task by its benchmark's rule."""
     from ._ownership import MANIFEST_MARKER, check_out_file
+    from .evaluate import evaluate_files, format_report
 
     target = out if out is not None else predictions.with_name(predictions.name + ".eval.json")
     check_out_file(target)  # never overwrite a file geodata did not write
-    if by is None and is_geolocation_only(truth):
-        res = evaluate_files(predictions, truth, unknown_ids=unknown_ids, geocode=not no_geocode)  # type: ignore[arg-type]
-        text = format_report(res)
-        if compare:
-            res["compare"] = compare_rows(res, reference_table(compare), compare)
-            text += "\n" + format_compare(res["compare"])
-    else:
-        from .eval_tasks import format_task_report
-
-        rep = evaluate_task_files(predictions, truth, by=by, compare=compare, unknown_ids=unknown_ids,
-                                  geocode=not no_geocode)
-        res, text = rep.model_dump(), format_task_report(rep)
+    rep = evaluate_files(predictions, truth, by=by, compare=compare, unknown_ids=unknown_ids, protocol=protocol,
+                         geocode=not no_geocode, tokenizer=tokenizer)
     target.parent.mkdir(parents=True, exist_ok=True)
-    target.write_text(json.dumps({MANIFEST_MARKER[0]: MANIFEST_MARKER[1], **res}, indent=2) + "\n")
-    console.print(text, highlight=False, markup=False, soft_wrap=True)
+    target.write_text(json.dumps({MANIFEST_MARKER[0]: MANIFEST_MARKER[1], **rep.model_dump()}, indent=2) + "\n")
+    console.print(format_report(rep), highlight=False, markup=False, soft_wrap=True)
     console.print(f"wrote {target}", highlight=False, soft_wrap=True)
 
 

@@ -17,6 +17,11 @@ writer so that the demo needs no download.
 
 A *reward* is ``fn(completions: Sequence[str], solutions: Sequence[str], **params) -> np.ndarray``
 returning one float per completion; the gold completion of a row scores ``max_score``.
+
+A *task* is the scorer of dataset rows whose ``task`` column holds its name:
+``fn(completions: list[str], solutions: list[dict], ctx: ScoreContext) -> TaskResult``
+(:mod:`geodata.tasks.base`). Its module in :mod:`geodata.tasks` also holds the task's answer
+contract and rewards; ``reference`` names the benchmark code it follows (repository, path).
 """
 
 from __future__ import annotations
@@ -34,12 +39,16 @@ __all__ = [
     "StepInfo",
     "SourceInfo",
     "RewardInfo",
+    "TaskInfo",
     "step",
     "source",
     "reward",
     "get_step",
     "get_source",
     "get_reward",
+    "get_task",
+    "task",
+    "TASKS",
     "STEPS",
     "SOURCES",
     "REWARDS",
@@ -152,9 +161,19 @@ class RewardInfo:
     tasks: tuple[str, ...] = field(default_factory=tuple)
 
 
+@dataclass(frozen=True)
+class TaskInfo:
+    name: str
+    score: Callable[..., Any]
+    doc: str
+    #: the benchmark code the scorer follows: ``owner/repo path`` (docs/eval.md)
+    reference: str
+
+
 STEPS: dict[str, StepInfo] = {}
 SOURCES: dict[str, SourceInfo] = {}
 REWARDS: dict[str, RewardInfo] = {}
+TASKS: dict[str, TaskInfo] = {}
 
 
 def _doc(fn: Callable[..., Any]) -> str:
@@ -226,9 +245,24 @@ def reward(
     return deco
 
 
-#: the packages whose modules register steps, sources and rewards when imported; a new
-#: module in one of these folders is found without editing any list
-PLUGIN_PACKAGES = ("geodata.sources", "geodata.steps", "geodata.rewards")
+def task(name: str, *, reference: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """Register ``fn(completions, solutions, ctx) -> TaskResult`` as the scorer of task ``name``.
+
+    ``reference`` is the benchmark code the scorer follows (``owner/repo path``).
+    """
+
+    def deco(fn: Callable[..., Any]) -> Callable[..., Any]:
+        if name in TASKS and TASKS[name].score is not fn:
+            raise ValueError(f"task '{name}' is registered twice")
+        TASKS[name] = TaskInfo(name, fn, _doc(fn), reference)
+        return fn
+
+    return deco
+
+
+#: the packages whose modules register steps, sources, rewards and tasks when imported; a
+#: new module in one of these folders is found without editing any list
+PLUGIN_PACKAGES = ("geodata.sources", "geodata.steps", "geodata.tasks")
 #: entry-point group through which other installed packages add their own modules
 ENTRY_POINT_GROUP = "geodata.plugins"
 _loaded = False
@@ -275,6 +309,14 @@ def get_source(name: str) -> SourceInfo:
 
 def get_reward(name: str) -> RewardInfo:
     return _get(REWARDS, "reward", name)
+
+
+def get_task(name: str) -> TaskInfo:
+    """The scorer registered for rows whose ``task`` column is ``name``."""
+    _load_all()
+    if name not in TASKS:
+        raise SpecError(f"no scorer for task '{name}' (tasks: {', '.join(sorted(TASKS))})")
+    return TASKS[name]
 
 
 def reward_for_task(task: str) -> RewardInfo:

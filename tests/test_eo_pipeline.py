@@ -123,7 +123,7 @@ def test_every_box_parses_with_geochat_regex_and_round_trips(built, sample_env) 
 
     import shapely
 
-    from geodata.contracts.eo import GEOCHAT_INT_RE, box_corners, extract_answer, parse_boxes
+    from geodata.tasks.eo.contract import GEOCHAT_INT_RE, box_corners, extract_answer, parse_boxes
 
     _, out = built
     df = _rows(out)
@@ -150,7 +150,7 @@ def test_every_box_parses_with_geochat_regex_and_round_trips(built, sample_env) 
 
 
 def test_qwen_convention_build(sample_env, tmp_path, monkeypatch) -> None:
-    from geodata.contracts.eo import parse_qwen, smart_resize
+    from geodata.tasks.eo.contract import parse_qwen, smart_resize
 
     monkeypatch.setenv("EO_BOXES", "qwen")
     _, out = None, tmp_path / "qwen"
@@ -172,14 +172,14 @@ def test_qwen_convention_build(sample_env, tmp_path, monkeypatch) -> None:
 
 
 def test_eval_scores_gold_predictions_as_perfect(built, tmp_path) -> None:
-    from geodata.eval_tasks import evaluate_task_files
+    from geodata.evaluate import evaluate_files
 
     _, out = built
     df = _rows(out)
     preds = tmp_path / "gold.parquet"
     df.select("id", completion=pl.col("completion").list.first().struct.field("content").list.first()
               .struct.field("text")).write_parquet(preds)
-    rep = evaluate_task_files(preds, out, by="source", meteor=False)
+    rep = evaluate_files(preds, out, by="source", meteor=False)
     assert set(rep.tasks) == set(EO_TASKS)
     for task, r in rep.tasks.items():
         assert r.n_unparsed == 0, task

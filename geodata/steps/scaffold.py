@@ -466,7 +466,7 @@ def teacher_rationale(
         out.note(f"{ctx.name}.rationales", "templates (no base_url set)")
         return out.result(df)
     from ..inference import ChatRequest, chat, endpoint_from_params
-    from ..rewards.geolocation import format_ok, geolocation
+    from ..tasks.geolocation.rewards import format_ok, geolocation
 
     _need(df, ctx, "id", "lat", "lon", "country", "admin1", "city", "images", "solution", "completion")
     ep = endpoint_from_params(
