@@ -188,3 +188,28 @@ def test_eval_scores_gold_predictions_as_perfect(built, tmp_path) -> None:
                              "recall", "sample_f1", "micro_f1", "macro_f1", "exact", "mean_iou")):
                 assert v == pytest.approx(1.0), (task, k, v)
     assert "dota" in rep.breakdown and "detection" in rep.breakdown["dota"]
+
+
+def test_gold_boxes_split_as_geochat_and_teochat_split_them(built) -> None:
+    """Every detection / referring gold answer of a built eo-instruct is read whole by GeoChat's
+    demo (``mbzuai-oryx/GeoChat`` ``geochat_demo.py``: ``}{`` → ``}<delim>{``) and TEOChat's
+    scorer (``ermongroup/TEOChat`` ``videollava/eval/eval_geochat_referring.py``
+    ``convert_geochat_string``): as many boxes as the solution holds."""
+    import re
+
+    from geodata.tasks.eo.contract import extract_answer, split_geochat_boxes
+
+    _, out = built
+    df = _rows(out).filter(pl.col("task").is_in(["detection", "referring"]))
+    texts = df.select(c=pl.col("completion").list.first().struct.field("content").list.first()
+                      .struct.field("text"))["c"].to_list()
+    n_multi = 0
+    for text, sol in zip(texts, map(json.loads, df["solution"].to_list())):
+        if sol.get("box_format") == "qwen" or not sol["boxes"]:
+            continue
+        ans = extract_answer(text)
+        assert len(split_geochat_boxes(ans)) == len(sol["boxes"]), ans
+        pieces = ans[ans.find("{"): ans.rfind("}") + 1].replace("}{", "}<delim>{").split("<delim>")
+        assert sum(len(re.findall(r"-?\d+", p)) == 5 for p in pieces) == len(sol["boxes"]), ans
+        n_multi += len(sol["boxes"]) > 1
+    assert n_multi > 0
