@@ -27,10 +27,11 @@ code does (:func:`geo_r1_choice`; ``extraction: geo-r1`` gives the reward the sa
 =========  ==================================================================================
 accuracy   accuracy alone
 product    accuracy × format (default): 1 only for a correct, well-formed answer
-sum        (fw·format + aw·accuracy + lw·length + rw·repetition) / (fw + aw) — Geo-R1's sum
-           of format, accuracy, length and repetition terms; divided by ``fw + aw`` so the
-           gold completion scores 1 (``normalize: false`` keeps Geo-R1's raw scale, where the
-           gold scores ``fw + aw``). Range [−(lw + rw)/(fw + aw), 1].
+sum        (fw·format + aw·accuracy + lw·length + rw·repetition) / (fw + aw) — a weighted
+           sum of format, accuracy, length and repetition terms (the terms Geo-R1's code
+           adds, with the differences listed above); divided by ``fw + aw`` so the gold
+           completion scores 1 (``normalize: false`` keeps the raw scale, where the gold
+           scores ``fw + aw``). Range [−(lw + rw)/(fw + aw), 1] with the linear length term.
 =========  ==================================================================================
 
 The gold completion of every ``crossview_mcq`` row scores 1 under all three.
