@@ -106,7 +106,8 @@ def geo_r1_letter(text: str) -> str | None:
     """The choice letter of a text as Geo-R1's training code reads it.
 
     ``om-ai-lab/VLM-R1`` ``src/open-r1-multimodal/src/open_r1/grpo_jsonl.py`` ``extract_choice``
-    (the GRPO code Geo-R1 builds on; Geo-R1's own repository is not public in this index):
+    (the cross-view Geo-R1, arXiv 2510.00072, publishes no code found here; ``Geo-R1/geo-r1``, a
+    few-shot referring Geo-R1, names VLM-R1 as its codebase in ``README.md``):
     upper-case, collapse spaces, candidates are single letters not preceded by a letter and
     followed by ``. , ? ! : ;`` or the end. One candidate is the answer; with several, each
     scores keywords within 20 characters of its first occurrence (+1 each), lying in the last
