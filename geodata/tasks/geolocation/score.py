@@ -15,6 +15,7 @@ import math
 from typing import Any
 
 import numpy as np
+import polars as pl
 
 from ...geo import EARTH_RADIUS_KM, haversine
 from ...registry import task
@@ -88,8 +89,12 @@ def metrics(
     return out
 
 
-def _floats(values: list[Any]) -> np.ndarray:
-    return np.array([np.nan if v is None else float(v) for v in values], dtype=float)
+def _floats(ctx: ScoreContext, name: str, n: int) -> np.ndarray:
+    """Column ``name`` of the group as float64 (NaN where absent or not a number)."""
+    if ctx.rows is None or name not in ctx.rows.columns:
+        return np.full(n, np.nan)
+    col = ctx.rows[name].cast(pl.Float64, strict=False).fill_null(np.nan)
+    return col.to_numpy().astype(np.float64, copy=True)
 
 
 @task("geolocation", reference="gastruc/osv5m metrics/distance_based.py")
@@ -101,12 +106,12 @@ def score_geolocation(comps: list[str], sols: list[dict], ctx: ScoreContext) -> 
     is the row's ``lat`` / ``lon`` (CSV truth) or its solution's.
     """
     n = len(comps)
-    plat, plon = _floats(ctx.column("pred_lat", n)), _floats(ctx.column("pred_lon", n))
+    plat, plon = _floats(ctx, "pred_lat", n), _floats(ctx, "pred_lon", n)
     todo = np.flatnonzero(np.isnan(plat) | np.isnan(plon))
     if todo.size:
         p = parse_coords([comps[i] for i in todo])
         plat[todo], plon[todo] = p.lat, p.lon
-    tlat, tlon = _floats(ctx.column("lat", n)), _floats(ctx.column("lon", n))
+    tlat, tlon = _floats(ctx, "lat", n), _floats(ctx, "lon", n)
     miss = np.flatnonzero(np.isnan(tlat) & np.isnan(tlon))
     for i in miss:
         s = sols[i] or {}
