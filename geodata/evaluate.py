@@ -298,6 +298,8 @@ def evaluate(
         raise SourceError(f"eval: unknown protocol '{protocol}' (protocols: {', '.join(PROTOCOLS)})")
     if by is not None and by not in ("source", "split"):
         raise SourceError(f"eval: --by must be source or split, got '{by}'")
+    if tokenizer not in ("auto", "ptb", "simple"):
+        raise SourceError(f"eval: --tokenizer must be auto, ptb or simple, got '{tokenizer}'")
     if unknown_ids not in ("drop", "error"):
         raise SourceError(f"eval: --unknown-ids must be drop or error, got '{unknown_ids}'")
     if "id" not in pred.columns:

@@ -13,11 +13,13 @@ from __future__ import annotations
 
 import re
 import shutil
+import subprocess
 from functools import lru_cache
 from typing import Any, Sequence
 
 import numpy as np
 
+from ...errors import SourceError
 from ...registry import reward, task
 from ..base import ScoreContext, TaskResult, solutions as _solutions
 from .contract import extract_answer
@@ -150,13 +152,20 @@ def caption_metrics(hyps: Sequence[str], refs: Sequence[Sequence[str]], *, meteo
         return {k: None for k in ("bleu_1", "bleu_2", "bleu_3", "bleu_4", "meteor", "rouge_l", "cider")}, notes
     java = shutil.which("java") is not None
     if tokenizer not in ("auto", "ptb", "simple"):
-        raise ValueError(f"caption tokenizer must be auto, ptb or simple, got {tokenizer!r}")
+        raise SourceError(f"eval: --tokenizer must be auto, ptb or simple, got {tokenizer!r}")
     use_ptb = java if tokenizer == "auto" else tokenizer == "ptb"
+    ptb_error = ""
     if use_ptb:
         if not java:
-            raise RuntimeError("caption tokenizer ptb needs java on the PATH (or use --tokenizer simple)")
+            raise SourceError("eval: --tokenizer ptb needs java on the PATH (or use --tokenizer simple)")
         n = len(hyps)
-        tok = _ptb_tokenize({**{i: list(rs) for i, rs in enumerate(refs)}, **{n + i: [h] for i, h in enumerate(hyps)}})
+        try:
+            tok = _ptb_tokenize({**{i: list(rs) for i, rs in enumerate(refs)}, **{n + i: [h] for i, h in enumerate(hyps)}})
+        except (OSError, subprocess.SubprocessError) as exc:  # e.g. a read-only pycocoevalcap folder
+            if tokenizer == "ptb":
+                raise SourceError(f"eval: the PTB tokenizer failed: {exc} (use --tokenizer simple)") from None
+            use_ptb, ptb_error = False, f"; the PTB tokenizer failed ({type(exc).__name__}: {exc})"
+    if use_ptb:
         gts = {i: [t or "<empty>" for t in tok[i]] for i in range(n)}
         res = {i: [tok[n + i][0] or "<empty>"] for i in range(n)}
         tok_note = "caption tokenizer: ptb (pycocoevalcap PTBTokenizer, Stanford CoreNLP 3.4.1)"
@@ -164,7 +173,7 @@ def caption_metrics(hyps: Sequence[str], refs: Sequence[Sequence[str]], *, meteo
         gts = {i: [_simple_tokens(r) or "<empty>" for r in rs] for i, rs in enumerate(refs)}
         res = {i: [_simple_tokens(h) or "<empty>"] for i, h in enumerate(hyps)}
         tok_note = ("caption tokenizer: simple (lower-case alphanumeric words)"
-                    + ("" if tokenizer == "simple" else "; java not on the PATH, so not COCO's PTB tokenizer"))
+                    + (ptb_error or ("" if tokenizer == "simple" else "; java not on the PATH, so not COCO's PTB tokenizer")))
     out: dict[str, float | None] = {}
     bleu, _ = Bleu(4).compute_score(gts, res, verbose=0)
     out.update({f"bleu_{k + 1}": float(v) for k, v in enumerate(bleu)})
