@@ -79,6 +79,16 @@ def test_built_dataset_truth(tmp_path):
     assert set(rep.tasks) == {"geolocation"} and "hotspots" in rep.skipped_configs  # issue 22 item 4
     assert any("config 'hotspots' not scored" in n for n in rep.notes)
     r = rep.tasks["geolocation"].metrics
+    # one report schema for every truth: a built dataset and a CSV give the same JSON keys
+    csv_truth = tmp_path / "truth.csv"
+    truth.select(IMG_ID="id", LAT="lat", LON="lon").write_csv(csv_truth)
+    keys = []
+    for t in (out, csv_truth):
+        res = CliRunner().invoke(app, ["eval", str(preds), "--truth", str(t), "--out", str(tmp_path / "r.json"),
+                                       "--no-geocode"])
+        assert res.exit_code == 0, res.output
+        keys.append(sorted(json.loads((tmp_path / "r.json").read_text())))
+    assert keys[0] == keys[1]
     assert r["acc@1km"] == 1.0 and r["country_acc"] == 1.0 and r["city_acc"] == 1.0
     assert r["geoscore_mean"] == pytest.approx(5000.0)
 
