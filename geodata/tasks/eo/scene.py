@@ -60,7 +60,9 @@ def score_scene(comps: list[str], sols: list[dict], ctx: ScoreContext) -> TaskRe
     Under ``geochat`` and ``earthdial`` (default) an answer is right only when it is the gold
     class's name, compared as GeoChat's ``batch_geochat_scene.py`` does (spaces and ``.``
     removed, lower case): "farmland" for UCM's "agricultural" is wrong. ``--protocol synonyms``
-    counts the synonyms of ``eo_classes.csv`` as right (geodata's reward rule).
+    counts the synonyms of ``eo_classes.csv`` as right (geodata's reward rule). The gold is
+    the solution's ``raw_label`` (the release's class name, GeoChat's ground truth) when the row
+    keeps it, else its ``label``.
     """
     answers = [extract_answer(c) for c in comps]
     if ctx.protocol == "synonyms":
@@ -68,9 +70,9 @@ def score_scene(comps: list[str], sols: list[dict], ctx: ScoreContext) -> TaskRe
         gold = [label_key(s["label"]) for s in sols]
         syn = [{label_key(x) for x in s.get("synonyms", [])} for s in sols]
         pred = [g if p in sy else p for p, g, sy in zip(pred, gold, syn)]
-    else:
+    else:  # the release's own class name when the row keeps it (UCM's folder "agricultural")
         pred = [geochat_scene_key(a) for a in answers]
-        gold = [geochat_scene_key(s["label"]) for s in sols]
+        gold = [geochat_scene_key(s.get("raw_label") or s["label"]) for s in sols]
     ok = [bool(p) and p == g for p, g in zip(pred, gold)]
     f1s = []
     for c in sorted(set(gold)):
