@@ -40,12 +40,11 @@ The gold completion of every ``crossview_mcq`` row scores 1 under all three.
 from __future__ import annotations
 
 import json
+import math
 import re
 from typing import Any, Literal, Sequence
 
 import numpy as np
-
-import math
 
 from ..registry import reward, task
 from ..schema import messages_text

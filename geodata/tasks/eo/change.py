@@ -8,14 +8,13 @@ lower-cased answer, as a substring, so "Nothing has changed." reads as no.
 
 from __future__ import annotations
 
-import json
 import re
-from typing import Any, Literal, Sequence
+from typing import Any, Sequence
 
 import numpy as np
 
 from ...registry import reward, task
-from ..base import ScoreContext, TaskResult, completion_text, mean, solutions as _solutions
+from ..base import ScoreContext, TaskResult, mean, solutions as _solutions
 from .contract import extract_answer
 
 __all__ = ["eo_change", "score_change", "yes_no_first"]

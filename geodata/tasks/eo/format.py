@@ -7,14 +7,13 @@ part fails; 0 otherwise. It scores every EO task, so it names none (add it in a 
 
 from __future__ import annotations
 
-import json
 import re
-from typing import Any, Literal, Sequence
+from typing import Any, Sequence
 
 import numpy as np
 
-from ...registry import reward, task
-from ..base import ScoreContext, TaskResult, completion_text, mean, solutions as _solutions
+from ...registry import reward
+from ..base import completion_text, solutions as _solutions
 from .contract import BOX_RE, BOX_TASKS, parse_qwen
 
 __all__ = ["eo_format"]

@@ -7,14 +7,12 @@ multi-label remote-sensing benchmarks report (no peer scorer found to follow lit
 
 from __future__ import annotations
 
-import json
-import re
 from typing import Any, Literal, Sequence
 
 import numpy as np
 
 from ...registry import reward, task
-from ..base import ScoreContext, TaskResult, completion_text, mean, solutions as _solutions
+from ..base import ScoreContext, TaskResult, mean, solutions as _solutions
 from .contract import extract_answer, label_key, label_set
 
 __all__ = ["eo_multilabel", "score_multilabel"]

@@ -7,14 +7,12 @@ benchmark's rule (:data:`geodata.tasks.base.PROTOCOLS`).
 
 from __future__ import annotations
 
-import json
-import re
-from typing import Any, Literal, Sequence
+from typing import Any, Sequence
 
 import numpy as np
 
 from ...registry import reward, task
-from ..base import ScoreContext, TaskResult, completion_text, mean, solutions as _solutions
+from ..base import ScoreContext, TaskResult, mean, solutions as _solutions
 from .contract import class_key, extract_answer, label_key
 
 __all__ = ["eo_scene_cls", "score_scene", "geochat_scene_key"]

@@ -13,7 +13,6 @@ Counts of other sources (GeoChat) are exact. The training reward keeps bins for 
 
 from __future__ import annotations
 
-import json
 import re
 from collections import defaultdict
 from typing import Any, Literal, Sequence
@@ -21,7 +20,7 @@ from typing import Any, Literal, Sequence
 import numpy as np
 
 from ...registry import reward, task
-from ..base import ScoreContext, TaskResult, completion_text, mean, solutions as _solutions
+from ..base import ScoreContext, TaskResult, mean, solutions as _solutions
 from .contract import RSVQA_BINS, extract_answer, normalize_answer, numeric_match
 
 __all__ = ["eo_vqa", "vqa_correct", "token_jaccard", "score_vqa", "binned_count_sources"]
