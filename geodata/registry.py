@@ -1,4 +1,4 @@
-"""Name registries for pipeline steps, source readers, sample writers and rewards.
+"""Name registries for pipeline steps, source readers, sample writers, rewards and output formats.
 
 A *step* is a function ``fn(df, ctx, *, param: T = default, ...) -> StepOutput`` of a
 ``kind``: ``map`` (row-local), ``frame`` (needs the whole table) or ``join`` (takes named
@@ -22,6 +22,10 @@ A *task* is the scorer of dataset rows whose ``task`` column holds its name:
 ``fn(completions: list[str], solutions: list[dict], ctx: ScoreContext) -> TaskResult``
 (:mod:`geodata.tasks.base`). Its module in :mod:`geodata.tasks` also holds the task's answer
 contract and rewards; ``reference`` names the benchmark code it follows (repository, path).
+
+An *output format* is ``fn(df, root, prefix, *, config, split, output, max_image_pixels, on_rows,
+runner) -> PartitionResult`` (see :mod:`geodata.formats.parquet`): it writes one config/split of
+rows below ``root/prefix`` and says what files it wrote; a spec picks it by ``output.format``.
 """
 
 from __future__ import annotations
@@ -52,6 +56,10 @@ __all__ = [
     "STEPS",
     "SOURCES",
     "REWARDS",
+    "FormatInfo",
+    "output_format",
+    "get_format",
+    "FORMATS",
     "params_model",
     "validate_params",
 ]
@@ -170,10 +178,18 @@ class TaskInfo:
     reference: str
 
 
+@dataclass(frozen=True)
+class FormatInfo:
+    name: str
+    fn: Callable[..., Any]
+    doc: str
+
+
 STEPS: dict[str, StepInfo] = {}
 SOURCES: dict[str, SourceInfo] = {}
 REWARDS: dict[str, RewardInfo] = {}
 TASKS: dict[str, TaskInfo] = {}
+FORMATS: dict[str, FormatInfo] = {}
 
 
 def _doc(fn: Callable[..., Any]) -> str:
@@ -260,9 +276,19 @@ def task(name: str, *, reference: str) -> Callable[[Callable[..., Any]], Callabl
     return deco
 
 
-#: the packages whose modules register steps, sources, rewards and tasks when imported; a
-#: new module in one of these folders is found without editing any list
-PLUGIN_PACKAGES = ("geodata.sources", "geodata.steps", "geodata.tasks")
+def output_format(name: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """Register ``fn(df, root, prefix, *, config, split, output, ...)`` as the output format ``name``."""
+
+    def deco(fn: Callable[..., Any]) -> Callable[..., Any]:
+        FORMATS[name] = FormatInfo(name, fn, _doc(fn))
+        return fn
+
+    return deco
+
+
+#: the packages whose modules register steps, sources, rewards, tasks and output formats when
+#: imported; a new module in one of these folders is found without editing any list
+PLUGIN_PACKAGES = ("geodata.sources", "geodata.steps", "geodata.tasks", "geodata.formats")
 #: entry-point group through which other installed packages add their own modules
 ENTRY_POINT_GROUP = "geodata.plugins"
 _loaded = False
@@ -317,6 +343,10 @@ def get_task(name: str) -> TaskInfo:
     if name not in TASKS:
         raise SpecError(f"no scorer for task '{name}' (tasks: {', '.join(sorted(TASKS))})")
     return TASKS[name]
+
+
+def get_format(name: str) -> FormatInfo:
+    return _get(FORMATS, "output format", name)
 
 
 def reward_for_task(task: str) -> RewardInfo:

@@ -47,7 +47,7 @@ from typing import Any, Literal, Sequence
 import numpy as np
 
 from ..registry import reward, task
-from ..schema import messages_text
+from ..schema import messages_text as _text  # a completion (string or messages) as text
 from .base import ScoreContext, TaskResult, mean
 
 __all__ = [
@@ -71,10 +71,6 @@ _FORMAT = re.compile(
     re.S,
 )
 _CHOICE = re.compile(r"^(?:(?:option|candidate|answer)\s*:?\s*)?[\(\[]?\s*([A-Za-z])\s*[\)\]]?\.?$", re.I)
-
-
-def _text(c: Any) -> str:
-    return c if isinstance(c, str) else messages_text(c)
 
 
 def extract_choice(completion: Any) -> str | None:
