@@ -11,6 +11,7 @@ from typing import Optional
 
 import typer
 
+from ..errors import GeodataError
 from .app import app, cli_errors, console
 
 
@@ -28,6 +29,9 @@ def eval_cmd(
     tokenizer: str = typer.Option("auto", "--tokenizer", help="caption tokenizer: auto (PTB when java is on the PATH) | ptb | simple"),
 ) -> None:
     """Score predictions against a built dataset or a truth CSV, each task by its benchmark's rule."""
+    if not predictions.exists():
+        raise GeodataError(f"eval: {predictions}: the predictions file does not exist; pass the .parquet or .csv "
+                           "that `geodata predict` (or your model) wrote")
     from ..dataset.ownership import MANIFEST_MARKER, check_out_file
     from ..evaluate import evaluate_files, format_report
 
