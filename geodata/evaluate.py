@@ -23,7 +23,6 @@ import io
 import json
 import logging
 import math
-from importlib import resources
 from pathlib import Path
 from typing import Any, Literal
 
@@ -41,9 +40,6 @@ __all__ = [
     "load_truth",
     "evaluate",
     "evaluate_files",
-    "reference_table",
-    "compare_rows",
-    "format_compare",
     "format_report",
 ]
 
@@ -70,7 +66,9 @@ class EvalReport(BaseModel):
     by: str | None = None
     breakdown: dict[str, dict[str, TaskResult]] = Field(default_factory=dict)
     skipped_configs: dict[str, str] = Field(default_factory=dict)
+    #: ``geodata eval --compare PAPER`` (:mod:`geodata.compare`): the paper's rows with ours, its tables
     compare: list[dict[str, Any]] = Field(default_factory=list)
+    compare_tables: list[dict[str, Any]] = Field(default_factory=list)
     notes: list[str] = Field(default_factory=list)
 
 
@@ -350,7 +348,6 @@ def evaluate_files(
     truth: str | Path,
     *,
     by: str | None = None,
-    compare: str | None = None,
     unknown_ids: str = "drop",
     protocol: str = DEFAULT_PROTOCOL,
     geocode: bool = False,
@@ -377,49 +374,14 @@ def evaluate_files(
     if skipped:
         report.notes = sorted(set(report.notes) | {
             f"config '{c}' not scored: {why}" for c, why in skipped.items()})
-    if compare:
-        report.compare = compare_rows(report, reference_table(compare), compare)
     return report
 
 
-# -- published numbers ------------------------------------------------------------------------------
-def reference_table(method: str) -> list[dict[str, Any]]:
-    """Published results of ``method`` from ``geodata/data/reference/<method>.csv``.
-
-    Examples
-    --------
-    >>> [(r["benchmark"], r["metric"], r["value"]) for r in reference_table("geo-r")][:1]
-    [('im2gps3k', 'acc@1km', 0.181)]
-    """
-    base = resources.files("geodata").joinpath("data/reference")
-    f = base.joinpath(f"{method}.csv")
-    if not f.is_file():
-        known = sorted(p.name[:-4] for p in base.iterdir() if p.name.endswith(".csv"))
-        raise SourceError(f"eval: --compare {method}: no reference table (known: {', '.join(known)})")
-    rows = list(csv.DictReader(f.read_text().splitlines()))
-    for r in rows:
-        r["value"] = float(r["value"])
-    return rows
-
-
-def compare_rows(report: EvalReport, refs: list[dict[str, Any]], method: str) -> list[dict[str, Any]]:
-    """Reference rows with ``ours``: the same task and metric of ours, else null."""
-    ours = {(t, k): v for t, r in report.tasks.items() for k, v in r.metrics.items()}
-    return [{"method": method, **r, "ours": ours.get((r["task"], r["metric"]))} for r in refs]
-
-
+# -- the text report ---------------------------------------------------------------------------------
 def _fmt(v: float | None) -> str:
     if v is None or (isinstance(v, float) and math.isnan(v)):
         return "n/a"
     return f"{v:.4f}" if abs(v) <= 1 else f"{v:.1f}"
-
-
-def format_compare(rows: list[dict[str, Any]]) -> str:
-    """The reference table beside ours, one line per published number."""
-    lines = [f"{'benchmark':<12} {'metric':<16} {'published':>10} {'ours':>10}  method"]
-    for r in rows:
-        lines.append(f"{r['benchmark']:<12} {r['metric']:<16} {_fmt(r['value']):>10} {_fmt(r['ours']):>10}  {r['method']}")
-    return "\n".join(lines)
 
 
 def _geo_lines(res: TaskResult, indent: str) -> list[str]:
@@ -439,7 +401,7 @@ def _geo_lines(res: TaskResult, indent: str) -> list[str]:
 
 
 def format_report(r: EvalReport) -> str:
-    """The report as plain text: one block per task (and the breakdown), counts, notes, compare."""
+    """The report as plain text: one block per task (and the breakdown), counts, notes."""
     def table(tasks: dict[str, TaskResult], indent: str = "") -> list[str]:
         out = []
         for t, res in tasks.items():
@@ -465,6 +427,4 @@ def format_report(r: EvalReport) -> str:
     if r.n_truth_invalid:
         lines.append(f"unscorable truth rows {r.n_truth_invalid} (kept in the denominator, scored wrong)")
     lines += [f"note: {n}" for n in r.notes]
-    if r.compare:
-        lines.append(format_compare(r.compare))
     return "\n".join(lines)

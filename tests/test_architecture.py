@@ -174,7 +174,7 @@ ROOMS: dict[str, tuple[str, ...]] = {
     "formats": ("geodata.formats",),
     "engine": ("geodata.engine",),
     "commands": ("geodata.check", "geodata.validate", "geodata.report", "geodata.publish", "geodata.evaluate",
-                 "geodata.sql", "geodata.shell", "geodata.cli"),
+                 "geodata.sql", "geodata.shell", "geodata.cli", "geodata.compare", "geodata.chains"),
 }
 #: room -> layer; the plugin rooms share one layer and never import each other
 LAYER = {"core": 0, "dataset": 1, "sources": 2, "steps": 2, "tasks": 2, "formats": 2, "engine": 3, "commands": 4}
@@ -316,6 +316,7 @@ ENV_READERS = {
     "geodata.spec": "a spec's own ${VAR} interpolation",
     "geodata.inference": "the API key variable a spec names",
     "geodata.runners.ray": "Ray's RAY_ADDRESS",
+    "geodata.chains": "the values of a chain's watched variables (its fingerprint), PROFILE, and the environment its stages run in",
 }
 
 

@@ -37,9 +37,16 @@ def eval_cmd(
 
     target = out if out is not None else predictions.with_name(predictions.name + ".eval.json")
     check_out_file(target)  # never overwrite a file geodata did not write
-    rep = evaluate_files(predictions, truth, by=by, compare=compare, unknown_ids=unknown_ids, protocol=protocol,
+    rep = evaluate_files(predictions, truth, by=by, unknown_ids=unknown_ids, protocol=protocol,
                          geocode=not no_geocode, tokenizer=tokenizer)
+    text = format_report(rep)
+    if compare:  # the paper's tables with this run's row where it ranks (geodata/compare.py)
+        from ..compare import compare as compare_paper, format_comparison
+
+        cmp = compare_paper(rep.model_dump(), compare, truth)
+        rep.compare, rep.compare_tables = cmp["rows"], cmp["tables"]
+        text += "\n" + format_comparison(cmp)
     target.parent.mkdir(parents=True, exist_ok=True)
     target.write_text(json.dumps({MANIFEST_MARKER[0]: MANIFEST_MARKER[1], **rep.model_dump()}, indent=2) + "\n")
-    console.print(format_report(rep), highlight=False, markup=False, soft_wrap=True)
+    console.print(text, highlight=False, markup=False, soft_wrap=True)
     console.print(f"wrote {target}", highlight=False, soft_wrap=True)
