@@ -14,9 +14,9 @@ from typer.testing import CliRunner
 
 from eo_series_fixtures import series_rows, sols
 from geodata.cli import app
-from geodata.contracts.eo_series import earthdial_recall, landcover_labels, pick_frames
+from geodata.tasks.eo.series import earthdial_recall, landcover_labels, pick_frames
 from geodata.errors import BuildError, SpecError
-from geodata.eval_tasks import evaluate_tasks
+from geodata.evaluate import evaluate as evaluate_tasks
 from geodata.registry import get_reward, reward_for_task
 
 

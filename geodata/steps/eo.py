@@ -39,7 +39,7 @@ from ..context import StepContext, StepOutput
 from ..errors import BuildError, SpecError
 from ..registry import step
 from ..schema import completion_expr, prompt_expr
-from ..contracts.eo import (
+from ..tasks.eo.contract import (
     BOX_FORMATS,
     BOX_RE_ANY,
     EO_TASKS,
@@ -52,7 +52,7 @@ from ..contracts.eo import (
     geochat_question_type,
     parse_boxes,
 )
-from ..contracts.eo_series import DAMAGE_NAMES, FAMILY_TASKS as SERIES_FAMILY_TASKS, SERIES_TASKS, THINK as SERIES_THINK
+from ..tasks.eo.series import DAMAGE_NAMES, FAMILY_TASKS as SERIES_FAMILY_TASKS, SERIES_TASKS, THINK as SERIES_THINK
 from ..image_geometry import image_size
 from .eo_rows import BOX_HINT, Boxes as _Boxes, row as _row
 from .eo_series import SERIES_BUILDERS
@@ -343,7 +343,7 @@ def eo_tasks(
     levels as xBD / EarthDial do (``xbd``: ``no-damage``) or as TEOChat's scorer reads them
     (``teochat``: ``No damage``) (:mod:`geodata.steps.eo_series`).
 
-    ``boxes`` picks the box convention of answers and prompts (:mod:`geodata.contracts.eo`):
+    ``boxes`` picks the box convention of answers and prompts (:mod:`geodata.tasks.eo.contract`):
     ``geochat`` (integer ``{<x1><y1><x2><y2>|<θ>}`` on the 0–100 grid) or ``qwen``
     (Qwen2.5-VL ``bbox_2d`` JSON in pixels of the image resized by the processor with
     ``min_pixels`` / ``max_pixels``; rotated objects become their axis-aligned hull).

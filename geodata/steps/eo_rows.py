@@ -8,7 +8,7 @@ from typing import Any
 
 import numpy as np
 
-from ..contracts.eo import boxes_to_qwen, format_box, format_boxes, format_qwen, qwen_to_boxes, smart_resize
+from ..tasks.eo.contract import boxes_to_qwen, format_box, format_boxes, format_qwen, qwen_to_boxes, smart_resize
 from ..errors import SpecError
 
 __all__ = ["BOX_HINT", "row", "Boxes"]

@@ -1,6 +1,6 @@
 """Rows of the image-sequence and land-cover EO tasks, built by ``eo_tasks`` from reader tables
 of the families ``temporal`` (fMoW), ``disaster`` (xBD, RSCC captions) and ``multilabel``
-(BigEarthNet). Answer forms: :mod:`geodata.contracts.eo_series`.
+(BigEarthNet). Answer forms: :mod:`geodata.tasks.eo.series`.
 
 The reader tables these builders take (one row per site / image pair / patch):
 
@@ -30,8 +30,8 @@ import numpy as np
 import polars as pl
 
 from ..context import StepContext, StepOutput
-from ..contracts.eo import format_box, hbbs_to_boxes
-from ..contracts.eo_series import (
+from ..tasks.eo.contract import format_box, hbbs_to_boxes
+from ..tasks.eo.series import (
     BIGEARTHNET19,
     DAMAGE_NAMES,
     FMOW_CLASSES,

@@ -1,7 +1,7 @@
 """Answer contracts of the image-sequence and land-cover EO tasks (GeoVLM-R1's temporal analysis,
 disaster assessment and multi-label land cover), shared by the row builders
-(:mod:`geodata.steps.eo_series`), the rewards and the scorers (``geodata.rewards.eo_temporal``,
-``eo_disaster``, ``eo_landcover``).
+(:mod:`geodata.steps.eo_series`), the rewards and the scorers (:mod:`geodata.tasks.eo.temporal`,
+:mod:`geodata.tasks.eo.disaster`, :mod:`geodata.tasks.eo.landcover`).
 
 =================  ==================  ==========================================================
 task               rows (images)       answer (inside ``<answer>``)

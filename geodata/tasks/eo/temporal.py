@@ -1,5 +1,5 @@
 """Temporal classification over an image sequence: ``temporal_cls`` (fMoW: a site's category
-from its time series). Contract: :mod:`geodata.contracts.eo_series`.
+from its time series). Contract: :mod:`geodata.tasks.eo.series`.
 
 * Reward ``eo_temporal_cls``: 1 when the answer names the gold category, compared after TEOChat's
   cleaning (lower-case, punctuation removed) with spaces removed too, so ``crop field`` and
@@ -20,12 +20,12 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from ..contracts.eo import extract_answer
-from ..contracts.eo_series import earthdial_recall, teochat_clean
-from ..registry import reward
-from .eo import _solutions
+from ...registry import reward, task
+from ..base import ScoreContext, TaskResult, solutions as _solutions
+from .contract import extract_answer
+from .series import earthdial_recall, teochat_clean
 
-__all__ = ["eo_temporal_cls", "score_temporal_cls", "SCORERS"]
+__all__ = ["eo_temporal_cls", "score_temporal_cls"]
 
 
 def _key(text: str) -> str:
@@ -47,16 +47,14 @@ def eo_temporal_cls(completions: Sequence[Any], solutions: Sequence[str]) -> np.
                      for c, s in zip(completions, sols)])
 
 
-def score_temporal_cls(comps: list[str], sols: list[dict], opt: dict) -> dict[str, Any]:
+@task("temporal_cls", reference="ermongroup/TEOChat videollava/eval/classification.py; hiyamdebary/EarthDial src/earthdial/eval/rs_change_detection/eval_classification.py")
+def score_temporal_cls(comps: list[str], sols: list[dict], ctx: ScoreContext) -> TaskResult:
     """TEOChat's accuracy and EarthDial's recall of fMoW answers (see the module docstring)."""
     answers = [extract_answer(c) for c in comps]
     acc = [teochat_clean(a) == teochat_clean(s["label"]) for a, s in zip(answers, sols)]
     rec = [earthdial_recall(s["label"], a) for a, s in zip(answers, sols)]
     n = len(comps)
-    return dict(task="temporal_cls", n=n, n_unparsed=sum(not a for a in answers),
+    return TaskResult(task="temporal_cls", n=n, n_unparsed=sum(not a for a in answers),
                       metrics={"accuracy": float(np.mean(acc)) if n else 0.0,
                                "earthdial_recall": float(np.mean(rec)) if n else 0.0})
 
-
-#: task -> scorer for ``geodata eval``: each returns the fields of an ``eval_tasks.TaskResult``
-SCORERS = {"temporal_cls": score_temporal_cls}

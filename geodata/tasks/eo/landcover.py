@@ -1,5 +1,5 @@
 """Multi-label land cover: ``landcover_cls`` (BigEarthNet: its 19-class nomenclature on the RGB
-bands). Contract: :mod:`geodata.contracts.eo_series` (answer: the classes, ``; ``-separated; read
+bands). Contract: :mod:`geodata.tasks.eo.series` (answer: the classes, ``; ``-separated; read
 back by class name, since names hold commas).
 
 * Reward ``eo_landcover``: F1 of the predicted and gold label sets (1 for the gold answer).
@@ -18,12 +18,12 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from ..contracts.eo import extract_answer
-from ..contracts.eo_series import earthdial_recall, format_landcover, landcover_labels
-from ..registry import reward
-from .eo import _solutions
+from ...registry import reward, task
+from ..base import ScoreContext, TaskResult, solutions as _solutions
+from .contract import extract_answer
+from .series import earthdial_recall, format_landcover, landcover_labels
 
-__all__ = ["eo_landcover", "score_landcover_cls", "SCORERS"]
+__all__ = ["eo_landcover", "score_landcover_cls"]
 
 
 def _f1(p: set[str], g: set[str]) -> float:
@@ -48,7 +48,8 @@ def eo_landcover(completions: Sequence[Any], solutions: Sequence[str]) -> np.nda
                      for c, s in zip(completions, _solutions(solutions))])
 
 
-def score_landcover_cls(comps: list[str], sols: list[dict], opt: dict) -> dict[str, Any]:
+@task("landcover_cls", reference="hiyamdebary/EarthDial src/earthdial/eval/rs_classification/eval.py")
+def score_landcover_cls(comps: list[str], sols: list[dict], ctx: ScoreContext) -> TaskResult:
     """EarthDial's recall and per-sample precision / recall / F1 (module docstring)."""
     answers = [extract_answer(c) for c in comps]
     n = len(comps)
@@ -62,10 +63,7 @@ def score_landcover_cls(comps: list[str], sols: list[dict], opt: dict) -> dict[s
         f1.append(_f1(p, g))
         tp, npred, ngold = tp + len(p & g), npred + len(p), ngold + len(g)
     mean = lambda x: float(np.mean(x)) if n else 0.0  # noqa: E731
-    return dict(task="landcover_cls", n=n, n_unparsed=sum(not landcover_labels(a) for a in answers),
+    return TaskResult(task="landcover_cls", n=n, n_unparsed=sum(not landcover_labels(a) for a in answers),
                       metrics={"earthdial_recall": mean(ed), "sample_precision": mean(prec), "sample_recall": mean(rec),
                                "sample_f1": mean(f1), "micro_f1": 2 * tp / (npred + ngold) if npred + ngold else 0.0})
 
-
-#: task -> scorer for ``geodata eval``: each returns the fields of an ``eval_tasks.TaskResult``
-SCORERS = {"landcover_cls": score_landcover_cls}

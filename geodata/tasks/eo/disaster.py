@@ -1,14 +1,14 @@
 """Disaster assessment on xBD pre / post pairs: ``damage_cls`` (a boxed building's damage level,
 region classification) and ``damage_referring`` (box every building of a damage level).
 xBD change captions (RSCC) are ``change_caption`` rows, scored by ``eo_caption`` and the caption
-metrics. Contract: :mod:`geodata.contracts.eo_series`.
+metrics. Contract: :mod:`geodata.tasks.eo.series`.
 
 Rewards (the gold answer scores 1):
 
 * ``eo_damage_cls`` — 1 when the answer names the gold level (``Minor damage.`` reads as
   ``minor-damage``), else 0.
-* ``eo_damage_referring`` — :func:`geodata.rewards.eo.detection_score` of the answer's boxes
-  (GeoChat braces or Qwen JSON, :func:`geodata.contracts.eo.answer_boxes`) against the gold boxes.
+* ``eo_damage_referring`` — :func:`geodata.tasks.eo.boxes.detection_score` of the answer's boxes
+  (GeoChat braces or Qwen JSON, :func:`geodata.tasks.eo.contract.answer_boxes`) against the gold boxes.
 
 Scorers (``geodata eval``):
 
@@ -42,13 +42,14 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from ..contracts.eo import answer_boxes, extract_answer, rotated_iou_matrix
-from ..contracts.eo_series import XBD_DAMAGE, damage_key, earthdial_boxes, earthdial_recall, teochat_clean
-from ..registry import reward
-from .eo import _solutions, detection_score
+from ...registry import reward, task
+from ..base import ScoreContext, TaskResult, solutions as _solutions
+from .boxes import detection_score
+from .contract import answer_boxes, extract_answer, rotated_iou_matrix
+from .series import XBD_DAMAGE, damage_key, earthdial_boxes, earthdial_recall, teochat_clean
 
 __all__ = ["eo_damage_cls", "eo_damage_referring", "score_damage_cls", "score_damage_referring",
-           "teochat_damage_f1", "earthdial_referred_precision", "SCORERS"]
+           "teochat_damage_f1", "earthdial_referred_precision"]
 
 #: TEOChat's xBD damage classes (``detection_metrics``), in xBD's order
 TEOCHAT_DAMAGE = ("no damage", "minor damage", "major damage", "destroyed")
@@ -69,7 +70,7 @@ def eo_damage_cls(completions: Sequence[Any], solutions: Sequence[str]) -> np.nd
 
 @reward("eo_damage_referring", tasks=("damage_referring",))
 def eo_damage_referring(completions: Sequence[Any], solutions: Sequence[str], *, iou_threshold: float = 0.5) -> np.ndarray:
-    """Detection score (:func:`geodata.rewards.eo.detection_score`) of the boxed damaged buildings.
+    """Detection score (:func:`geodata.tasks.eo.boxes.detection_score`) of the boxed damaged buildings.
 
     Examples
     --------
@@ -132,7 +133,8 @@ def teochat_damage_f1(responses: Sequence[str], golds: Sequence[str], masks: Seq
     return {"f1": float(np.mean(f1s)), "w_f1": w, "inv_w_f1": inv / inv_w if inv_w else 0.0}
 
 
-def score_damage_cls(comps: list[str], sols: list[dict], opt: dict) -> dict[str, Any]:
+@task("damage_cls", reference="hiyamdebary/EarthDial src/earthdial/eval/rs_change_detection/eval_classification.py; ermongroup/TEOChat videollava/eval/detection.py")
+def score_damage_cls(comps: list[str], sols: list[dict], ctx: ScoreContext) -> TaskResult:
     """EarthDial's recall, TEOChat's inverse-prevalence weighted F1 and accuracy (module docstring)."""
     answers = [extract_answer(c) for c in comps]
     n = len(comps)
@@ -141,7 +143,7 @@ def score_damage_cls(comps: list[str], sols: list[dict], opt: dict) -> dict[str,
     golds = [TEOCHAT_DAMAGE[XBD_DAMAGE.index(s["label"])] for s in sols]
     masks = [_mask(s["polygon"], s["size"]) for s in sols]
     teo = teochat_damage_f1(answers, golds, masks)
-    return dict(task="damage_cls", n=n, n_unparsed=sum(damage_key(a) is None for a in answers),
+    return TaskResult(task="damage_cls", n=n, n_unparsed=sum(damage_key(a) is None for a in answers),
                       metrics={"accuracy": float(np.mean(acc)) if n else 0.0,
                                "earthdial_recall": float(np.mean(rec)) if n else 0.0,
                                "teochat_inv_w_f1": teo["inv_w_f1"] if n else None})
@@ -171,14 +173,12 @@ def earthdial_referred_precision(preds: Sequence[Sequence[Sequence[float]]], gol
     return correct, total
 
 
-def score_damage_referring(comps: list[str], sols: list[dict], opt: dict) -> dict[str, Any]:
+@task("damage_referring", reference="hiyamdebary/EarthDial src/earthdial/eval/rs_change_detection/eval_detection.py")
+def score_damage_referring(comps: list[str], sols: list[dict], ctx: ScoreContext) -> TaskResult:
     """EarthDial's precision@0.25 of the predicted boxes over the whole set (module docstring)."""
     preds = [_pred_boxes(extract_answer(c), s) for c, s in zip(comps, sols)]
     correct, total = earthdial_referred_precision([p or [] for p in preds], [s["boxes"] for s in sols])
-    return dict(task="damage_referring", n=len(comps), n_unparsed=sum(p is None for p in preds),
+    return TaskResult(task="damage_referring", n=len(comps), n_unparsed=sum(p is None for p in preds),
                       metrics={"precision@0.25": correct / total if total else None,
                                "predicted_boxes": float(total)})
 
-
-#: task -> scorer for ``geodata eval``: each returns the fields of an ``eval_tasks.TaskResult``
-SCORERS = {"damage_cls": score_damage_cls, "damage_referring": score_damage_referring}
