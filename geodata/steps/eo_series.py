@@ -149,7 +149,7 @@ def build_disaster(df: pl.DataFrame, tasks: set[str], ctx: StepContext, out: Ste
                 cb = cb[np.lexsort((cb[:, 0], cb[:, 1]))]
                 ans, sb = form.answer(cb, f"{level} building")
                 text = (f"{pre} Box every building with the damage level {names[level]} in the post-disaster image. "
-                        "Answer with one box per building, separated by spaces. "
+                        "Answer with one box per building. "
                         f"{_hint(p)}")
                 rows.append(_row(f"{base}-damage_referring-{level}", r["dataset"], "damage_referring", imgs, text,
                                  ans, {**form.solution(sb), "category": level}, r["split"], category=level))
