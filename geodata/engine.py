@@ -480,7 +480,11 @@ def build(
             old = Dataset.open(out).manifest
         except DatasetError:  # unreadable or not ours: rebuild (the ownership rule guards the folder)
             old = None
-        if old is not None and old.fingerprint == fingerprint and _images_unchanged(out, old.images_digest):
+        incomplete = _incomplete(old.stats.notes) if old is not None else []
+        for key, why in incomplete:  # e.g. model requests that failed: this build sends them again
+            log.warning("%s: the last build is incomplete (%s: %s): rebuilding", spec.name, key, why)
+        if (old is not None and not incomplete and old.fingerprint == fingerprint
+                and _images_unchanged(out, old.images_digest)):
             return BuildResult(spec.name, out, "up to date", fingerprint, rows=old.rows,
                                configs={c: {s: v.num_rows for s, v in sp.items()} for c, sp in old.configs.items()})
 
@@ -636,6 +640,12 @@ def _jsonable(v: Any) -> Any:
         return v
     except TypeError:
         return str(v)
+
+
+def _incomplete(notes: dict[str, Any]) -> list[tuple[str, Any]]:
+    """Notes ``<step>.incomplete`` of a build: it must not count as up to date (see
+    :mod:`geodata.steps.predict`: requests that failed are sent again by the next build)."""
+    return [(k, v) for k, v in sorted(notes.items()) if k.endswith(".incomplete") and v]
 
 
 def _combine(spec_fp: str, inputs: dict[str, str]) -> str:

@@ -1,26 +1,37 @@
-"""Model predictions: a table of ``id`` plus ``pred_lat``/``pred_lon`` or the raw ``completion``.
+"""Model predictions: one schema whatever wrote them, and the reader of such files.
 
-Any inference run can produce it (the training backend's ``predict``, vLLM, an API): a
-Parquet or CSV file, or a folder holding ``predictions.parquet`` / ``predictions.csv``.
-Columns:
+``geodata predict`` (local generation, the vLLM offline engine or an OpenAI-compatible
+endpoint) and the served-model step of MP16-Hard-200K (:mod:`geodata.steps.predict`) all write
+:data:`PREDICTION_COLUMNS`, made by :func:`prediction_table`:
 
-===========  ======================================================================
-id           the image id of the source rows (MP-16 ``IMG_ID``, e.g. ``34/8d/9055806529.jpg``)
-pred_lat     predicted latitude (degrees); with pred_lon, takes precedence
-pred_lon     predicted longitude (degrees)
-completion   raw model output; parsed with :func:`geodata.parse.parse_coords` where
-             pred_lat/pred_lon are absent or null
-===========  ======================================================================
+=============  ====================================================================
+id             the row's id in the dataset predicted on (MP-16 ``IMG_ID``, ...)
+task           the row's task (``geolocation``, ``vqa``, ...); null when the dataset has none
+completion     the model's raw output
+pred_lat       geolocation rows: latitude read by :func:`geodata.parse.parse_coords`
+pred_lon       geolocation rows: longitude (both null when unreadable or out of range)
+answer         the text of the last ``<answer>`` block (the whole text without one), stripped
+parsed         geolocation: a coordinate pair was read; other tasks: ``answer`` is not empty
+finish_reason  ``stop``, ``length`` (cut by the token limit) ...; null where the engine gives none
+engine         ``hf``, ``vllm`` or ``openai`` (an OpenAI-compatible endpoint)
+model          the model id or path that answered
+=============  ====================================================================
 
-Reading normalizes to ``id, pred_lat, pred_lon, parsed`` (+ ``completion`` when given).
-Non-numeric or out-of-range coordinates and unparsable completions become null coordinates
-with ``parsed = false`` (counted, never an exception). A duplicate id or a missing ``id``
-column is an error naming the file.
+Reading (:func:`load_predictions`) takes this schema and any narrower table of ``id`` plus
+``pred_lat``/``pred_lon`` or ``completion`` (files written before the schema was one, or by
+other tools; the reader notes which columns were missing). It normalizes to ``id, pred_lat,
+pred_lon, parsed`` plus the schema's other columns that are present. Completions are parsed
+for coordinates only where ``pred_lat``/``pred_lon`` are absent or null and the task is
+geolocation (or unknown). Non-numeric or out-of-range coordinates and unparsable completions
+become null coordinates with ``parsed = false`` (counted, never an exception). A duplicate
+id or a missing ``id`` column is an error naming the file.
 """
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
+from typing import Sequence
 
 import numpy as np
 import polars as pl
@@ -30,7 +41,82 @@ from ..errors import SourceError
 from ..parse import parse_coords
 from ..registry import source
 
-__all__ = ["read_predictions", "load_predictions", "predictions_file", "write_sample", "simulate_predictions"]
+log = logging.getLogger("geodata")
+
+__all__ = ["read_predictions", "load_predictions", "predictions_file", "write_sample", "simulate_predictions",
+           "PREDICTION_COLUMNS", "PREDICTION_SCHEMA", "prediction_table", "missing_schema_columns"]
+
+#: The one predictions schema (column -> polars dtype), in column order.
+PREDICTION_SCHEMA: dict[str, pl.DataType] = {
+    "id": pl.String(), "task": pl.String(), "completion": pl.String(), "pred_lat": pl.Float64(),
+    "pred_lon": pl.Float64(), "answer": pl.String(), "parsed": pl.Boolean(), "finish_reason": pl.String(),
+    "engine": pl.String(), "model": pl.String(),
+}
+PREDICTION_COLUMNS: tuple[str, ...] = tuple(PREDICTION_SCHEMA)
+#: schema columns that are facts of the run, not needed to score or mine
+_RUN_COLUMNS = ("task", "answer", "finish_reason", "engine", "model")
+
+
+def prediction_table(
+    ids: Sequence[str],
+    tasks: Sequence[str | None] | str | None,
+    completions: Sequence[str | None],
+    finish_reasons: Sequence[str | None] | None,
+    engine: str,
+    model: str,
+) -> pl.DataFrame:
+    """Predictions in the one schema (:data:`PREDICTION_COLUMNS`), parsed by each row's task.
+
+    ``tasks`` may be one task for every row. Coordinates are read only for ``geolocation``
+    rows, with the parser the geolocation reward and ``geodata eval`` use.
+
+    Examples
+    --------
+    >>> t = prediction_table(["a", "b", "c"], ["geolocation", "geolocation", "vqa"],
+    ...                      ["<answer>(1.5, 2)</answer>", "no idea", "<answer> yes </answer>"],
+    ...                      ["stop", "length", "stop"], "openai", "m")
+    >>> t.select("id", "pred_lat", "answer", "parsed", "finish_reason").rows()
+    [('a', 1.5, '(1.5, 2)', True, 'stop'), ('b', None, 'no idea', False, 'length'), ('c', None, 'yes', True, 'stop')]
+    """
+    from ..parse import answer_bodies
+
+    n = len(ids)
+    task_list = [tasks] * n if tasks is None or isinstance(tasks, str) else [t or None for t in tasks]
+    text = pl.Series("completion", list(completions), dtype=pl.String)
+    lat = np.full(n, np.nan)
+    lon = np.full(n, np.nan)
+    geo = np.array([t == "geolocation" for t in task_list], dtype=bool)
+    if geo.any():
+        idx = np.flatnonzero(geo)
+        p = parse_coords(text.gather(idx))
+        with np.errstate(invalid="ignore"):
+            good = p.ok & (np.abs(p.lat) <= 90) & (np.abs(p.lon) <= 180)
+        lat[idx] = np.where(good, p.lat, np.nan)
+        lon[idx] = np.where(good, p.lon, np.nan)
+    answer = answer_bodies(text).str.strip_chars() if n else pl.Series([], dtype=pl.String)
+    answer = pl.Series("answer", answer).replace("", None) if n else answer
+    parsed = np.where(geo, np.isfinite(lat) & np.isfinite(lon), answer.is_not_null().to_numpy() if n else geo)
+    return pl.DataFrame(
+        {
+            "id": pl.Series(list(ids), dtype=pl.String).cast(pl.String),
+            "task": pl.Series(task_list, dtype=pl.String),
+            "completion": text,
+            "pred_lat": pl.Series(lat).fill_nan(None),
+            "pred_lon": pl.Series(lon).fill_nan(None),
+            "answer": answer,
+            "parsed": pl.Series(parsed, dtype=pl.Boolean),
+            "finish_reason": pl.Series(list(finish_reasons) if finish_reasons is not None else [None] * n,
+                                       dtype=pl.String),
+            "engine": pl.Series([engine] * n, dtype=pl.String),
+            "model": pl.Series([model] * n, dtype=pl.String),
+        },
+        schema=PREDICTION_SCHEMA,
+    )
+
+
+def missing_schema_columns(columns: Sequence[str]) -> list[str]:
+    """The schema's run columns a predictions table lacks (an older or foreign file)."""
+    return [c for c in _RUN_COLUMNS if c not in columns]
 
 _NAMES = ("predictions.parquet", "predictions.csv")
 
@@ -93,7 +179,11 @@ def load_predictions(path: Path) -> pl.DataFrame:
         lat = df["pred_lat"].cast(pl.Float64, strict=False).fill_null(np.nan).to_numpy().astype(np.float64, copy=True)
         lon = df["pred_lon"].cast(pl.Float64, strict=False).fill_null(np.nan).to_numpy().astype(np.float64, copy=True)
     if "completion" in cols:
-        todo = np.flatnonzero(np.isnan(lat) | np.isnan(lon))
+        need = np.isnan(lat) | np.isnan(lon)
+        if "task" in cols:  # coordinates are a geolocation answer only
+            t = df["task"].cast(pl.String)
+            need &= (t.is_null() | t.is_in(["geolocation", ""])).to_numpy()
+        todo = np.flatnonzero(need)
         if todo.size:
             p = parse_coords(df["completion"].cast(pl.String).gather(todo))
             lat[todo], lon[todo] = p.lat, p.lon
@@ -111,6 +201,9 @@ def load_predictions(path: Path) -> pl.DataFrame:
     )
     if "completion" in cols:
         out = out.with_columns(completion=df["completion"].cast(pl.String))
+    keep = [c for c in _RUN_COLUMNS if c in cols]
+    if keep:
+        out = out.with_columns(df.select(pl.col(c).cast(PREDICTION_SCHEMA[c]) for c in keep))
     return out
 
 
@@ -216,4 +309,14 @@ def read_predictions(ctx: StepContext, *, root: Path) -> StepOutput:
     out.note("predictions.file", str(path))
     out.note("predictions.rows", df.height)
     out.note("predictions.unparsed", bad)
+    if df.height and bad == df.height:
+        log.warning("predictions %s: none of the %d predictions could be parsed: no row counts as solved", path, bad)
+        out.note("predictions.warning", f"none of the {bad} predictions could be parsed")
+    gaps = missing_schema_columns(pl.read_parquet_schema(path) if path.suffix == ".parquet"
+                                  else pl.read_csv(path, n_rows=0, infer_schema=False).columns)
+    if gaps:
+        out.note("predictions.schema", f"older or foreign predictions file without {', '.join(gaps)}; "
+                                       f"read from id with pred_lat/pred_lon or completion")
+    if "finish_reason" in df.columns:
+        out.note("predictions.truncated", int((df["finish_reason"] == "length").sum()))
     return out.result(df)
