@@ -134,10 +134,14 @@ class Endpoint:
 
 @dataclass(frozen=True)
 class ChatRequest:
-    """One chat turn: optional system text, then a user turn of images (refs) and text."""
+    """One chat turn: optional system text, then a user turn of images and text.
+
+    An image is a reference :func:`geodata.images.read_ref` reads (a path, ``msgpack://``,
+    ``tar://``) or the encoded bytes themselves.
+    """
 
     text: str
-    images: tuple[str, ...] = ()
+    images: tuple[str | bytes, ...] = ()
     system: str | None = None
     seed: int | None = None
 
@@ -528,7 +532,7 @@ async def _call(client: Any, ep: Endpoint, model: str, messages: list[dict], sam
     return ChatResult(error=f"gave up after {ep.max_retries + 1} attempts ({reason}: {last})", reason=reason)
 
 
-def _read_images(refs: Sequence[str], max_pixels: int | None) -> tuple[list[bytes], str | None]:
+def _read_images(refs: Sequence[str | bytes], max_pixels: int | None) -> tuple[list[bytes], str | None]:
     """The encoded bytes of ``refs``, or the first problem (``missing_image``, ``undecodable_image``,
     ``image_too_large``) when one cannot be read or fails the decode check."""
     from .images import image_problem
@@ -536,7 +540,7 @@ def _read_images(refs: Sequence[str], max_pixels: int | None) -> tuple[list[byte
     blobs = []
     for ref in refs:
         try:
-            data = read_ref(ref)
+            data = bytes(ref) if isinstance(ref, (bytes, bytearray)) else read_ref(ref)
         except (OSError, ValueError):
             return [], "missing_image"
         problem = image_problem(data, max_pixels)

@@ -182,7 +182,7 @@ def test_outage_fails_the_build_naming_the_cause_and_the_rebuild_retries_only_th
     assert res.notes["join_predictions.rows_with_prediction"] == n
     preds = pl.read_parquet(sorted((res.path / "predictions").glob("*.parquet")))
     assert preds.height == n and preds["parsed"].all()
-    assert preds.columns == ["id", "task", "completion", "pred_lat", "pred_lon", "answer", "parsed",
+    assert preds.columns == ["id", "config", "task", "completion", "pred_lat", "pred_lon", "answer", "parsed",
                              "finish_reason", "engine", "model"]
     assert set(preds["engine"]) == {"openai"} and set(preds["model"]) == {MODEL}
 

@@ -30,6 +30,7 @@ not typed here imports TRL's config class to check the name.
 from __future__ import annotations
 
 import copy
+import re
 import dataclasses
 import difflib
 from functools import lru_cache
@@ -251,8 +252,17 @@ class PredictSpec(_Strict):
     do_sample: bool = False
     temperature: float = Field(1.0, gt=0)
     output: str | None = Field(None, description="default: <output_dir>/predictions.parquet")
-    engine: Literal["auto", "hf", "vllm"] = Field(
-        "auto", description="vllm where it is installed and CUDA is present (auto), else transformers generate"
+    engine: Literal["auto", "hf", "vllm", "openai"] = Field(
+        "auto", description="openai when base_url is set; else vllm where it is installed and CUDA is present "
+                            "(auto), else transformers generate"
+    )
+    base_url: str | None = Field(None, description="an OpenAI-compatible endpoint (http://host:8000/v1): engine openai")
+    api_key_env: str | None = Field(None, description="engine openai: the environment variable holding the key")
+    concurrency: int = Field(16, gt=0, description="engine openai: requests in flight")
+    timeout: float = Field(120.0, gt=0, description="engine openai: seconds per request")
+    max_retries: int = Field(5, ge=0, description="engine openai: retries on 429, 5xx, timeouts, dropped connections")
+    max_failed_fraction: float = Field(
+        0.0, ge=0, le=1, description="engine openai: failed requests accepted (their rows are left for the next run)"
     )
     save_every: int = Field(1, gt=0, description="write a partial output every N batches (resume point)")
     vllm_gpu_memory_utilization: float = Field(0.85, gt=0, le=1)
@@ -285,6 +295,20 @@ class Recipe(_Strict):
         if section is None:
             raise SpecError(f"{self.where}: recipe '{self.name}' has no '{method}' section")
         return section
+
+
+def adhoc_recipe(dataset: str, sets: Iterable[str] = ()) -> Recipe:
+    """A predict-only recipe over ``dataset`` (``geodata predict --dataset X --model M``), with ``sets``.
+
+    Its name is ``predict-<dataset name>`` and its output ``runs/predict-<dataset name>/predictions.parquet``.
+    """
+    stem = re.sub(r"[^a-z0-9._-]+", "-", Path(str(dataset).rstrip("/")).name.lower()).strip("-.") or "dataset"
+    raw: dict[str, Any] = {"name": f"predict-{stem}", "description": f"predictions over {dataset}",
+                           "data": {"dataset": str(dataset)}}
+    where = f"geodata predict --dataset {dataset}"
+    raw = apply_overrides(raw, sets, where)
+    recipe = validate_model(Recipe, raw, where)
+    return recipe
 
 
 def list_recipes() -> list[str]:

@@ -6,6 +6,7 @@ endpoint) and the served-model step of MP16-Hard-200K (:mod:`geodata.steps.predi
 
 =============  ====================================================================
 id             the row's id in the dataset predicted on (MP-16 ``IMG_ID``, ...)
+config         the dataset config the row came from (null where not known)
 task           the row's task (``geolocation``, ``vqa``, ...); null when the dataset has none
 completion     the model's raw output
 pred_lat       geolocation rows: latitude read by :func:`geodata.parse.parse_coords`
@@ -48,13 +49,13 @@ __all__ = ["read_predictions", "load_predictions", "predictions_file", "write_sa
 
 #: The one predictions schema (column -> polars dtype), in column order.
 PREDICTION_SCHEMA: dict[str, pl.DataType] = {
-    "id": pl.String(), "task": pl.String(), "completion": pl.String(), "pred_lat": pl.Float64(),
+    "id": pl.String(), "config": pl.String(), "task": pl.String(), "completion": pl.String(), "pred_lat": pl.Float64(),
     "pred_lon": pl.Float64(), "answer": pl.String(), "parsed": pl.Boolean(), "finish_reason": pl.String(),
     "engine": pl.String(), "model": pl.String(),
 }
 PREDICTION_COLUMNS: tuple[str, ...] = tuple(PREDICTION_SCHEMA)
 #: schema columns that are facts of the run, not needed to score or mine
-_RUN_COLUMNS = ("task", "answer", "finish_reason", "engine", "model")
+_RUN_COLUMNS = ("config", "task", "answer", "finish_reason", "engine", "model")
 
 
 def prediction_table(
@@ -64,10 +65,11 @@ def prediction_table(
     finish_reasons: Sequence[str | None] | None,
     engine: str,
     model: str,
+    configs: Sequence[str | None] | str | None = None,
 ) -> pl.DataFrame:
     """Predictions in the one schema (:data:`PREDICTION_COLUMNS`), parsed by each row's task.
 
-    ``tasks`` may be one task for every row. Coordinates are read only for ``geolocation``
+    ``tasks`` and ``configs`` may be one value for every row. Coordinates are read only for ``geolocation``
     rows, with the parser the geolocation reward and ``geodata eval`` use.
 
     Examples
@@ -99,6 +101,8 @@ def prediction_table(
     return pl.DataFrame(
         {
             "id": pl.Series(list(ids), dtype=pl.String).cast(pl.String),
+            "config": pl.Series([configs] * n if configs is None or isinstance(configs, str) else list(configs),
+                                dtype=pl.String),
             "task": pl.Series(task_list, dtype=pl.String),
             "completion": text,
             "pred_lat": pl.Series(lat).fill_nan(None),
