@@ -195,12 +195,18 @@ def load_predictions(path: Path) -> pl.DataFrame:
         ok = np.isfinite(lat) & np.isfinite(lon) & (np.abs(lat) <= 90) & (np.abs(lon) <= 180)
     lat[~ok] = np.nan
     lon[~ok] = np.nan
+    parsed = ok
+    if {"task", "parsed"} <= cols:  # other tasks' answers are not coordinates: the writer's parse stands
+        t = df["task"].cast(pl.String)
+        geo_rows = (t.is_null() | t.is_in(["geolocation", ""])).to_numpy()
+        theirs = df["parsed"].cast(pl.Boolean, strict=False).fill_null(False).to_numpy()
+        parsed = np.where(geo_rows, ok, theirs)
     out = pl.DataFrame(
         {
             "id": df["id"],
             "pred_lat": pl.Series(lat).fill_nan(None),
             "pred_lon": pl.Series(lon).fill_nan(None),
-            "parsed": ok,
+            "parsed": pl.Series(parsed, dtype=pl.Boolean),
         }
     )
     if "completion" in cols:
