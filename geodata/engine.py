@@ -472,6 +472,7 @@ def build(
     inputs = {n: _input_fingerprint(get_source(s.reader), roots[n], s.params) for n, s in spec.sources.items()}
     spec_fp = spec.fingerprint()
     fingerprint = _combine(spec_fp, inputs)
+    from_sample = sorted(n for n, s in spec.sources.items() if _from_sample(s, get_source(s.reader)))
     manifest_path = out / "manifest.json"
     if not force and manifest_path.exists():
         from .dataset import DatasetError
@@ -480,6 +481,7 @@ def build(
             old = Dataset.open(out).manifest
         except DatasetError:  # unreadable or not ours: rebuild (the ownership rule guards the folder)
             old = None
+        _check_not_downgraded(out, old, from_sample, spec)
         incomplete = _incomplete(old.stats.notes) if old is not None else []
         for key, why in incomplete:  # e.g. model requests that failed: this build sends them again
             log.warning("%s: the last build is incomplete (%s: %s): rebuilding", spec.name, key, why)
@@ -557,6 +559,7 @@ def build(
                 spec_fingerprint=spec_fp,
                 spec_file=_project_path(spec.path),
                 inputs=inputs,
+                sample_sources=from_sample,
                 images_digest=files_digest(image_stats) if image_files else None,
                 images_files=len(image_files),
                 geodata_version=__version__,
@@ -640,6 +643,31 @@ def _jsonable(v: Any) -> Any:
         return v
     except TypeError:
         return str(v)
+
+
+def _from_sample(src: SourceSpec, info: SourceInfo) -> bool:
+    """The source is read from geodata's embedded sample: no root in the spec, no environment variable."""
+    return not src.root and not (info.env and os.environ.get(info.env))
+
+
+def _check_not_downgraded(out: Path, old: Any, from_sample: list[str], spec: Spec) -> None:
+    """Refuse to replace a dataset built from the user's own input with one from the embedded sample.
+
+    A plain rerun without the environment variable (a bare ``make eval`` rebuilding
+    ``mp16-hard-200k``) would otherwise swap the user's predictions for the simulated ones.
+    """
+    if old is None or old.sample_sources is None:
+        return
+    newly = [n for n in from_sample if n not in old.sample_sources]
+    if not newly:
+        return
+    name = newly[0]
+    env = get_source(spec.sources[name].reader).env
+    raise BuildError(
+        f"{out}: built from your own '{name}' input, and {env} is not set now: this build would replace it with one "
+        f"from the embedded sample. Set {env} again (or --set sources.{name}.root=PATH), build into another folder "
+        f"with --out, or pass --force to replace it"
+    )
 
 
 def _incomplete(notes: dict[str, Any]) -> list[tuple[str, Any]]:

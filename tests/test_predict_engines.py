@@ -160,3 +160,106 @@ def test_hotspot_mining_reads_the_schema_and_old_files(tmp_path: Path) -> None:
     assert n["parsed"].to_list() == [True, False, True] and n["pred_lat"].to_list() == [1.5, None, None]
     o = load_predictions(old)  # the narrower, older form still reads
     assert o["pred_lat"].to_list() == [1.5, None] and "finish_reason" not in o.columns
+
+
+# -- the documented loop: predictions the user made are used, or the build says how -------------
+
+
+@pytest.fixture()
+def small_mp16(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    from geodata.sources.mp16 import write_sample
+
+    root = tmp_path / "mp16"
+    write_sample(root, n=40, layouts=("folder",), bad_rows=False)
+    monkeypatch.setenv("MP16_ROOT", str(root))
+    monkeypatch.setenv("GEODATA_RUNS", str(tmp_path / "runs"))
+    monkeypatch.delenv("PREDICTIONS", raising=False)
+    return root
+
+
+def _write_made(path: Path, root: Path, text: str | None = None) -> Path:
+    """A predictions file as `geodata predict` writes it (geodata's marker in the schema metadata)."""
+    import pyarrow.parquet as pq
+
+    from geodata._ownership import mark_table
+    from geodata.sources.predictions import prediction_table
+
+    meta = pl.read_csv(root / "mp16_places365.csv", infer_schema=False)
+    # every other row solved (its truth), the rest some 3000 km off
+    comp = [text or f"<answer>({float(la) - (27 if i % 2 else 0)}, {lo})</answer>"
+            for i, (la, lo) in enumerate(zip(meta["LAT"], meta["LON"]))]
+    t = prediction_table(meta["IMG_ID"].to_list(), "geolocation", comp, ["stop"] * meta.height, "hf", "m", "default")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    pq.write_table(mark_table(t.to_arrow()), path)
+    return path
+
+
+def test_the_docs_chain_uses_the_users_predictions_or_names_the_command(
+    small_mp16: Path, datasets_tmp: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from geodata.errors import SourceError
+
+    made = _write_made(tmp_path / "runs" / "mp16-predict" / "predictions.parquet", small_mp16)
+    # `geodata predict mp16-predict` then `geodata build mp16-hard-200k`: never the simulated sample
+    with pytest.raises(SourceError, match=rf"PREDICTIONS is not set.*`geodata predict` wrote .*mp16-predict/"
+                                          rf"predictions\.parquet\. Pass yours: PREDICTIONS={made} geodata build "
+                                          rf"mp16-hard-200k \(or --set sources\.predictions\.root={made}"):
+        build("mp16-hard-200k", sets=["sample.n=1000", "exclude.radius_km=1"])
+    assert not (datasets_tmp / "mp16-hard-200k").exists()
+    monkeypatch.setenv("PREDICTIONS", str(made))
+    res = build("mp16-hard-200k", sets=["sample.n=1000", "exclude.radius_km=1"])
+    assert res.notes["predictions.file"] == str(made) and res.notes["hotspots.solved"] == 20
+    assert "predictions.schema" not in res.notes  # the one schema: nothing missing
+    # a later plain build (a bare `make eval`) never swaps them for the sample's
+    monkeypatch.delenv("PREDICTIONS")
+    made.unlink()
+    before = (res.path / "manifest.json").read_bytes()
+    with pytest.raises(BuildError, match=r"built from your own 'predictions' input, and PREDICTIONS is not set now: "
+                                         r"this build would replace it with one from the embedded sample"):
+        build("mp16-hard-200k", sets=["sample.n=1000", "exclude.radius_km=1"])
+    assert (res.path / "manifest.json").read_bytes() == before
+
+
+def test_predictions_that_solve_nothing_warn_and_validate_says_so(
+    small_mp16: Path, datasets_tmp: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture
+) -> None:
+    import logging
+
+    from geodata.validate import validate_dataset
+
+    caplog.set_level(logging.WARNING, logger="geodata")
+    bad = _write_made(tmp_path / "bad.parquet", small_mp16, text="<answer>I cannot tell.</answer>")
+    monkeypatch.setenv("PREDICTIONS", str(bad))
+    res = build("mp16-hard-200k", sets=["sample.n=1000", "exclude.radius_km=1"])
+    assert res.configs["hotspots"] == {"train": 0} and res.rows == 40
+    assert res.notes["predictions.warning"] == "none of the 40 predictions could be parsed"
+    assert "no row is solved within 25 km (0 of 40 rows have a usable prediction)" in res.notes["hotspots.warning"]
+    assert any("none of the 40 predictions could be parsed" in r.getMessage() for r in caplog.records)
+    rep = validate_dataset(res.path, images=False)
+    assert rep.ok and "3 warnings" in rep.summary()
+    assert any(w.startswith("config 'hotspots' split 'train' is empty (0 rows)") for w in rep.warnings)
+    assert any("no row is solved" in w for w in rep.warnings)
+
+
+def test_a_missing_model_or_checkpoint_names_the_command_that_makes_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    pytest.importorskip("torch")
+    pytest.importorskip("transformers")
+    from training.models import check_model
+    from training.recipe import ModelSpec
+
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(SpecError, match=r"^model.name_or_path runs/geo-r-sft: no such model folder; it is made by the "
+                                        r"earlier stage: geodata train sft geo-r-sft \(make sft RECIPE=geo-r-sft\)$"):
+        check_model(ModelSpec(name_or_path="runs/geo-r-sft"))
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))
+    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "hf" / "hub"))
+    with pytest.raises(SpecError, match=r"model 'Qwen/Qwen2.5-VL-3B-Instruct' is not in the local Hugging Face cache "
+                                        r"and HF_HUB_OFFLINE is set: .*geodata train tiny-model runs/tiny"):
+        check_model(ModelSpec(name_or_path="Qwen/Qwen2.5-VL-3B-Instruct"))
+    (tmp_path / "runs" / "empty").mkdir(parents=True)
+    with pytest.raises(SpecError, match=r"runs/empty: the folder holds no model \(no config.json\)"):
+        check_model(ModelSpec(name_or_path="runs/empty"))

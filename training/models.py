@@ -46,6 +46,7 @@ __all__ = [
     "device_settings",
     "image_size",
     "has_stock_processor",
+    "check_model",
     "load_processor",
     "load_model",
     "lora_config",
@@ -260,12 +261,80 @@ def set_image_size(processor: Any, min_pixels: int | None, max_pixels: int | Non
                 setattr(ip, attr, value)
 
 
+def _looks_local(path: str) -> bool:
+    """A folder path rather than a Hub id (``org/name``)."""
+    return (path.startswith(("/", ".", "~")) or path.count("/") != 1 or Path(path).parts[0] == "runs"
+            or os.sep != "/" and os.sep in path)
+
+
+def _made_by(path: str) -> str | None:
+    """The command that writes the run folder ``path`` (``runs/<recipe>`` of a shipped recipe)."""
+    from .recipe import list_recipes, load_recipe
+
+    name = Path(path).name
+    for recipe in list_recipes():
+        try:
+            r = load_recipe(recipe)
+        except Exception:  # noqa: BLE001 - a recipe that needs a variable: not the one
+            continue
+        if str(r.output_dir).rstrip("/") == path.rstrip("/") or recipe == name:
+            stage = "grpo" if r.grpo is not None else "sft" if r.sft is not None else None
+            if stage:
+                return f"geodata train {stage} {recipe} (make {stage} RECIPE={recipe})"
+    return None
+
+
+def _hub_cached(repo_id: str) -> bool:
+    try:
+        from huggingface_hub import try_to_load_from_cache
+
+        hit = try_to_load_from_cache(repo_id, "config.json")
+    except Exception:  # noqa: BLE001 - not a valid repo id: let transformers say so
+        return True
+    return isinstance(hit, str)
+
+
+_TINY = "geodata train tiny-model runs/tiny, then --set model.name_or_path=runs/tiny"
+
+
+def check_model(spec: ModelSpec, where: str = "") -> None:
+    """A one-line error naming a model or checkpoint that is not there, with the command that makes it.
+
+    A missing local folder (``runs/geo-r-sft`` before its SFT stage ran) names the stage that
+    writes it; a Hub id that is not in the local Hugging Face cache while ``HF_HUB_OFFLINE`` is
+    set names the download and the offline alternative (``geodata train tiny-model``), instead
+    of a Hub connection error.
+    """
+    path = str(spec.name_or_path)
+    where = f"{where}: " if where else ""
+    local = Path(path).expanduser()
+    if local.is_dir():
+        if not (local / "config.json").is_file():
+            made = _made_by(path)
+            raise SpecError(f"{where}model.name_or_path {path}: the folder holds no model (no config.json)"
+                            + (f"; it is made by {made}" if made else ""))
+        return
+    if _looks_local(path) or local.exists():
+        made = _made_by(path)
+        raise SpecError(
+            f"{where}model.name_or_path {path}: no such model folder; "
+            + (f"it is made by the earlier stage: {made}" if made else f"for a small offline model: {_TINY}")
+        )
+    offline = os.environ.get("HF_HUB_OFFLINE", "").lower() in ("1", "true", "yes", "on")
+    if offline and not _hub_cached(path):
+        raise SpecError(
+            f"{where}model '{path}' is not in the local Hugging Face cache and HF_HUB_OFFLINE is set: download "
+            f"it where the Hub is reachable (huggingface-cli download {path}), or use a local model: {_TINY}"
+        )
+
+
 def load_processor(spec: ModelSpec, padding_side: str = "left") -> ProcessorMixin:
     """The model's processor: the stock one, or image-only for Qwen2(.5)-VL without torchvision.
 
     ``model.min_pixels`` / ``max_pixels`` override the image size bounds. Folders saved by
     older versions of this module (``processor_class: ImageOnlyQwenVLProcessor``) load too.
     """
+    check_model(spec)
     path = spec.name_or_path
     local = Path(path)
     cfg = _read_json(local / "processor_config.json") if local.is_dir() else {}
@@ -277,7 +346,15 @@ def load_processor(spec: ModelSpec, padding_side: str = "left") -> ProcessorMixi
     elif cfg.get("processor_class") == ImageOnlyQwenVLProcessor.__name__:
         processor = Qwen2_5_VLProcessor.from_pretrained(path) if stock else _image_only(path)
     else:
-        processor = AutoProcessor.from_pretrained(path)
+        try:
+            processor = AutoProcessor.from_pretrained(path)
+        except OSError as exc:  # the Hub cannot be reached and the model is not cached
+            if local.is_dir() or _hub_cached(path):
+                raise
+            raise SpecError(
+                f"model '{path}' could not be downloaded ({str(exc).splitlines()[0][:200]}): download it where the "
+                f"Hub is reachable (huggingface-cli download {path}), or use a local model: {_TINY}"
+            ) from None
     if not isinstance(processor, ProcessorMixin):
         raise SpecError(f"{path}: AutoProcessor returned {type(processor).__name__}, not a processor")
     if spec.min_pixels or spec.max_pixels:
@@ -293,6 +370,7 @@ def save_processor(processor: ProcessorMixin, out: Path) -> None:
 
 def load_model(spec: ModelSpec, settings: DeviceSettings, for_training: bool = True) -> PreTrainedModel:
     """Load the image-text-to-text model with the resolved dtype and attention."""
+    check_model(spec)
     model = AutoModelForImageTextToText.from_pretrained(
         spec.name_or_path, dtype=settings.dtype, attn_implementation=settings.attn_implementation
     )

@@ -217,7 +217,62 @@ def load_predictions(path: Path) -> pl.DataFrame:
     return out
 
 
+#: where ``geodata predict`` writes by default: ``<train.output_dir>/predictions.parquet``,
+#: ``runs/<recipe>/`` under the working folder unless the recipe says otherwise
+#: (``$GEODATA_RUNS`` names another folder to look in)
+PREDICT_OUTPUTS = "*/predictions.parquet"
+
+
+def made_predictions(runs: Path | None = None) -> list[Path]:
+    """Predictions files ``geodata predict`` wrote at its default place (``runs/*/predictions.parquet``
+    with geodata's marker in the Parquet schema metadata), newest first."""
+    import os
+
+    import pyarrow.parquet as pq
+
+    from .._ownership import MANIFEST_MARKER
+
+    found = []
+    for f in Path(runs or os.environ.get("GEODATA_RUNS") or "runs").glob(PREDICT_OUTPUTS):
+        try:
+            meta = pq.read_schema(f).metadata or {}
+        except Exception:  # noqa: BLE001 - unreadable: not one to offer
+            continue
+        if meta.get(MANIFEST_MARKER[0].encode()) == MANIFEST_MARKER[1].encode():
+            found.append(f)
+    return sorted(found, key=lambda f: (-f.stat().st_mtime, str(f)))
+
+
+def check_not_shadowed(root: Path) -> None:
+    """Refuse the embedded simulated predictions when the user made their own.
+
+    When ``PREDICTIONS`` is unset the build falls back to the embedded sample; if ``geodata
+    predict`` has written predictions at its default place, mining hotspots from the simulated
+    ones instead would quietly ignore them, so this names the command that passes them.
+    """
+    import os
+
+    from ..engine import sample_root
+
+    if os.environ.get("PREDICTIONS") or Path(root).resolve() != sample_root("predictions").resolve():
+        return
+    mine = made_predictions()
+    if not mine:
+        return
+    cwd = Path.cwd()
+    rel = [str(f.absolute().relative_to(cwd)) if f.absolute().is_relative_to(cwd) else str(f) for f in mine]
+    first = rel[0]
+    others = f" (also: {', '.join(rel[1:4])})" if len(rel) > 1 else ""
+    raise SourceError(
+        f"source 'predictions': PREDICTIONS is not set, so this build would use the embedded simulated "
+        f"predictions, but `geodata predict` wrote {first}{others}. Pass yours: PREDICTIONS={first} geodata build "
+        f"mp16-hard-200k (or --set sources.predictions.root={first}; make: PREDICTIONS={first}). To use the "
+        f"simulated sample anyway: PREDICTIONS={sample_root('predictions')}"
+    )
+
+
 def _fingerprint(root: Path) -> list[Path]:
+    check_not_shadowed(root)
     return [predictions_file(root)]
 
 
