@@ -281,23 +281,25 @@ def _key(config: Any, rid: Any) -> str:
     return f"{config or ''}\x00{rid}"
 
 
-def _read_parts(files: Sequence[Path]) -> Any:
-    """Partial files as one frame in the one schema (parts of an older run lack some columns)."""
+def _read_parts(files: Sequence[Path], config: str | None = None) -> Any:
+    """Partial files as one frame in the one schema (parts of an older run lack some columns;
+    their rows get ``config``, the dataset's one config, where they have none)."""
     import polars as pl
 
     frames = [pl.read_parquet(f) for f in files]
     df = pl.concat(frames, how="diagonal_relaxed") if frames else _frame([], [], [])
-    return df.with_columns(
+    df = df.with_columns(
         [pl.lit(None, dtype=t).alias(c) for c, t in PREDICTION_SCHEMA.items() if c not in df.columns]
     ).select([pl.col(c).cast(t) for c, t in PREDICTION_SCHEMA.items()])
+    return df.with_columns(pl.col("config").fill_null(config)) if config is not None else df
 
 
-def _done_ids(parts: Path) -> set[str]:
+def _done_ids(parts: Path, config: str | None = None) -> set[str]:
     """Keys (config, id) of the rows already in the partial files."""
     files = sorted(parts.glob("*.parquet")) if parts.is_dir() else []
     if not files:
         return set()
-    df = _read_parts(files)
+    df = _read_parts(files, config)
     return {_key(c, i) for c, i in zip(df["config"].to_list(), df["id"].to_list())}
 
 
@@ -456,7 +458,9 @@ def run(recipe: Recipe | str | Path, sets: Iterable[str] = (), out: Path | None 
             parts.mkdir(parents=True, exist_ok=True)
             (parts / PARTS_MARKER).write_text(json.dumps({"output": str(out)}) + "\n")
         dist.wait()
-    done = _done_ids(parts)
+    configs = set(rows["config"])
+    single = next(iter(configs)) if len(configs) == 1 else None
+    done = _done_ids(parts, single)
     mine = [i for i in range(rank, len(rows), world) if all_keys[i] not in done]
 
     model_name = recipe.model.name_or_path
@@ -547,7 +551,7 @@ def run(recipe: Recipe | str | Path, sets: Iterable[str] = (), out: Path | None 
         if dist is None:
             skip = _wait_done(parts, world, float(os.environ.get("GEODATA_PREDICT_WAIT_S", "86400")))
         files = sorted(parts.glob("*.parquet"))
-        df = _read_parts(files).unique(["config", "id"], keep="first", maintain_order=True)
+        df = _read_parts(files, single).unique(["config", "id"], keep="first", maintain_order=True)
         order = pl.DataFrame({"config": rows["config"], "id": [str(i) for i in rows["id"]],
                               "_i": np.arange(len(all_keys))},
                              schema={"config": pl.String, "id": pl.String, "_i": pl.Int64})
