@@ -160,6 +160,8 @@ class ChatResult:
     cached: bool = False
     reason: str | None = None
     skipped: bool = False
+    #: the server's message or the exception behind ``error`` (no URL, no key)
+    detail: str | None = None
     finish_reason: str | None = None
     prompt_tokens: int = 0
     completion_tokens: int = 0
@@ -517,11 +519,11 @@ async def _call(client: Any, ep: Endpoint, model: str, messages: list[dict], sam
             continue
         except openai.APIStatusError as exc:  # other 4xx: this request is at fault; say what the server said
             msg = server_message(exc)
-            return ChatResult(error=f"{exc.status_code}: {msg}", reason=str(exc.status_code))
+            return ChatResult(error=f"{exc.status_code}: {msg}", reason=str(exc.status_code), detail=msg)
         choice = resp.choices[0] if resp.choices else None
         text = choice.message.content if choice is not None and choice.message is not None else None
         if text is None:
-            return ChatResult(error="empty response", reason="empty")
+            return ChatResult(error="empty response", reason="empty", detail="no message content")
         usage = resp.usage
         return ChatResult(
             text=text,
@@ -529,7 +531,8 @@ async def _call(client: Any, ep: Endpoint, model: str, messages: list[dict], sam
             prompt_tokens=int(getattr(usage, "prompt_tokens", 0) or 0),
             completion_tokens=int(getattr(usage, "completion_tokens", 0) or 0),
         )
-    return ChatResult(error=f"gave up after {ep.max_retries + 1} attempts ({reason}: {last})", reason=reason)
+    return ChatResult(error=f"gave up after {ep.max_retries + 1} attempts ({reason}: {last})", reason=reason,
+                      detail=last)
 
 
 def _read_images(refs: Sequence[str | bytes], max_pixels: int | None) -> tuple[list[bytes], str | None]:
@@ -599,7 +602,7 @@ async def _chat(requests: Sequence[ChatRequest], ep: Endpoint, cache_path: Path 
                     stats.errors += 1
                     r = res.reason or "error"
                     stats.gave_up[r] = stats.gave_up.get(r, 0) + 1
-                    stats.examples.setdefault(r, (res.error or "")[:300])
+                    stats.examples.setdefault(r, (res.detail or res.error or "")[:300])
                 if res.finish_reason == "length":
                     stats.truncated += 1
                 stats.prompt_tokens += res.prompt_tokens if not res.cached else 0
