@@ -15,13 +15,14 @@ import pytest
 
 from geodata.engine import build
 from geodata.errors import BuildError, SpecError
-from geodata.sources.predictions import PREDICTION_COLUMNS, load_predictions
+from geodata.predictions import PREDICTION_COLUMNS
+from geodata.sources.predictions import load_predictions
 from stub_openai import MODEL, _Stub
 
 pytest.importorskip("datasets")
 
-from training import predict  # noqa: E402
-from training.recipe import adhoc_recipe  # noqa: E402
+from geodata_train import predict  # noqa: E402
+from geodata_train.recipe import adhoc_recipe  # noqa: E402
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -106,7 +107,7 @@ def test_failed_requests_fail_the_run_and_a_rerun_sends_only_them(built: dict[st
 
 
 def _cli(args: list[str], env: dict[str, str], cwd: Path) -> subprocess.Popen:
-    cmd = [sys.executable, "-m", "training", "predict", *args]
+    cmd = [sys.executable, "-m", "geodata_train", "predict", *args]
     return subprocess.Popen(cmd, env=env, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
 
 
@@ -150,7 +151,7 @@ def test_killed_predict_resumes_and_ranks_share_the_rows(built: dict[str, Path],
 def test_hotspot_mining_reads_the_schema_and_old_files(tmp_path: Path) -> None:
     new = tmp_path / "new.parquet"
     old = tmp_path / "old.csv"
-    from geodata.sources.predictions import prediction_table
+    from geodata.predictions import prediction_table
 
     prediction_table(["a", "b", "c"], ["geolocation", "geolocation", "vqa"],
                      ["<answer>(1.5, 2)</answer>", "none", "<answer>(3, 4)</answer>"],
@@ -181,8 +182,8 @@ def _write_made(path: Path, root: Path, text: str | None = None) -> Path:
     """A predictions file as `geodata predict` writes it (geodata's marker in the schema metadata)."""
     import pyarrow.parquet as pq
 
-    from geodata._ownership import mark_table
-    from geodata.sources.predictions import prediction_table
+    from geodata.dataset.ownership import mark_table
+    from geodata.predictions import prediction_table
 
     meta = pl.read_csv(root / "mp16_places365.csv", infer_schema=False)
     # every other row solved (its truth), the rest some 3000 km off
@@ -245,7 +246,7 @@ def test_predictions_that_solve_nothing_warn_and_validate_says_so(
 def test_a_missing_model_or_checkpoint_names_the_command_that_makes_it(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from training.recipe import ModelSpec, check_model  # torch-free: also what training.models runs first
+    from geodata_train.recipe import ModelSpec, check_model  # torch-free: also what geodata_train.models runs first
 
     monkeypatch.chdir(tmp_path)
     with pytest.raises(SpecError, match=r"^model.name_or_path runs/geo-r-sft: no such model folder; it is made by the "

@@ -1,8 +1,8 @@
-"""Model predictions: one schema whatever wrote them, and the reader of such files.
+"""Model predictions: the reader of predictions files (the one schema is :mod:`geodata.predictions`).
 
 ``geodata predict`` (local generation, the vLLM offline engine or an OpenAI-compatible
 endpoint) and the served-model step of MP16-Hard-200K (:mod:`geodata.steps.predict`) all write
-:data:`PREDICTION_COLUMNS`, made by :func:`prediction_table`:
+:data:`~geodata.predictions.PREDICTION_COLUMNS`, made by :func:`~geodata.predictions.prediction_table`:
 
 =============  ====================================================================
 id             the row's id in the dataset predicted on (MP-16 ``IMG_ID``, ...)
@@ -32,7 +32,6 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 import polars as pl
@@ -40,87 +39,15 @@ import polars as pl
 from ..context import StepContext, StepOutput
 from ..errors import SourceError
 from ..parse import parse_coords
+from ..dataset.ownership import is_sample
+from ..predictions import PREDICTION_COLUMNS, PREDICTION_SCHEMA, RUN_COLUMNS, missing_schema_columns, prediction_table
 from ..registry import source
+from ..samples import sample_root, write_sample_to
 
 log = logging.getLogger("geodata")
 
 __all__ = ["read_predictions", "load_predictions", "predictions_file", "write_sample", "simulate_predictions",
            "PREDICTION_COLUMNS", "PREDICTION_SCHEMA", "prediction_table", "missing_schema_columns"]
-
-#: The one predictions schema (column -> polars dtype), in column order.
-PREDICTION_SCHEMA: dict[str, pl.DataType] = {
-    "id": pl.String(), "config": pl.String(), "task": pl.String(), "completion": pl.String(), "pred_lat": pl.Float64(),
-    "pred_lon": pl.Float64(), "answer": pl.String(), "parsed": pl.Boolean(), "finish_reason": pl.String(),
-    "engine": pl.String(), "model": pl.String(),
-}
-PREDICTION_COLUMNS: tuple[str, ...] = tuple(PREDICTION_SCHEMA)
-#: schema columns that are facts of the run, not needed to score or mine
-_RUN_COLUMNS = ("config", "task", "answer", "finish_reason", "engine", "model")
-
-
-def prediction_table(
-    ids: Sequence[str],
-    tasks: Sequence[str | None] | str | None,
-    completions: Sequence[str | None],
-    finish_reasons: Sequence[str | None] | None,
-    engine: str,
-    model: str,
-    configs: Sequence[str | None] | str | None = None,
-) -> pl.DataFrame:
-    """Predictions in the one schema (:data:`PREDICTION_COLUMNS`), parsed by each row's task.
-
-    ``tasks`` and ``configs`` may be one value for every row. Coordinates are read only for ``geolocation``
-    rows, with the parser the geolocation reward and ``geodata eval`` use.
-
-    Examples
-    --------
-    >>> t = prediction_table(["a", "b", "c"], ["geolocation", "geolocation", "vqa"],
-    ...                      ["<answer>(1.5, 2)</answer>", "no idea", "<answer> yes </answer>"],
-    ...                      ["stop", "length", "stop"], "openai", "m")
-    >>> t.select("id", "pred_lat", "answer", "parsed", "finish_reason").rows()
-    [('a', 1.5, '(1.5, 2)', True, 'stop'), ('b', None, 'no idea', False, 'length'), ('c', None, 'yes', True, 'stop')]
-    """
-    from ..parse import answer_bodies
-
-    n = len(ids)
-    task_list = [tasks] * n if tasks is None or isinstance(tasks, str) else [t or None for t in tasks]
-    text = pl.Series("completion", list(completions), dtype=pl.String)
-    lat = np.full(n, np.nan)
-    lon = np.full(n, np.nan)
-    geo = np.array([t == "geolocation" for t in task_list], dtype=bool)
-    if geo.any():
-        idx = np.flatnonzero(geo)
-        p = parse_coords(text.gather(idx))
-        with np.errstate(invalid="ignore"):
-            good = p.ok & (np.abs(p.lat) <= 90) & (np.abs(p.lon) <= 180)
-        lat[idx] = np.where(good, p.lat, np.nan)
-        lon[idx] = np.where(good, p.lon, np.nan)
-    answer = answer_bodies(text).str.strip_chars() if n else pl.Series([], dtype=pl.String)
-    answer = pl.Series("answer", answer).replace("", None) if n else answer
-    parsed = np.where(geo, np.isfinite(lat) & np.isfinite(lon), answer.is_not_null().to_numpy() if n else geo)
-    return pl.DataFrame(
-        {
-            "id": pl.Series(list(ids), dtype=pl.String).cast(pl.String),
-            "config": pl.Series([configs] * n if configs is None or isinstance(configs, str) else list(configs),
-                                dtype=pl.String),
-            "task": pl.Series(task_list, dtype=pl.String),
-            "completion": text,
-            "pred_lat": pl.Series(lat).fill_nan(None),
-            "pred_lon": pl.Series(lon).fill_nan(None),
-            "answer": answer,
-            "parsed": pl.Series(parsed, dtype=pl.Boolean),
-            "finish_reason": pl.Series(list(finish_reasons) if finish_reasons is not None else [None] * n,
-                                       dtype=pl.String),
-            "engine": pl.Series([engine] * n, dtype=pl.String),
-            "model": pl.Series([model] * n, dtype=pl.String),
-        },
-        schema=PREDICTION_SCHEMA,
-    )
-
-
-def missing_schema_columns(columns: Sequence[str]) -> list[str]:
-    """The schema's run columns a predictions table lacks (an older or foreign file)."""
-    return [c for c in _RUN_COLUMNS if c not in columns]
 
 _NAMES = ("predictions.parquet", "predictions.csv")
 
@@ -211,29 +138,27 @@ def load_predictions(path: Path) -> pl.DataFrame:
     )
     if "completion" in cols:
         out = out.with_columns(completion=df["completion"].cast(pl.String))
-    keep = [c for c in _RUN_COLUMNS if c in cols]
+    keep = [c for c in RUN_COLUMNS if c in cols]
     if keep:
         out = out.with_columns(df.select(pl.col(c).cast(PREDICTION_SCHEMA[c]) for c in keep))
     return out
 
 
-#: where ``geodata predict`` writes by default: ``<train.output_dir>/predictions.parquet``,
-#: ``runs/<recipe>/`` under the working folder unless the recipe says otherwise
-#: (``$GEODATA_RUNS`` names another folder to look in)
+#: ``geodata predict``'s default outputs under :func:`geodata.paths.runs_dir`:
+#: ``<train.output_dir>/predictions.parquet``, ``runs/<recipe>/`` unless the recipe says otherwise
 PREDICT_OUTPUTS = "*/predictions.parquet"
 
 
 def made_predictions(runs: Path | None = None) -> list[Path]:
     """Predictions files ``geodata predict`` wrote at its default place (``runs/*/predictions.parquet``
     with geodata's marker in the Parquet schema metadata), newest first."""
-    import os
-
     import pyarrow.parquet as pq
 
-    from .._ownership import MANIFEST_MARKER
+    from ..dataset.layout import MANIFEST_MARKER
+    from ..paths import runs_dir
 
     found = []
-    for f in Path(runs or os.environ.get("GEODATA_RUNS") or "runs").glob(PREDICT_OUTPUTS):
+    for f in Path(runs or runs_dir()).glob(PREDICT_OUTPUTS):
         try:
             meta = pq.read_schema(f).metadata or {}
         except Exception:  # noqa: BLE001 - unreadable: not one to offer
@@ -250,11 +175,10 @@ def check_not_shadowed(root: Path) -> None:
     predict`` has written predictions at its default place, mining hotspots from the simulated
     ones instead would quietly ignore them, so this names the command that passes them.
     """
-    import os
+    from ..paths import source_root
 
-    from ..engine import sample_root
-
-    if os.environ.get("PREDICTIONS") or Path(root).resolve() != sample_root("predictions").resolve():
+    sample = sample_root("predictions")
+    if source_root("PREDICTIONS") is not None or Path(root).resolve() != sample.resolve():
         return
     mine = made_predictions()
     if not mine:
@@ -267,7 +191,7 @@ def check_not_shadowed(root: Path) -> None:
         f"source 'predictions': PREDICTIONS is not set, so this build would use the embedded simulated "
         f"predictions, but `geodata predict` wrote {first}{others}. Pass yours: PREDICTIONS={first} geodata build "
         f"mp16-hard-200k (or --set sources.predictions.root={first}; make: PREDICTIONS={first}). To use the "
-        f"simulated sample anyway: PREDICTIONS={sample_root('predictions')}"
+        f"simulated sample anyway: PREDICTIONS={sample}"
     )
 
 
@@ -321,11 +245,10 @@ def write_sample(out: Path) -> dict[str, int]:
     answer format, plus what real runs produce: a few unparsable answers, one out of range,
     a few JSON-style ones. Rows with bad coordinates in the sample get no prediction.
     """
-    from ..engine import sample_root, write_sample_to
     from ..registry import get_source
 
     mp16_root = sample_root("mp16")
-    if not (mp16_root / ".complete").exists():
+    if not is_sample(mp16_root):
         write_sample_to(get_source("mp16"), mp16_root)
     meta = pl.read_csv(mp16_root / "mp16_places365.csv", infer_schema=False).select(
         id=pl.col("IMG_ID"),

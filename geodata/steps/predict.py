@@ -3,7 +3,7 @@
 :func:`model_predictions` (step id ``predict`` in ``pipelines/mp16-hard-200k.yaml``) asks an
 OpenAI-compatible endpoint (:mod:`geodata.inference`) the Chain-of-Region question for every
 photo and puts the answers in place of the ``predictions`` source table, in the one
-predictions schema (:data:`geodata.sources.predictions.PREDICTION_COLUMNS`: ``id``, ``task``,
+predictions schema (:data:`geodata.predictions.PREDICTION_COLUMNS`: ``id``, ``config``, ``task``,
 ``completion``, ``pred_lat``, ``pred_lon``, ``answer``, ``parsed``, ``finish_reason``,
 ``engine``, ``model``), so ``join_predictions`` and the hotspot steps after it run unchanged::
 
@@ -84,7 +84,7 @@ def model_predictions(
         return out.result(df)
     from ..errors import BuildError
     from ..inference import ChatRequest, chat, endpoint_from_params
-    from ..sources.predictions import prediction_table
+    from ..predictions import prediction_table
 
     _need(df, ctx, "id", "images")
     if not 0.0 <= max_failed_fraction <= 1.0:
