@@ -136,6 +136,7 @@ def predict(
     dataset: Optional[str] = typer.Option(None, "--dataset", help="dataset name, folder or Hub id (data.dataset)"),
     config: Optional[str] = typer.Option(None, "--config", help="config of the dataset (data.config); 'all' for every "
                                                                 "config of rows, each row labelled by its config"),
+    split: Optional[str] = typer.Option(None, "--split", help="split to predict (data.split; default train)"),
     engine: Optional[str] = typer.Option(None, "--engine", help="auto | hf | vllm | openai (predict.engine)"),
     base_url: Optional[str] = typer.Option(None, "--base-url", help="OpenAI-compatible endpoint, "
                                                                     "http://host:8000/v1 (engine openai)"),
@@ -153,6 +154,7 @@ def predict(
 
     sets = list(set_ or [])
     for key, value in (("model.name_or_path", model), ("data.dataset", dataset), ("data.config", config),
+                       ("data.split", split),
                        ("predict.engine", engine), ("predict.base_url", base_url),
                        ("predict.api_key_env", api_key_env)):
         if value:
