@@ -5,7 +5,7 @@ The stub (``tests/stub_openai.py``) is a ``ThreadingHTTPServer`` on 127.0.0.1 sp
 OpenAI chat API. With ``outage_after=N`` the request after the N-th answer finds the server
 going down: it is stopped (its listening socket closed, so every later attempt is refused)
 for ``outage_seconds`` and then started again on the same port. Everything is bounded: daemon
-threads, short client timeouts, few retries, an outage of about two seconds.
+threads, short client timeouts, few retries, outages of at most three seconds.
 """
 
 from __future__ import annotations
@@ -51,7 +51,7 @@ def test_outage_fails_the_build_naming_the_cause_and_the_rebuild_retries_only_th
     mp16_root: Path, datasets_tmp: Path
 ) -> None:
     n = _rows(mp16_root)
-    with _Stub(outage_after=18, outage_seconds=2.0) as srv:
+    with _Stub(outage_after=18, outage_seconds=3.0) as srv:
         with pytest.raises(BuildError) as info:
             build("mp16-hard-200k", sets=_sets(srv.url), out=datasets_tmp / "hard")
         msg = str(info.value)
@@ -81,7 +81,7 @@ def test_accepted_failures_are_noted_and_the_next_build_is_not_up_to_date(
     caplog.set_level(logging.WARNING, logger="geodata")
     n = _rows(mp16_root)
     sets = None
-    with _Stub(outage_after=20, outage_seconds=2.0) as srv:
+    with _Stub(outage_after=20, outage_seconds=3.0) as srv:
         sets = _sets(srv.url, max_failed_fraction=0.5)
         res = build("mp16-hard-200k", sets=sets, out=datasets_tmp / "hard")
         failed = n - 20

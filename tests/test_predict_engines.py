@@ -93,7 +93,7 @@ def test_failed_requests_fail_the_run_and_a_rerun_sends_only_them(built: dict[st
                                                                    tmp_path: Path) -> None:
     ds = built["mp16-rand-500k"]
     out = tmp_path / "p.parquet"
-    with _Stub(outage_after=8, outage_seconds=1.5) as srv:
+    with _Stub(outage_after=8, outage_seconds=3.0) as srv:
         # no retry: the 4 requests after the outage fail at once, while the server is down
         with pytest.raises(BuildError, match=rf"4 of 12 requests failed: 4 requests gave up on the connection to "
                                              rf"{srv.url} after 1 attempt.*rerun the same command"):
