@@ -647,7 +647,8 @@ def validate_dataset(
         if rows == 0 and s.files:
             report.warnings.append(
                 f"config '{config}' split '{split}' is empty (0 rows): polars, DuckDB and `geodata sql` read its "
-                f"columns, but datasets.load_dataset(path, '{config}') cannot load a split without rows"
+                f"columns, but datasets.load_dataset(path, '{config}') cannot load a split without rows "
+                f"(huggingface/datasets#8401)"
             )
         if kinds.get(config, True):
             report.rows += rows
