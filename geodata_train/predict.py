@@ -347,6 +347,7 @@ class _OpenAIEngine:
         self.max_failed_fraction = p.max_failed_fraction
         self.model = recipe.model.name_or_path
         self.stats: list[Any] = []
+        self.skipped: dict[str, int] = {}
 
     def __call__(self, prompts: Any, images: Any, **_: Any) -> tuple[list[str | None], list[str | None], list[str]]:
         """``(texts, finish reasons, errors)``; a failed request has text None and its error."""
@@ -361,7 +362,10 @@ class _OpenAIEngine:
         results, stats = chat(reqs, self.ep, label="predict")
         self.model = stats.model or self.model
         self.stats.append(stats)
-        return [r.text for r in results], [r.finish_reason for r in results], [r.error or "" for r in results]
+        for reason, n in stats.skipped.items():  # never sent: an image fails the decode check (a counted drop)
+            self.skipped[reason] = self.skipped.get(reason, 0) + n
+        return ([r.text for r in results], [r.finish_reason for r in results],
+                ["" if r.skipped else r.error or "" for r in results])
 
 
 def _rank_world() -> tuple[int, int]:
@@ -528,6 +532,10 @@ def run(recipe: Recipe | str | Path, sets: Iterable[str] = (), out: Path | None 
     print(f"predict {recipe.name}: rank {rank}/{world}: {len(mine)} rows, {n_images} images in {dt:.1f} s "
           f"({n_images / dt if dt > 0 else 0.0:.2f} images/s)", flush=True)
     error = None
+    skipped = getattr(gen, "skipped", {})
+    if skipped:
+        print(f"predict {recipe.name}: rank {rank}: {sum(skipped.values())} rows not sent, left out of {out}: "
+              + ", ".join(f"{k}: {v}" for k, v in sorted(skipped.items())), flush=True)
     if failed:
         stats = getattr(gen, "stats", [])
         cause = "; ".join(s.cause() for s in stats if s.failed) or failed[0]
@@ -569,7 +577,7 @@ def run(recipe: Recipe | str | Path, sets: Iterable[str] = (), out: Path | None 
         unparsed = int((~df["parsed"]).sum())
         truncated = int((df["finish_reason"] == "length").sum())
         print(f"predict {recipe.name}: wrote {out}: {df.height} rows ({len(done)} from an earlier run"
-              + (f", {len(skip)} left out: their requests failed" if skip else "")
+              + (f", {len(skip)} left out: failed requests or images that do not decode" if skip else "")
               + f"), {world} rank(s), engine {engine}, {total / wall if wall > 0 else 0.0:.2f} images/s overall; "
               f"{unparsed} unparsed, {truncated} cut by max_new_tokens", flush=True)
         if df.height and unparsed == df.height:
