@@ -225,7 +225,8 @@ class RunStats:
         to http://h:8000/v1 after 6 attempts``; each reason with the server's first message."""
         parts = []
         for reason, n in sorted(self.gave_up.items(), key=lambda t: (-t[1], t[0])):
-            what = _REASON_WORDS.get(reason) or (f"answered {reason}" if reason.isdigit() else reason)
+            what = _REASON_WORDS.get(reason) or (
+                f"{'was' if n == 1 else 'were'} answered {reason} by" if reason.isdigit() else f"failed ({reason}) at")
             line = f"{n} request{'s' if n != 1 else ''} {what} {self.base_url}"
             if reason in _RETRIED_REASONS:
                 line += f" after {self.max_attempts} attempt{'s' if self.max_attempts != 1 else ''}"
@@ -236,7 +237,7 @@ class RunStats:
         return "; ".join(parts)
 
 
-#: how :meth:`RunStats.cause` words each give-up reason (others: ``answered <code>``)
+#: how :meth:`RunStats.cause` words each give-up reason (status codes: ``were answered <code> by``)
 _REASON_WORDS = {
     "connection": "gave up on the connection to",
     "timeout": "timed out at",

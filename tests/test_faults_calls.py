@@ -123,7 +123,7 @@ def test_4xx_shows_the_servers_message_and_a_url_without_v1_gets_the_hint(mp16_r
     with _Stub(status=400, message=said) as srv:
         res, stats = chat(reqs, Endpoint(base_url=srv.url, model=MODEL, backoff=0.01))
         assert res[0].error == f"400: {said}" and stats.gave_up == {"400": 1} and stats.retries == 0
-        assert said in stats.cause() and "1 request answered 400" in stats.cause()
+        assert said in stats.cause() and "1 request was answered 400 by" in stats.cause()
         bare = srv.url[: -len("/v1")]
         with pytest.raises(BuildError, match=r"404 .*no request can succeed; the base URL has no /v1: try "
                                              + bare.replace(".", r"\.") + "/v1"):
