@@ -67,8 +67,10 @@ geo-r1-scaffold: install ## Geo-R1 scaffolding CoT from MP-16 (MP16_ROOT, SET="s
 eo-instruct: install ## GeoVLM-R1 EO instruction set, one config per task (UCM_ROOT, DOTA_ROOT ...; SET="mix.total=318000")
 	$(BIN)/geodata build eo-instruct $(SET_ARGS)
 
-clean: ## remove built datasets and samples (keeps .venv)
-	rm -rf datasets data/samples
+clean: ## remove built datasets and samples geodata wrote (keeps .venv and every file of yours)
+	@$(BIN)/python -c 'import sys; from geodata.dataset.ownership import clean_built; \
+	kept = clean_built("datasets", "data/samples"); \
+	print("kept (not written by geodata):", *kept[:10], "..." if len(kept) > 10 else "") if kept else None'
 
 # -- training: RECIPE=geodata_train/recipes name or YAML, SET="key=value ..." ----------
 RECIPE ?=

@@ -31,7 +31,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from .paths import pipeline_dirs
-from .errors import SpecError
+from .errors import SpecError, did_you_mean
 from .registry import get_source, get_step, validate_params
 
 __all__ = [
@@ -237,10 +237,33 @@ def validate_model(model: type[BaseModel], raw: dict[str, Any], where: str) -> A
         for err in exc.errors():
             key = ".".join(str(p) for p in err["loc"])
             if err["type"] == "extra_forbidden":
-                msgs.append(f"unknown key '{key}'")
+                fields = _fields_at(model, err["loc"][:-1])
+                hint = did_you_mean(str(err["loc"][-1]), fields) if fields else ""
+                msgs.append(f"unknown key '{key}'{hint}" + (f" (allowed: {', '.join(sorted(fields))})" if fields else ""))
             else:
                 msgs.append(f"'{key}': {err['msg'].lower()} (got {err.get('input')!r})")
         raise SpecError(f"{where}: " + "; ".join(msgs)) from None
+
+
+def _fields_at(model: type[BaseModel], loc: tuple[Any, ...]) -> list[str]:
+    """The field names of the model found at ``loc`` below ``model`` (empty when not a model)."""
+    import typing
+
+    cur: Any = model
+    for part in loc:
+        if isinstance(part, int):
+            continue
+        field = cur.model_fields.get(str(part)) if isinstance(cur, type) and issubclass(cur, BaseModel) else None
+        if field is None:
+            return []
+        cur = field.annotation
+        for arg in (*typing.get_args(cur), cur):  # Optional[X], list[X]: the model inside
+            if isinstance(arg, type) and issubclass(arg, BaseModel):
+                cur = arg
+                break
+    if not (isinstance(cur, type) and issubclass(cur, BaseModel)):
+        return []
+    return [f for f in cur.model_fields if f != "path"]
 
 
 def apply_overrides(raw: dict[str, Any], sets: Iterable[str], where: str) -> dict[str, Any]:
@@ -257,7 +280,7 @@ def apply_overrides(raw: dict[str, Any], sets: Iterable[str], where: str) -> dic
         key = ".".join(parts)
         if parts[0] not in ids:
             raise SpecError(
-                f"{where}: --set '{key}': '{parts[0]}' is neither a top-level key "
+                f"{where}: --set '{key}': '{parts[0]}'{did_you_mean(parts[0], [*top, *map(str, ids)])} is neither a top-level key "
                 f"({', '.join(sorted(top))}) nor a step id ({', '.join(map(str, ids))})"
             )
         if len(parts) < 2:
@@ -279,7 +302,7 @@ def find_spec(name_or_path: str | Path, search: Iterable[Path] | None = None) ->
         if cand.exists():
             return cand
     known = sorted({f.stem for d in dirs if d.is_dir() for f in d.glob("*.yaml")})
-    raise SpecError(f"unknown pipeline '{name_or_path}' (known: {', '.join(known) or 'none'})")
+    raise SpecError(f"unknown pipeline '{name_or_path}'{did_you_mean(str(name_or_path), known)} (known: {', '.join(known) or 'none'})")
 
 
 def _check_inputs(spec: Spec, i: int, info: Any, earlier: set[str], where: str) -> None:

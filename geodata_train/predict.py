@@ -31,7 +31,6 @@ import importlib.util
 import json
 import logging
 import os
-import shutil
 import time
 from pathlib import Path
 from typing import Any, Iterable, Sequence
@@ -39,7 +38,7 @@ from typing import Any, Iterable, Sequence
 import numpy as np
 import pyarrow.parquet as pq
 
-from geodata.dataset.ownership import check_out_file, mark_table
+from geodata.dataset.ownership import check_out_file, is_marked_file, mark_table
 from geodata.errors import BuildError, SourceError, SpecError
 from geodata.predictions import PREDICTION_COLUMNS, PREDICTION_SCHEMA, prediction_table
 
@@ -50,6 +49,8 @@ __all__ = ["PREDICTION_COLUMNS", "PARTS_MARKER", "parse_coords", "prepare", "row
 
 log = logging.getLogger("geodata.training")
 
+#: the columns of a part written before parts carried geodata's marker (and before the one schema)
+_LEGACY_PART_COLUMNS = ("id", "task", "completion", "pred_lat", "pred_lon")
 #: written into ``<out>.parts/`` so that only geodata's own partial folder is ever removed
 PARTS_MARKER = ".geodata-predict-parts.json"
 
@@ -296,11 +297,49 @@ def _read_parts(files: Sequence[Path], config: str | None = None) -> Any:
 
 def _done_ids(parts: Path, config: str | None = None) -> set[str]:
     """Keys (config, id) of the rows already in the partial files."""
-    files = sorted(parts.glob("*.parquet")) if parts.is_dir() else []
+    files = _part_files(parts)
     if not files:
         return set()
     df = _read_parts(files, config)
     return {_key(c, i) for c, i in zip(df["config"].to_list(), df["id"].to_list())}
+
+
+def _part_files(parts: Path) -> list[Path]:
+    """The part files geodata wrote in ``parts``: known by the marker in their schema, or (parts of
+    a run before the marker) by holding exactly the columns of a part. Other files are the user's."""
+    if not parts.is_dir():
+        return []
+    known = (list(PREDICTION_COLUMNS), list(_LEGACY_PART_COLUMNS))
+    out = []
+    for f in sorted(parts.glob("*.parquet")):
+        if f.is_symlink() or not f.is_file():
+            continue
+        if is_marked_file(f):
+            out.append(f)
+            continue
+        try:
+            if pq.read_schema(f).names in known:
+                out.append(f)
+        except Exception:  # noqa: BLE001 - unreadable: not a part of geodata's
+            pass
+    return out
+
+
+def _remove_parts(parts: Path) -> None:
+    """Delete the part files and the marker geodata wrote in ``parts``; the folder goes when empty."""
+    for f in _part_files(parts):
+        f.unlink()
+    for f in parts.glob("done-*-rank*.json"):  # the openai engine's done files (ours: their two keys)
+        try:
+            if set(json.loads(f.read_text())) == {"failed", "error"}:
+                f.unlink()
+        except (OSError, ValueError):
+            pass
+    (parts / PARTS_MARKER).unlink(missing_ok=True)
+    try:
+        parts.rmdir()
+    except OSError:
+        log.warning("%s: kept, it holds files geodata did not write", parts)
 
 
 def _frame(ids: list[str], tasks: list[str], completions: list[str], finish_reasons: list[str | None] | None = None,
@@ -526,7 +565,7 @@ def run(recipe: Recipe | str | Path, sets: Iterable[str] = (), out: Path | None 
         if (b + 1) % p.save_every == 0 or start + batch_size >= len(mine):
             part = pl.concat(buf)
             if part.height:
-                part.write_parquet(parts / f"rank{rank:05d}-{time.time_ns()}.parquet")
+                pq.write_table(mark_table(part.to_arrow()), parts / f"rank{rank:05d}-{time.time_ns()}.parquet")
             buf = []
     dt = time.perf_counter() - t0
     print(f"predict {recipe.name}: rank {rank}/{world}: {len(mine)} rows, {n_images} images in {dt:.1f} s "
@@ -558,7 +597,7 @@ def run(recipe: Recipe | str | Path, sets: Iterable[str] = (), out: Path | None 
         skip: set[str] = set()
         if dist is None:
             skip = _wait_done(parts, world, float(os.environ.get("GEODATA_PREDICT_WAIT_S", "86400")))
-        files = sorted(parts.glob("*.parquet"))
+        files = _part_files(parts)
         df = _read_parts(files, single).unique(["config", "id"], keep="first", maintain_order=True)
         order = pl.DataFrame({"config": rows["config"], "id": [str(i) for i in rows["id"]],
                               "_i": np.arange(len(all_keys))},
@@ -570,7 +609,7 @@ def run(recipe: Recipe | str | Path, sets: Iterable[str] = (), out: Path | None 
             raise BuildError(f"{parts}: {df.height} predictions for {want} rows; rerun to resume")
         out.parent.mkdir(parents=True, exist_ok=True)
         pq.write_table(mark_table(df.to_arrow()), out)
-        shutil.rmtree(parts)
+        _remove_parts(parts)
         wall = time.perf_counter() - t0
         new = [i for i, k in enumerate(all_keys) if k not in done]
         total = sum(len(x or []) for x in rows.select(new).select_columns(["images"])["images"])

@@ -29,6 +29,9 @@ def eval_cmd(
 
     if unknown_ids not in ("drop", "error"):
         raise GeodataError(f"eval: --unknown-ids must be drop or error, got '{unknown_ids}'")
+    if not predictions.exists():
+        raise GeodataError(f"eval: {predictions}: the predictions file does not exist; pass the .parquet or .csv "
+                           "that `geodata predict` (or your model) wrote")
     from ..dataset.ownership import MANIFEST_MARKER, check_out_file
 
     target = out if out is not None else predictions.with_name(predictions.name + ".eval.json")
