@@ -295,13 +295,20 @@ def _read_parts(files: Sequence[Path], config: str | None = None) -> Any:
     return df.with_columns(pl.col("config").fill_null(config)) if config is not None else df
 
 
-def _done_ids(parts: Path, config: str | None = None) -> set[str]:
-    """Keys (config, id) of the rows already in the partial files."""
+def _done_keys(parts: Path, config: str | None = None) -> set[str]:
+    """Keys (config, id) of the rows already in the partial files (``config``: the dataset's one
+    config, for parts written before rows carried theirs)."""
     files = _part_files(parts)
     if not files:
         return set()
     df = _read_parts(files, config)
     return {_key(c, i) for c, i in zip(df["config"].to_list(), df["id"].to_list())}
+
+
+def _done_ids(parts: Path) -> set[str]:
+    """Ids of the rows already in the partial files."""
+    files = _part_files(parts)
+    return set(_read_parts(files)["id"].to_list()) if files else set()
 
 
 def _part_files(parts: Path) -> list[Path]:
@@ -503,7 +510,7 @@ def run(recipe: Recipe | str | Path, sets: Iterable[str] = (), out: Path | None 
         dist.wait()
     configs = set(rows["config"])
     single = next(iter(configs)) if len(configs) == 1 else None
-    done = _done_ids(parts, single)
+    done = _done_keys(parts, single)
     mine = [i for i in range(rank, len(rows), world) if all_keys[i] not in done]
 
     model_name = recipe.model.name_or_path
