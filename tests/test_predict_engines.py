@@ -201,6 +201,13 @@ def test_the_docs_chain_uses_the_users_predictions_or_names_the_command(
     from geodata.errors import SourceError
 
     made = _write_made(tmp_path / "runs" / "mp16-predict" / "predictions.parquet", small_mp16)
+    eo = tmp_path / "runs" / "predict-eo-instruct" / "predictions.parquet"  # another task's: never offered
+    eo.parent.mkdir(parents=True)
+    import pyarrow.parquet as pq
+
+    from geodata.dataset.ownership import mark_table
+
+    pq.write_table(mark_table(pl.read_parquet(made).with_columns(task=pl.lit("vqa")).to_arrow()), eo)
     # `geodata predict mp16-predict` then `geodata build mp16-hard-200k`: never the simulated sample
     with pytest.raises(SourceError, match=rf"PREDICTIONS is not set.*`geodata predict` wrote .*mp16-predict/"
                                           rf"predictions\.parquet\. Pass yours: PREDICTIONS={made} geodata build "

@@ -163,9 +163,23 @@ def made_predictions(runs: Path | None = None) -> list[Path]:
             meta = pq.read_schema(f).metadata or {}
         except Exception:  # noqa: BLE001 - unreadable: not one to offer
             continue
-        if meta.get(MANIFEST_MARKER[0].encode()) == MANIFEST_MARKER[1].encode():
+        if meta.get(MANIFEST_MARKER[0].encode()) == MANIFEST_MARKER[1].encode() and _geolocation(f):
             found.append(f)
     return sorted(found, key=lambda f: (-f.stat().st_mtime, str(f)))
+
+
+def _geolocation(path: Path) -> bool:
+    """The file holds coordinates of geolocation rows (not, say, predictions over an EO set)."""
+    try:
+        lf = pl.scan_parquet(path)
+        names = lf.collect_schema().names()
+        if "pred_lat" not in names:
+            return False
+        if "task" not in names:
+            return True
+        return bool(lf.select((pl.col("task") == "geolocation").any()).collect().item())
+    except Exception:  # noqa: BLE001 - unreadable: not one to offer
+        return False
 
 
 def check_not_shadowed(root: Path) -> None:
