@@ -144,3 +144,26 @@ eval: install ## score predictions (PREDICTIONS=preds.csv TRUTH=dataset-name|fol
 	@if [ -z "$(TRUTH)" ] && [ ! -f "$(EVAL_DATASETS)/mp16-hard-200k/manifest.json" ]; then $(BIN)/geodata build mp16-hard-200k; fi
 	@if [ ! -f "$(EVAL_PREDICTIONS)" ]; then $(BIN)/geodata sample-data --only mp16 --only predictions >/dev/null; fi
 	$(BIN)/geodata eval $(EVAL_PREDICTIONS) --truth $(EVAL_TRUTH)
+
+# -- benchmarks, reproduce chains, GPU check (issue 22) -----------------------------------------
+# A chain's logic is geodata/chains.py, its stages pipelines/chains/<chain>.yaml; outputs go to
+# runs/<chain>/<stage>/, current stages are skipped, a killed chain resumes. STAGE=sft stops there.
+PROFILE ?= tiny
+STAGE ?=
+.PHONY: bench-list reproduce-geo-r reproduce-geo-r1 reproduce-geovlm-r1 gpu-check
+CHAIN = $(BIN)/python -m geodata.chains $(1) --profile $(PROFILE) $(if $(STAGE),--stage $(STAGE))
+
+bench-list: install ## the benchmark pipelines (pipelines/bench/), their release variables and papers
+	$(BIN)/geodata bench list
+
+reproduce-geo-r: install-train ## Geo-R end to end: data, SFT, hotspots, Hard-200K, GRPO, IM2GPS3K/YFCC4K eval vs the paper (PROFILE=tiny|paper)
+	$(call CHAIN,geo-r)
+
+reproduce-geo-r1: install-train ## Geo-R1 end to end: scaffold SFT, cross-view GRPO, cross-view test sets (PROFILE=tiny|paper)
+	$(call CHAIN,geo-r1)
+
+reproduce-geovlm-r1: install-train ## GeoVLM-R1 end to end: EO SFT, per-task GRPO, EO test splits (PROFILE=tiny|paper)
+	$(call CHAIN,geovlm-r1)
+
+gpu-check: install-train ## on one CUDA GPU (<= 8 min): Qwen2.5-VL-3B SFT / GRPO steps and vLLM predict throughput
+	$(BIN)/python benchmarks/gpu_check.py
