@@ -10,7 +10,7 @@ id             the row's id in the dataset predicted on (MP-16 ``IMG_ID``, ...)
 config         the dataset config the row came from (null where not known)
 task           the row's task (``geolocation``, ``vqa``, ...); null when the dataset has none
 completion     the model's raw output
-pred_lat       geolocation rows: latitude read by :func:`geodata.parse.parse_coords`
+pred_lat       geolocation rows: latitude read by :func:`geodata.tasks.geolocation.parse.parse_coords`
 pred_lon       geolocation rows: longitude (both null when unreadable or out of range)
 answer         the text of the last ``<answer>`` block (the whole text without one), stripped
 parsed         geolocation: a coordinate pair was read; other tasks: ``answer`` is not empty
@@ -27,7 +27,7 @@ from typing import Sequence
 import numpy as np
 import polars as pl
 
-from .parse import answer_bodies, parse_coords
+from .tasks.geolocation.parse import answer_bodies, parse_coords
 
 __all__ = ["PREDICTION_SCHEMA", "PREDICTION_COLUMNS", "RUN_COLUMNS", "prediction_table", "missing_schema_columns"]
 

@@ -4,20 +4,7 @@
 endpoint) and the served-model step of MP16-Hard-200K (:mod:`geodata.steps.predict`) all write
 :data:`~geodata.predictions.PREDICTION_COLUMNS`, made by :func:`~geodata.predictions.prediction_table`:
 
-=============  ====================================================================
-id             the row's id in the dataset predicted on (MP-16 ``IMG_ID``, ...)
-config         the dataset config the row came from (null where not known)
-task           the row's task (``geolocation``, ``vqa``, ...); null when the dataset has none
-completion     the model's raw output
-pred_lat       geolocation rows: latitude read by :func:`geodata.parse.parse_coords`
-pred_lon       geolocation rows: longitude (both null when unreadable or out of range)
-answer         the text of the last ``<answer>`` block (the whole text without one), stripped
-parsed         geolocation: a coordinate pair was read; other tasks: ``answer`` is not empty
-finish_reason  ``stop``, ``length`` (cut by the token limit) ...; null where the engine gives none
-engine         ``hf``, ``vllm`` or ``openai`` (an OpenAI-compatible endpoint)
-model          the model id or path that answered
-=============  ====================================================================
-
+=============  =============================================================
 Reading (:func:`load_predictions`) takes this schema and any narrower table of ``id`` plus
 ``pred_lat``/``pred_lon`` or ``completion`` (files written before the schema was one, or by
 other tools; the reader notes which columns were missing). It normalizes to ``id, pred_lat,
@@ -38,9 +25,9 @@ import polars as pl
 
 from ..context import StepContext, StepOutput
 from ..errors import SourceError
-from ..parse import parse_coords
 from ..dataset.ownership import is_sample
 from ..predictions import PREDICTION_COLUMNS, PREDICTION_SCHEMA, RUN_COLUMNS, missing_schema_columns, prediction_table
+from ..tasks.geolocation.parse import parse_coords
 from ..registry import source
 from ..samples import sample_root, write_sample_to
 
