@@ -11,6 +11,7 @@ import re
 from pathlib import Path
 
 from .errors import SourceError
+from .images import strict_pil
 
 __all__ = ["image_size", "WINDOW_RE"]
 
@@ -21,17 +22,14 @@ WINDOW_RE = re.compile(r"^(?P<orig>.+)__(?P<scale>\d+(?:\.\d+)?)__(?P<left>\d+)_
 def image_size(path: Path) -> tuple[int, int]:
     """``(width, height)`` of an image from its header (PIL, no full decode).
 
-    Pillow's decompression-bomb guard is lifted for the call: only the header is read, and
+    Pillow's decompression-bomb guard is lifted for the call (:class:`geodata.images.strict_pil`,
+    safe across threads): only the header is read, and
     DOTA-v2 images (about 20000×20000 px) would otherwise abort the build.
     """
     from PIL import Image
 
-    guard = Image.MAX_IMAGE_PIXELS
-    Image.MAX_IMAGE_PIXELS = None
     try:
-        with Image.open(path) as im:
+        with strict_pil(), Image.open(path) as im:
             return int(im.width), int(im.height)
     except Exception as exc:  # noqa: BLE001 - any decoder failure is a bad file
         raise SourceError(f"{path}: cannot read image size ({type(exc).__name__})") from None
-    finally:
-        Image.MAX_IMAGE_PIXELS = guard
