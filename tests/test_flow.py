@@ -87,7 +87,7 @@ def test_join_without_its_input_fails_on_load(tmp_path: Path) -> None:
 
 def test_map_step_takes_no_inputs(tmp_path: Path) -> None:
     raw = yaml.safe_load((REPO / "pipelines/mp16-rand-500k.yaml").read_text())
-    raw["steps"][0]["inputs"] = {"mp16": "mp16"}
+    next(s for s in raw["steps"] if s["step"] == "validate_coords")["inputs"] = {"mp16": "mp16"}
     p = tmp_path / "x.yaml"
     p.write_text(yaml.safe_dump(raw))
     with pytest.raises(SpecError, match=r"\(validate_coords\): inputs: a map step takes no input tables"):
