@@ -61,10 +61,13 @@ class Flow:
     tables: dict[str, pl.DataFrame] = field(default_factory=dict)
     emitted: dict[str, pl.DataFrame] = field(default_factory=dict)
     notes: dict[str, Any] = field(default_factory=dict)
+    #: the build's live display (None when not shown); steps get it as ``ctx.progress``
+    progress: Any = None
 
     def context(self, name: str, part: int = 0) -> StepContext:
         """The read-only context of the step or reader ``name`` (``part``: a map step's chunk)."""
-        return StepContext(seed=self.seed, name=name, limits=self.limits, spec_path=self.spec_path, part=part)
+        return StepContext(seed=self.seed, name=name, limits=self.limits, spec_path=self.spec_path, part=part,
+                           progress=self.progress)
 
     def collect(self, name: str, res: Any, what: str) -> StepOutput:
         """Check what a step or reader returned; merge its notes and emitted tables in order."""
