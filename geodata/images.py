@@ -8,6 +8,10 @@ A reference is a string:
 * ``tar://FILE@OFFSET:LENGTH#NAME``: the data of one member of an uncompressed tar archive.
   When ``FILE`` is one byte chunk of a split tar (``mp-16-images00``, ``mp-16-images01`` …),
   a member that runs past its end continues in the next-numbered chunk.
+* ``hfarrow://FILE::COLUMN@ROW:K#NAME``: an image stored in a Hugging Face ``datasets`` Arrow
+  file (a ``save_to_disk`` shard, or the cache file ``datasets`` wrote for a Parquet / JSON
+  snapshot): row ``ROW`` of ``COLUMN``, item ``K`` when the column holds a list of images. The
+  cell is an Image struct ``{"bytes", "path"}`` (bytes win; else the path is read) or raw bytes.
 
 ``NAME`` (URL-quoted, optional) is the image's own file name, stored as the Image feature's
 ``path``. Index builders return polars frames ``(key, ref, size, problem)`` so that joining
@@ -80,8 +84,54 @@ def _read_range(path: str, off: int, length: int) -> bytes:
     return b"".join(parts)
 
 
+_ARROW_TABLES: dict[str, object] = {}
+
+
+def _arrow_table(path: str):
+    """The (memory-mapped) Arrow table of a ``datasets`` Arrow file; the last few stay open."""
+    import pyarrow as pa
+
+    tab = _ARROW_TABLES.get(path)
+    if tab is None:
+        src = pa.memory_map(path, "r")
+        try:
+            tab = pa.ipc.open_stream(src).read_all()
+        except pa.ArrowInvalid:
+            tab = pa.ipc.open_file(src).read_all()
+        if len(_ARROW_TABLES) >= 8:
+            _ARROW_TABLES.pop(next(iter(_ARROW_TABLES)))
+        _ARROW_TABLES[path] = tab
+    return tab
+
+
+def _read_hfarrow(ref: str) -> bytes:
+    m = _REF.fullmatch(ref[len("hfarrow://"):])
+    if m is None or "::" not in m.group(1):
+        raise ValueError(f"malformed image reference {ref!r}")
+    path, _, col = m.group(1).rpartition("::")
+    row, k = int(m.group(2)), int(m.group(3))
+    tab = _arrow_table(path)
+    if col not in tab.column_names or row >= tab.num_rows:
+        raise ValueError(f"{path}: no row {row} of column '{col}'")
+    cell = tab.column(col)[row].as_py()
+    if isinstance(cell, list):
+        cell = cell[k] if k < len(cell) else None
+    if isinstance(cell, dict):
+        if cell.get("bytes"):
+            return bytes(cell["bytes"])
+        cell = cell.get("path")
+    if isinstance(cell, (bytes, bytearray)):
+        return bytes(cell)
+    if isinstance(cell, str) and cell:
+        with open(cell, "rb") as fh:
+            return fh.read()
+    raise ValueError(f"{path}: row {row} of '{col}' holds no image")
+
+
 def read_ref(ref: str) -> bytes:
     """Return the encoded image bytes behind ``ref``."""
+    if ref.startswith("hfarrow://"):
+        return _read_hfarrow(ref)
     if ref.startswith("msgpack://"):
         path, off, length = _split(ref, "msgpack://")
         with open(path, "rb") as fh:
@@ -111,7 +161,7 @@ def ref_name(ref: str) -> str:
     >>> ref_name("/d/images/34/8d/9055806529.jpg")
     '9055806529.jpg'
     """
-    for scheme in ("msgpack://", "tar://"):
+    for scheme in ("msgpack://", "tar://", "hfarrow://"):
         if ref.startswith(scheme):
             m = _REF.fullmatch(ref[len(scheme):])
             if m is not None and m.group(4):
