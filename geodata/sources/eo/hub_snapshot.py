@@ -190,6 +190,20 @@ def discover(root: Path, default_split: str = "train", split_names: dict[str, st
 
 
 def _load(part: Part, cache_dir: str | None):
+    """The part as a ``datasets.Dataset`` (progress bars off while loading: a reader prints nothing)."""
+    import datasets
+    from datasets.utils import logging as hf_logging
+
+    was_on = hf_logging.is_progress_bar_enabled()
+    hf_logging.disable_progress_bar()
+    try:
+        return _load_quiet(part, cache_dir)
+    finally:
+        if was_on:
+            hf_logging.enable_progress_bar()
+
+
+def _load_quiet(part: Part, cache_dir: str | None):
     import datasets
 
     if part.kind == "arrow" and part.paths and part.paths[0].is_dir():

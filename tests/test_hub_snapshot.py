@@ -1,0 +1,277 @@
+"""The hub_snapshot source reads downloaded Hub dataset repositories in place, through ``datasets``.
+
+Each fixture is a snapshot-shaped folder written here from the evidence in
+``catalogs/hub_snapshot.yaml`` (the releases' own loaders and cards): save_to_disk Arrow folders
+(EarthDial), JSONL (GeoChat-Bench), JSON + image folders (TEOChatlas), Parquet shards with embedded
+images (RSCC), and the two releases handed to their own readers (GeoChat-Instruct, MP16-Pro).
+"""
+
+from __future__ import annotations
+
+import io
+import json
+from pathlib import Path
+
+import numpy as np
+import polars as pl
+import pytest
+from typer.testing import CliRunner
+
+from geodata.cli import app
+from geodata.context import StepContext
+from geodata.errors import SourceError
+from geodata.images import read_ref
+from geodata.registry import SOURCES, _load_all
+from geodata.sources.eo.hub_snapshot import discover, releases
+from geodata.writer import embed_images
+
+datasets = pytest.importorskip("datasets")
+_load_all()
+
+
+def _jpeg(seed: int) -> bytes:
+    from PIL import Image
+
+    buf = io.BytesIO()
+    Image.fromarray(np.random.default_rng(seed).integers(0, 256, (12, 12, 3), dtype=np.uint8), "RGB").save(buf, format="JPEG")
+    return buf.getvalue()
+
+
+def _png_file(path: Path, seed: int) -> bytes:
+    from PIL import Image
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(np.random.default_rng(seed).integers(0, 256, (12, 12, 3), dtype=np.uint8), "RGB").save(path, format="PNG")
+    return path.read_bytes()
+
+
+def _read(root: Path, **params):
+    return SOURCES["hub_snapshot"].fn(StepContext(), root=root, **params)
+
+
+def _img(b: bytes | None) -> dict | None:
+    return None if b is None else {"bytes": b, "path": None}
+
+
+# -- EarthDial: save_to_disk evaluation sets -----------------------------------------------------------
+def _earthdial(root: Path) -> dict[str, bytes]:
+    """Folders as hiyamdebary/EarthDial's eval scripts load_from_disk them (columns from their __getitem__)."""
+    I, S = datasets.Image(), datasets.Value("string")
+    blobs = {k: _jpeg(i) for i, k in enumerate(["aid0", "aid1", "cap", "det", "a", "b", "c", "d", "pre", "post"])}
+
+    def save(rel: str, cols: dict, feats: dict) -> None:
+        datasets.Dataset.from_dict(cols, features=datasets.Features(feats)).save_to_disk(str(root / rel))
+
+    save("Classification/AID", {"jpg": [_img(blobs["aid0"]), _img(blobs["aid1"])],
+                                 "question": ["[cls] <image> Classify the image. Classes: Airport, Beach.", "<image> Classify."],
+                                 "groundtruth": ["Airport", "Beach"]}, {"jpg": I, "question": S, "groundtruth": S})
+    save("Image_captioning/RSITMD_Captions/RSITMD_Captions_test",
+         {"jpg": [_img(blobs["cap"])], "question": ["<image> Describe the image."],
+          **{f"groundtruth{k}": [f"A port with ships {k}." if k != 3 else ""] for k in range(5)}},
+         {"jpg": I, "question": S, **{f"groundtruth{k}": S for k in range(5)}})
+    save("Detection/NWPU_VHR_10/NWPU_VHR_10_test_refer",
+         {"jpg": [_img(blobs["det"])], "question": [" [refer] [hr_rgb_0.5] <image> \\n plane"],
+          "groundtruth": ["[[10, 20, 30, 40, 0]]"], "ttype": ["refer"], "size_group": ["small"]},
+         {"jpg": I, "question": S, "groundtruth": S, "ttype": S, "size_group": S})
+    save("Temporal/FMoW_RGB_Valid", {**{f"jpg_{x}": [_img(blobs[x.lower()])] for x in "ABCD"},
+                                     "question": ["<image> <image> <image> <image> What is this site?"],
+                                     "groundtruth": ["airport"]}, {**{f"jpg_{x}": I for x in "ABCD"}, "question": S, "groundtruth": S})
+    save("Temporal/Disaster_Shards/xBD/test/xBD_testset_1",
+         {"jpg_A": [_img(blobs["pre"]), None], "jpg_B": [_img(blobs["post"]), _img(blobs["post"])],
+          "question": ["[changedet] <image> <image> Identify the disaster.", "?"], "groundtruth": ["flood", "wind"]},
+         {"jpg_A": I, "jpg_B": I, "question": S, "groundtruth": S})
+    return blobs
+
+
+def test_earthdial_arrow_folders(tmp_path: Path) -> None:
+    blobs = _earthdial(tmp_path)
+    res = _read(tmp_path)
+    df = res.rows.sort("key")
+    assert set(df["dataset"]) == {"earthdial"}
+    by_cfg = {c: g for (c,), g in df.group_by("config")}
+    assert by_cfg["Classification/AID"]["answer"].sort().to_list() == ["Airport", "Beach"]
+    assert set(by_cfg["Classification/AID"]["task"]) == {"scene_cls"}
+    cap = by_cfg["Image_captioning/RSITMD_Captions/RSITMD_Captions_test"].row(0, named=True)
+    assert cap["answers"] == ["A port with ships 0.", "A port with ships 1.", "A port with ships 2.", "A port with ships 4."]
+    assert cap["task"] == "image_caption" and cap["split"] == "test" and cap["question"] == "Describe the image."
+    det = by_cfg["Detection/NWPU_VHR_10/NWPU_VHR_10_test_refer"].row(0, named=True)
+    assert det["task"] == "referring" and json.loads(det["meta"]) == {"size_group": "small", "ttype": "refer"}
+    fmow = by_cfg["Temporal/FMoW_RGB_Valid"].row(0, named=True)
+    assert [read_ref(r) for r in fmow["images"]] == [blobs[x] for x in "abcd"] and fmow["task"] == "change"
+    xbd = by_cfg["Temporal/Disaster_Shards/xBD/test/xBD_testset_1"]
+    assert xbd.height == 1 and [read_ref(r) for r in xbd["images"][0]] == [blobs["pre"], blobs["post"]]
+    assert res.drops == {"hub_snapshot: missing image": 1}
+    # the writer embeds the references like any other image reference
+    items, why = embed_images([fmow["images"]], True)
+    assert why == [None] and [i["bytes"] for i in items[0]] == [blobs[x] for x in "abcd"]
+    only = _read(tmp_path, configs=["Classification/AID"])
+    assert only.rows.height == 2
+
+
+# -- GeoChat-Bench: JSONL question files + an image folder ----------------------------------------------
+def test_geochat_bench_jsonl(tmp_path: Path) -> None:
+    """Records as mbzuai-oryx/GeoChat geochat/eval/batch_geochat_referring.py reads them; images <image_id>.png."""
+    png = _png_file(tmp_path / "GeoChat_Bench_images" / "P0019_0004.png", 1)
+    recs = [{"question_id": 1, "image_id": "P0019_0004", "question": "the large vehicle at the top",
+             "ground_truth": [[[1, 2], [9, 2], [9, 8], [1, 8]]], "type": "ref", "dataset": "SOTA", "obj_ids": [3],
+             "size_group": "small"},
+            {"question_id": 2, "image_id": "P9999_0000", "question": "a ship", "ground_truth": [[[0, 0], [1, 0], [1, 1], [0, 1]]],
+             "type": "ref", "dataset": "FAST", "obj_ids": [1], "size_group": "large"}]
+    (tmp_path / "referring.jsonl").write_text("".join(json.dumps(r) + "\n" for r in recs))
+    res = _read(tmp_path, release="geochat_bench", image_dir="GeoChat_Bench_images")
+    row = res.rows.row(0, named=True)
+    assert res.rows.height == 1 and row["config"] == "referring" and row["split"] == "test" and row["task"] == "referring"
+    assert read_ref(row["images"][0]) == png and row["question"] == "the large vehicle at the top"
+    assert json.loads(row["meta"])["dataset"] == "SOTA"
+    assert row["answer"] == str([[[1, 2], [9, 2], [9, 8], [1, 8]]])
+    assert res.drops == {"hub_snapshot: missing image": 1}
+
+
+# -- TEOChatlas: train/ and eval/ JSON conversations over image sequences ---------------------------------
+def test_teochatlas_json_sequences(tmp_path: Path) -> None:
+    """LLaVA-style records with a ``video`` list of image paths (TEOChatlas train/instruct_<dataset>.json)."""
+    imgs = [_png_file(tmp_path / "images" / "fMoW" / f"airport_0_{k}_rgb.png", k) for k in range(3)]
+    _png_file(tmp_path / "images" / "xBD" / "pre.png", 7), _png_file(tmp_path / "images" / "xBD" / "post.png", 8)
+    train = [{"id": "fmow-1", "task": "classification", "video": [f"fMoW/airport_0_{k}_rgb.png" for k in range(3)],
+              "conversations": [{"from": "human", "value": "<video>\nWhat is in this sequence of images?"},
+                                {"from": "gpt", "value": "airport"},
+                                {"from": "gpt", "value": "out of order"}, {"from": "human", "value": "?"}]}]
+    ev = [{"id": "xbd-1", "task": "dmg_cls", "video": ["xBD/pre.png", "xBD/post.png"],
+           "conversations": [{"from": "human", "value": "<video> Classify the damage of the building."},
+                             {"from": "gpt", "value": "destroyed"}]},
+          {"id": "xbd-2", "task": "dmg_cls", "video": ["xBD/pre.png", "xBD/gone.png"],
+           "conversations": [{"from": "human", "value": "x"}, {"from": "gpt", "value": "y"}]}]
+    (tmp_path / "train").mkdir()
+    (tmp_path / "train" / "instruct_fMoW.json").write_text(json.dumps(train))
+    (tmp_path / "eval").mkdir()
+    (tmp_path / "eval" / "xBD_dmg_cls.json").write_text(json.dumps(ev))
+    res = _read(tmp_path, release="teochatlas", image_dir="images")
+    df = res.rows.sort("key")
+    assert df["config"].to_list() == ["instruct_fMoW", "xBD_dmg_cls"]
+    assert df["split"].to_list() == ["train", "test"]
+    fm = df.row(0, named=True)
+    assert [read_ref(r) for r in fm["images"]] == imgs and fm["answer"] == "airport"
+    assert fm["question"] == "What is in this sequence of images?" and fm["task"] == "classification"
+    assert df.row(1, named=True)["answer"] == "destroyed"
+    assert res.drops == {"hub_snapshot: bad turn": 1, "hub_snapshot: missing image": 1}
+
+
+# -- RSCC: Parquet shards with embedded pre / post images ------------------------------------------------
+def _rscc(root: Path) -> dict[str, bytes]:
+    I, S = datasets.Image(), datasets.Value("string")
+    b = {"pre": _jpeg(20), "post": _jpeg(21)}
+    feats = datasets.Features({"pre_image": I, "post_image": I, "change_caption": S, "event": S})
+    (root / "data").mkdir(parents=True)
+    for split in ("train", "test"):
+        datasets.Dataset.from_dict({"pre_image": [_img(b["pre"])], "post_image": [_img(b["post"])],
+                                    "change_caption": [f"Buildings along the coast were destroyed ({split})."],
+                                    "event": ["hurricane-michael"]}, features=feats
+                                   ).to_parquet(str(root / "data" / f"{split}-00000-of-00001.parquet"))
+    return b
+
+
+def test_rscc_parquet(tmp_path: Path) -> None:
+    b = _rscc(tmp_path)
+    res = _read(tmp_path, release="rscc")
+    df = res.rows.sort("split")
+    assert df["split"].to_list() == ["test", "train"] and set(df["task"]) == {"change_caption"}
+    row = df.row(1, named=True)
+    assert [read_ref(r) for r in row["images"]] == [b["pre"], b["post"]]
+    assert row["answers"] == ["Buildings along the coast were destroyed (train)."] and row["question"] == ""
+    assert _read(tmp_path, release="rscc", splits=["train"]).rows.height == 1
+
+
+# -- the two releases with their own readers -------------------------------------------------------------
+def test_geochat_instruct_snapshot_delegates(tmp_path: Path) -> None:
+    """MBZUAI/GeoChat_Instruct: GeoChat_Instruct.json + images.zip unpacked (read by the geochat_instruct source)."""
+    _png_file(tmp_path / "share/softwares/kartik/GeoChat_finetuning/final_images_llava/P0001_0001.png", 3)
+    (tmp_path / "GeoChat_Instruct.json").write_text(json.dumps([{"id": "P0001_0001", "image": "P0001_0001.png", "conversations": [
+        {"from": "human", "value": "<image>\n[vqa] Is there a ship?"}, {"from": "gpt", "value": "Yes"}]}]))
+    res = _read(tmp_path)
+    assert res.rows.height == 1 and res.rows["dataset"].to_list() == ["geochat_instruct"]
+    assert "geochat_instruct" in res.notes["hub_snapshot.image_layout"]
+
+
+def test_mp16_pro_snapshot_delegates(tmp_path: Path) -> None:
+    from mp16_fixtures import mp16pro
+
+    root = mp16pro(tmp_path)
+    res = _read(root, release="mp16_pro")
+    direct = SOURCES["mp16"].fn(StepContext(), root=root)
+    direct = direct.rows if hasattr(direct, "rows") else direct
+    assert res.rows.height == direct.height > 0 and res.rows.columns == direct.columns
+
+
+# -- layouts, mapping, errors, check ----------------------------------------------------------------------
+def _parquet(path: Path, n: int = 1, col: str = "image") -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    datasets.Dataset.from_dict({col: [_img(_jpeg(i)) for i in range(n)], "text": [f"t{i}" for i in range(n)]},
+                               features=datasets.Features({col: datasets.Image(), "text": datasets.Value("string")})
+                               ).to_parquet(str(path))
+
+
+def test_discover_layouts(tmp_path: Path) -> None:
+    a = tmp_path / "a"
+    _parquet(a / "data" / "Classification" / "train-00000-of-00002.parquet")
+    _parquet(a / "data" / "Classification" / "train-00001-of-00002.parquet")
+    _parquet(a / "data" / "Classification" / "validation-00000-of-00001.parquet")
+    _parquet(a / "Detection" / "test" / "0000.parquet")
+    _parquet(a / ".cache" / "huggingface" / "x.parquet")  # snapshot_download's own cache: skipped
+    parts = {(p.config, p.split): len(p.paths) for p in discover(a)}
+    assert parts == {("Classification", "train"): 2, ("Classification", "validation"): 1, ("Detection", "test"): 1}
+    b = tmp_path / "b"
+    _parquet(b / "shards" / "one.parquet", 2)
+    _parquet(b / "shards" / "two.parquet", 1)
+    (b / "README.md").write_text("---\nconfigs:\n- config_name: scenes\n  data_files:\n  - split: test\n    path: shards/one*\n"
+                                 "  - split: train\n    path: shards/two.parquet\n---\n# card\n")
+    res = _read(b, mapping={"images": ["image"], "answer": "text"})
+    assert sorted(zip(res.rows["config"], res.rows["split"])) == [("scenes", "test"), ("scenes", "test"), ("scenes", "train")]
+    (b / "README.md").write_text("---\nconfigs:\n- config_name: x\n  data_files:\n  - split: test\n    path: nope/*\n---\n")
+    with pytest.raises(SourceError, match=r"config 'x' split 'test': no file matches \['nope/\*'\]"):
+        _read(b)
+
+
+def test_unknown_layout_lists_columns_and_keys(tmp_path: Path) -> None:
+    _parquet(tmp_path / "data" / "train-00000-of-00001.parquet", col="picture")
+    with pytest.raises(SourceError) as exc:
+        _read(tmp_path)
+    msg = str(exc.value)
+    assert "unknown column layout ['picture', 'text']" in msg and "images or image_template" in msg and "answers" in msg
+    with pytest.raises(SourceError, match=r"mapping names columns \['img'\]"):
+        _read(tmp_path, mapping={"images": ["img"], "answer": "text"})
+    with pytest.raises(SourceError, match="mapping keys \\['caption'\\] unknown"):
+        _read(tmp_path, mapping={"images": ["picture"], "caption": "text"})
+    with pytest.raises(SourceError, match="no Parquet, JSON or save_to_disk Arrow shard"):
+        _read(_empty(tmp_path))
+    with pytest.raises(SourceError, match="unknown release 'nosuch'"):
+        _read(tmp_path, release="nosuch")
+
+
+def _empty(tmp: Path) -> Path:
+    (tmp / "empty" / "sub").mkdir(parents=True)
+    return tmp / "empty"
+
+
+def test_declared_releases_are_complete() -> None:
+    rel = releases()
+    assert set(rel) == {"earthdial", "geochat_bench", "teochatlas", "rscc", "geochat_instruct", "mp16_pro"}
+    for name, r in rel.items():
+        assert r.get("repo") and (r.get("delegate") in SOURCES if r.get("delegate") else r.get("variants")), name
+    cat = (Path(__file__).resolve().parent.parent / "catalogs" / "hub_snapshot.yaml").read_text()
+    for name, r in rel.items():
+        assert r["repo"] in cat, name
+
+
+def test_check_command_on_a_snapshot(tmp_path: Path) -> None:
+    _rscc(tmp_path)
+    out = CliRunner().invoke(app, ["check", "hub_snapshot", "--root", str(tmp_path), "--param", "release=rscc", "--json"])
+    assert out.exit_code == 0, out.output
+    rep = json.loads(out.output)
+    assert rep["rows_after_drops"] == 2 and rep["images"]["rows_missing_images"] == 0
+
+
+def test_sample_snapshot(tmp_path: Path) -> None:
+    SOURCES["hub_snapshot"].sample(tmp_path)
+    res = _read(tmp_path)
+    assert res.rows.height == 3 and res.drops == {"hub_snapshot: missing image": 1}
+    assert isinstance(res.rows, pl.DataFrame)
