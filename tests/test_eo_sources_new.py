@@ -343,3 +343,40 @@ def test_check_command(tmp_path: Path) -> None:
     assert out.exit_code != 0 and "fMoW's train/ or val/ folder not found" in out.output
     out = CliRunner().invoke(app, ["check", "fmow_rgb", "--root", str(tmp_path / "x")])  # xBD's train/ is no fMoW
     assert out.exit_code != 0 and "'images' is not an fMoW category" in out.output
+
+
+def test_existing_families_build_end_to_end(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """WHU-RS19 (scene), RSITMD and NWPU-Captions (caption), NWPU VHR-10 (objects) build into a dataset
+    through eo_tasks from their release-layout fixtures; official test rows stay test rows."""
+    import yaml
+
+    from geodata.engine import build
+
+    for i, c in enumerate(WHU[:3]):
+        _img(tmp_path / "whu" / c / f"{c.lower()}_01.jpg", seed=i, fmt="JPEG")
+    (tmp_path / "nwpu" / "NWPU_images" / "harbor").mkdir(parents=True)
+    _img(tmp_path / "nwpu" / "NWPU_images" / "harbor" / "harbor_001.jpg", seed=9, fmt="JPEG")
+    (tmp_path / "nwpu" / "dataset_nwpu.json").write_text(json.dumps({"harbor": [
+        {"filename": "harbor_001.jpg", "split": "test", "raw": "Many boats are moored in the harbor .", "imgid": 0}]}))
+    _img(tmp_path / "rsitmd" / "images" / "port_1.tif", seed=11, fmt="TIFF")
+    (tmp_path / "rsitmd" / "dataset_RSITMD.json").write_text(json.dumps({"images": [
+        {"filename": "port_1.tif", "imgid": 0, "split": "train", "sentids": [0], "keywords": ["port"],
+         "sentences": [{"raw": "A port with cranes .", "tokens": ["a", "port"], "imgid": 0, "sentid": 0}]}]}))
+    _vhr10(tmp_path / "vhr")
+    monkeypatch.setenv("GEODATA_CACHE", str(tmp_path / "cache"))
+    spec = tmp_path / "new-eo.yaml"
+    spec.write_text(yaml.safe_dump({
+        "name": "new-eo", "seed": 5,
+        "sources": {"whu": {"reader": "whu_rs19", "root": str(tmp_path / "whu")},
+                    "nwpu": {"reader": "nwpu_captions", "root": str(tmp_path / "nwpu")},
+                    "rsitmd": {"reader": "rsitmd", "root": str(tmp_path / "rsitmd")},
+                    "vhr": {"reader": "nwpu_vhr10", "root": str(tmp_path / "vhr")}},
+        "steps": [{"step": "eo_tasks", "inputs": {"whu": "whu", "nwpu": "nwpu", "rsitmd": "rsitmd", "vhr": "vhr"},
+                   "sources": {"whu": ["scene_cls"], "nwpu": ["image_caption"], "rsitmd": ["image_caption"],
+                               "vhr": ["detection", "multilabel_cls"]}}],
+        "output": {"config_by": "task", "split_by": "split"}}))
+    res = build(str(spec), out=tmp_path / "out", force=True)
+    assert res.configs["scene_cls"].keys() == {"train"} and res.configs["image_caption"].keys() == {"train", "test"}
+    assert {"detection", "multilabel_cls"} <= set(res.configs)
+    cap = pl.read_parquet(next((tmp_path / "out" / "image_caption").glob("test-*.parquet")))
+    assert cap["source"].to_list() == ["nwpu_captions"] and cap["images"][0][0]["bytes"]
