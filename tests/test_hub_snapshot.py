@@ -59,12 +59,12 @@ def _earthdial(root: Path) -> dict[str, bytes]:
     I, S = datasets.Image(), datasets.Value("string")
     blobs = {k: _jpeg(i) for i, k in enumerate(["aid0", "aid1", "cap", "det", "a", "b", "c", "d", "pre", "post"])}
 
-    def save(rel: str, cols: dict, feats: dict) -> None:
-        datasets.Dataset.from_dict(cols, features=datasets.Features(feats)).save_to_disk(str(root / rel))
+    def save(rel: str, cols: dict, feats: dict, shards: int = 1) -> None:
+        datasets.Dataset.from_dict(cols, features=datasets.Features(feats)).save_to_disk(str(root / rel), num_shards=shards)
 
     save("Classification/AID", {"jpg": [_img(blobs["aid0"]), _img(blobs["aid1"])],
                                  "question": ["[cls] <image> Classify the image. Classes: Airport, Beach.", "<image> Classify."],
-                                 "groundtruth": ["Airport", "Beach"]}, {"jpg": I, "question": S, "groundtruth": S})
+                                 "groundtruth": ["Airport", "Beach"]}, {"jpg": I, "question": S, "groundtruth": S}, shards=2)
     save("Image_captioning/RSITMD_Captions/RSITMD_Captions_test",
          {"jpg": [_img(blobs["cap"])], "question": ["<image> Describe the image."],
           **{f"groundtruth{k}": [f"A port with ships {k}." if k != 3 else ""] for k in range(5)}},
@@ -91,6 +91,9 @@ def test_earthdial_arrow_folders(tmp_path: Path) -> None:
     by_cfg = {c: g for (c,), g in df.group_by("config")}
     assert by_cfg["Classification/AID"]["answer"].sort().to_list() == ["Airport", "Beach"]
     assert set(by_cfg["Classification/AID"]["task"]) == {"scene_cls"}
+    assert len(list((tmp_path / "Classification/AID").glob("data-*.arrow"))) == 2  # two shards: rows map across them
+    for row in by_cfg["Classification/AID"].iter_rows(named=True):
+        assert read_ref(row["images"][0]) == blobs["aid0" if row["answer"] == "Airport" else "aid1"]
     cap = by_cfg["Image_captioning/RSITMD_Captions/RSITMD_Captions_test"].row(0, named=True)
     assert cap["answers"] == ["A port with ships 0.", "A port with ships 1.", "A port with ships 2.", "A port with ships 4."]
     assert cap["task"] == "image_caption" and cap["split"] == "test" and cap["question"] == "Describe the image."
@@ -203,9 +206,9 @@ def test_mp16_pro_snapshot_delegates(tmp_path: Path) -> None:
 
 
 # -- layouts, mapping, errors, check ----------------------------------------------------------------------
-def _parquet(path: Path, n: int = 1, col: str = "image") -> None:
+def _parquet(path: Path, n: int = 1, col: str = "image", seed: int = 0) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
-    datasets.Dataset.from_dict({col: [_img(_jpeg(i)) for i in range(n)], "text": [f"t{i}" for i in range(n)]},
+    datasets.Dataset.from_dict({col: [_img(_jpeg(seed + i)) for i in range(n)], "text": [f"t{seed + i}" for i in range(n)]},
                                features=datasets.Features({col: datasets.Image(), "text": datasets.Value("string")})
                                ).to_parquet(str(path))
 
@@ -220,12 +223,16 @@ def test_discover_layouts(tmp_path: Path) -> None:
     parts = {(p.config, p.split): len(p.paths) for p in discover(a)}
     assert parts == {("Classification", "train"): 2, ("Classification", "validation"): 1, ("Detection", "test"): 1}
     b = tmp_path / "b"
-    _parquet(b / "shards" / "one.parquet", 2)
-    _parquet(b / "shards" / "two.parquet", 1)
+    _parquet(b / "shards" / "one-a.parquet", 2, seed=10)
+    _parquet(b / "shards" / "one-b.parquet", 2, seed=20)
+    _parquet(b / "shards" / "two.parquet", 1, seed=30)
     (b / "README.md").write_text("---\nconfigs:\n- config_name: scenes\n  data_files:\n  - split: test\n    path: shards/one*\n"
                                  "  - split: train\n    path: shards/two.parquet\n---\n# card\n")
     res = _read(b, mapping={"images": ["image"], "answer": "text"})
-    assert sorted(zip(res.rows["config"], res.rows["split"])) == [("scenes", "test"), ("scenes", "test"), ("scenes", "train")]
+    assert sorted(zip(res.rows["config"], res.rows["split"])) == [("scenes", "test")] * 4 + [("scenes", "train")]
+    # every row's reference reads its own image, across shards and splits
+    for row in res.rows.iter_rows(named=True):
+        assert read_ref(row["images"][0]) == _jpeg(int(row["answer"][1:]))
     (b / "README.md").write_text("---\nconfigs:\n- config_name: x\n  data_files:\n  - split: test\n    path: nope/*\n---\n")
     with pytest.raises(SourceError, match=r"config 'x' split 'test': no file matches \['nope/\*'\]"):
         _read(b)

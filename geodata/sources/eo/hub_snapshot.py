@@ -41,6 +41,7 @@ from __future__ import annotations
 import json
 import os
 import re
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
@@ -189,21 +190,22 @@ def discover(root: Path, default_split: str = "train", split_names: dict[str, st
     return [Part(c, s, k, sorted(v)) for (c, s, k), v in sorted(groups.items())]
 
 
-def _load(part: Part, cache_dir: str | None):
-    """The part as a ``datasets.Dataset`` (progress bars off while loading: a reader prints nothing)."""
-    import datasets
+@contextmanager
+def _quiet():
+    """``datasets``' progress bars off for the block (a reader prints nothing), then as they were."""
     from datasets.utils import logging as hf_logging
 
     was_on = hf_logging.is_progress_bar_enabled()
     hf_logging.disable_progress_bar()
     try:
-        return _load_quiet(part, cache_dir)
+        yield
     finally:
         if was_on:
             hf_logging.enable_progress_bar()
 
 
-def _load_quiet(part: Part, cache_dir: str | None):
+def _load(part: Part, cache_dir: str | None):
+    """The part as a memory-mapped ``datasets.Dataset``."""
     import datasets
 
     if part.kind == "arrow" and part.paths and part.paths[0].is_dir():
@@ -402,7 +404,8 @@ def read_hub_snapshot(
         part.split = official_split(part.split, where=f"{root}: config '{part.config}'")
         if (configs and part.config not in configs) or (want_splits and part.split not in want_splits):
             continue
-        ds = _load(part, cache_dir)
+        with _quiet():
+            ds = _load(part, cache_dir)
         name, v = _pick(release, mapping, list(ds.column_names), f"{root}: config '{part.config}' split '{part.split}'")
         seen[f"{part.config}/{part.split}"] = name
         rows += _rows(out, ds, part, name, known.get(name, {}), v, base)
@@ -418,7 +421,6 @@ def write_hub_snapshot_sample(d: Path) -> None:
     with embedded JPEG images, plus one row whose image is missing (a counted skip)."""
     import io
 
-    import datasets
     import numpy as np
     from PIL import Image
 
@@ -429,6 +431,13 @@ def write_hub_snapshot_sample(d: Path) -> None:
         return buf.getvalue()
 
     d = Path(d)
+    with _quiet():
+        _write_sample(d, jpeg)
+
+
+def _write_sample(d: Path, jpeg) -> None:
+    import datasets
+
     feats = datasets.Features({"jpg": datasets.Image(), "question": datasets.Value("string"), "groundtruth": datasets.Value("string")})
     datasets.Dataset.from_dict({
         "jpg": [{"bytes": jpeg(1), "path": None}, {"bytes": jpeg(2), "path": None}, None],
