@@ -73,6 +73,13 @@ def _earthdial(root: Path) -> dict[str, bytes]:
          {"jpg": [_img(blobs["det"])], "question": [" [refer] [hr_rgb_0.5] <image> \\n plane"],
           "groundtruth": ["[[10, 20, 30, 40, 0]]"], "ttype": ["refer"], "size_group": ["small"]},
          {"jpg": I, "question": S, "groundtruth": S, "ttype": S, "size_group": S})
+    save("Region_captioning/NWPU_VHR_10/NWPU_VHR_10_test_region_captioning",
+         {"jpg": [_img(blobs["det"])], "question": [" [identify] [hr_rgb_0.5] <image> \\n what object is in this location {<1><2><3><4>|<0>}"],
+          "groundtruth": ["airplane"], "ttype": ["identify"], "size_group": ["small"]},
+         {"jpg": I, "question": S, "groundtruth": S, "ttype": S, "size_group": S})
+    save("GeoChat_Bench/identify", {"jpg": [_img(blobs["det"])], "question": ["[identify] <image> what is at {<1><2><3><4>|<0>}"],
+                                    "groundtruth": ["a ship"], "ttype": ["identify"], "size_group": ["large"]},
+         {"jpg": I, "question": S, "groundtruth": S, "ttype": S, "size_group": S})
     save("Temporal/FMoW_RGB_Valid", {**{f"jpg_{x}": [_img(blobs[x.lower()])] for x in "ABCD"},
                                      "question": ["<image> <image> <image> <image> What is this site?"],
                                      "groundtruth": ["airport"]}, {**{f"jpg_{x}": I for x in "ABCD"}, "question": S, "groundtruth": S})
@@ -99,6 +106,8 @@ def test_earthdial_arrow_folders(tmp_path: Path) -> None:
     assert cap["task"] == "image_caption" and cap["split"] == "test" and cap["question"] == "Describe the image."
     det = by_cfg["Detection/NWPU_VHR_10/NWPU_VHR_10_test_refer"].row(0, named=True)
     assert det["task"] == "referring" and json.loads(det["meta"]) == {"size_group": "small", "ttype": "refer"}
+    assert by_cfg["Region_captioning/NWPU_VHR_10/NWPU_VHR_10_test_region_captioning"]["task"].to_list() == ["region_caption"]
+    assert by_cfg["GeoChat_Bench/identify"]["task"].to_list() == ["region_caption"]
     fmow = by_cfg["Temporal/FMoW_RGB_Valid"].row(0, named=True)
     assert [read_ref(r) for r in fmow["images"]] == [blobs[x] for x in "abcd"] and fmow["task"] == "change"
     xbd = by_cfg["Temporal/Disaster_Shards/xBD/test/xBD_testset_1"]

@@ -97,7 +97,7 @@ def read_fmow(ctx: StepContext, *, root: Path, splits: list[str] = ["train", "va
         base = root / split
         if not base.is_dir():
             raise SourceError(f"{base}: folder not found (splits: {list(splits)})")
-        hf = official_split(split, where=f"fmow_rgb splits")
+        hf = official_split(split, where="fmow_rgb splits")
         for cat_dir in sorted(p for p in base.iterdir() if p.is_dir()):
             cat = cat_dir.name
             if cat not in FMOW_CATEGORIES:

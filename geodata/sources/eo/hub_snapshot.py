@@ -32,7 +32,8 @@ Output (one row per example — per human/gpt turn pair for ``conversations`` re
 ``eo_family='hub'``, ``dataset`` (the release), ``config``, ``split``, ``key``
 (``<config>/<split>/<row>[-<turn>]``), ``images`` (list of references, in column order),
 ``question``, ``answer`` (the first reference), ``answers`` (every reference), ``task``
-(the release's task for the config, else the config name), ``meta`` (JSON of the declared meta
+(the release's task for the config — its first ``tasks`` pattern found in the config path — else
+the config name), ``meta`` (JSON of the declared meta
 columns).
 """
 
@@ -302,10 +303,11 @@ def _image_refs(ds, col: str, base: Path) -> list[list[str | None]]:
 
 
 def _task(rel: dict[str, Any], config: str) -> str:
+    """The release's task for ``config``: its first ``tasks`` pattern found in the config path."""
     tasks = rel.get("tasks") or {}
-    for comp in config.split("/"):
-        if comp in tasks:
-            return str(tasks[comp])
+    for pattern, task in tasks.items():
+        if pattern != "default" and re.search(pattern, config):
+            return str(task)
     return str(tasks.get("default", config))
 
 
