@@ -197,7 +197,7 @@ def read_bigearthnet(ctx: StepContext, *, root: Path, splits: list[str] | None =
             tile = "_".join(pid.split("_")[:-2])
             rows.append({"split": hf, "key": pid, "folder": root / "BigEarthNet-S2" / tile / pid,
                          "labels_43": [], "labels": list(names or [])})
-    final = []
+    final, todo = [], []
     for r in rows:
         labels = [n for n in BEN19 if n in set(r["labels"])]
         if not labels:
@@ -207,9 +207,16 @@ def read_bigearthnet(ctx: StepContext, *, root: Path, splits: list[str] | None =
         if not all(b.is_file() for b in bands):
             out.drop("bigearthnet_s2: missing band", 1)
             continue
+        todo.append((bands, r["key"]))
         final.append({"eo_family": "multilabel", "dataset": "bigearthnet_s2", "split": r["split"], "key": r["key"],
-                      "image": _rgb_png(bands, r["key"], rgb_max), "rgb_bands": [str(b.resolve()) for b in bands],
+                      "image": None, "rgb_bands": [str(b.resolve()) for b in bands],
                       "labels": labels, "labels_43": r["labels_43"]})
+    # the composites (cached; written once) on a thread pool: decoding and PNG encoding release the GIL
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(max_workers=min(8, os.cpu_count() or 1)) as pool:
+        for row, png in zip(final, pool.map(lambda t: _rgb_png(t[0], t[1], rgb_max), todo)):
+            row["image"] = png
     if not final:
         raise SourceError(f"{root}: no BigEarthNet patch with labels and its B04/B03/B02 bands ({layout} layout)")
     out.note("bigearthnet_s2.image_layout", "v1: BigEarthNet-v1.0/<patch>/<patch>_B*.tif + _labels_metadata.json"
