@@ -131,6 +131,7 @@ def test_xbd_pairs_polygons_damage(tmp_path: Path) -> None:
     row = df.row(2, named=True)
     assert row["damage"] == ["no-damage", "major-damage"] and row["building_uids"] == ["u1", "u2"]
     assert row["polygons"][0] == [1.5, 1.5, 8.0, 1.5, 8.0, 9.0, 1.5, 9.0]
+    assert row["bboxes"] == [[1.5, 1.5, 8.0, 9.0], [10.0, 10.0, 20.0, 20.0]]
     assert [Path(p).name for p in row["images"]] == ["midwest-flooding_00000001_pre_disaster.png",
                                                       "midwest-flooding_00000001_post_disaster.png"]
     assert row["disaster"] == "midwest-flooding" and row["disaster_type"] == "flooding" and row["n_buildings"] == 2

@@ -247,6 +247,17 @@ def test_discover_layouts(tmp_path: Path) -> None:
         _read(b)
 
 
+def test_dataset_dict_folder_splits(tmp_path: Path) -> None:
+    """A DatasetDict.save_to_disk folder: dataset_dict.json + one save_to_disk folder per split."""
+    feats = datasets.Features({"image": datasets.Image(), "text": datasets.Value("string")})
+    mk = lambda s: datasets.Dataset.from_dict({"image": [_img(_jpeg(s))], "text": [f"t{s}"]}, features=feats)  # noqa: E731
+    datasets.DatasetDict({"train": mk(1), "validation": mk(2), "test": mk(3)}).save_to_disk(str(tmp_path / "scenes"))
+    parts = {(p.config, p.split) for p in discover(tmp_path)}
+    assert parts == {("scenes", "train"), ("scenes", "validation"), ("scenes", "test")}
+    res = _read(tmp_path, mapping={"images": ["image"], "answer": "text"}, splits=["val"])
+    assert res.rows["answer"].to_list() == ["t2"] and read_ref(res.rows["images"][0][0]) == _jpeg(2)
+
+
 def test_unknown_layout_lists_columns_and_keys(tmp_path: Path) -> None:
     _parquet(tmp_path / "data" / "train-00000-of-00001.parquet", col="picture")
     with pytest.raises(SourceError) as exc:

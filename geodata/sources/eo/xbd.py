@@ -27,7 +27,7 @@ Output (one row per pair): ``eo_family='disaster'``, ``dataset`` (``xbd``), ``sp
 (``<folder>/<disaster>_<NNNNNNNN>``), ``images`` (``[pre, post]`` absolute paths, pre first),
 ``image_pre``, ``image_post``, ``disaster``, ``disaster_type``, ``width``, ``height``,
 ``building_uids`` (list), ``polygons`` (list of flat pixel ``[x1, y1, x2, y2, ...]`` outer rings,
-one per building), ``damage`` (list of ``no-damage`` / ``minor-damage`` / ``major-damage`` /
+one per building), ``bboxes`` (each polygon's pixel ``[xmin, ymin, xmax, ymax]``), ``damage`` (list of ``no-damage`` / ``minor-damage`` / ``major-damage`` /
 ``destroyed``, one per building), ``n_buildings``.
 """
 
@@ -66,6 +66,7 @@ DISASTER_SCHEMA = {
     "height": pl.Int64,
     "building_uids": pl.List(pl.String),
     "polygons": pl.List(pl.List(pl.Float64)),
+    "bboxes": pl.List(pl.List(pl.Float64)),
     "damage": pl.List(pl.String),
     "n_buildings": pl.Int64,
 }
@@ -147,7 +148,9 @@ def read_xbd(ctx: StepContext, *, root: Path, splits: list[str] = ["train", "tie
                          "image_pre": str(pre_img.resolve()), "image_post": str(post_img.resolve()),
                          "disaster": dis, "disaster_type": str(meta.get("disaster_type") or ""),
                          "width": int(meta.get("width") or 1024), "height": int(meta.get("height") or 1024),
-                         "building_uids": uids, "polygons": polys, "damage": damage, "n_buildings": len(uids)})
+                         "building_uids": uids, "polygons": polys,
+                         "bboxes": [[min(p[0::2]), min(p[1::2]), max(p[0::2]), max(p[1::2])] for p in polys],
+                         "damage": damage, "n_buildings": len(uids)})
     # pairs whose post label is missing are incomplete too
     for folder in present:
         for pre in (root / folder / "images").glob("*_pre_disaster.png"):
