@@ -34,8 +34,12 @@ WHU_RS19_CLASSES = (
 ).split()
 
 
+_LOWER = {c.lower() for c in WHU_RS19_CLASSES}
+
+
 def _probe(p: Path) -> bool:
-    return any((p / c).is_dir() for c in WHU_RS19_CLASSES)
+    """A folder holding at least one WHU-RS19 class folder (any capitalisation: copies differ)."""
+    return any(c.is_dir() and c.name.lower() in _LOWER for c in p.iterdir())
 
 
 @source("whu_rs19", env="WHU_RS19_ROOT", sample=lambda d: write_whu_rs19_sample(d))
