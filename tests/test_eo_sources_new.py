@@ -240,8 +240,7 @@ def test_whu_rs19_all_classes(tmp_path: Path) -> None:
         _read("whu_rs19", tmp_path / "WHU-RS19" / "Pond")
     # a lower-cased copy (as some loaders keep it) reads the same
     _img(tmp_path / "lower" / "images" / "footballfield" / "footballfield_03.jpg", fmt="JPEG")
-    assert \
-        _read("whu_rs19", tmp_path / "lower").rows["label"].to_list() == ["football field"]
+    assert _read("whu_rs19", tmp_path / "lower").rows["label"].to_list() == ["football field"]
 
 
 # -- RSITMD -------------------------------------------------------------------------------------------
