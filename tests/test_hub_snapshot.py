@@ -141,7 +141,7 @@ def test_geochat_bench_jsonl(tmp_path: Path) -> None:
 
 # -- TEOChatlas: train/ and eval/ JSON conversations over image sequences ---------------------------------
 def test_teochatlas_json_sequences(tmp_path: Path) -> None:
-    """LLaVA-style records with a ``video`` list of image paths (TEOChatlas train/instruct_<dataset>.json)."""
+    """LLaVA-style records with a ``video`` list of image paths (TEOChatlas train/instruct.json, eval/<set>.json)."""
     imgs = [_png_file(tmp_path / "images" / "fMoW" / f"airport_0_{k}_rgb.png", k) for k in range(3)]
     _png_file(tmp_path / "images" / "xBD" / "pre.png", 7), _png_file(tmp_path / "images" / "xBD" / "post.png", 8)
     train = [{"id": "fmow-1", "task": "classification", "video": [f"fMoW/airport_0_{k}_rgb.png" for k in range(3)],
@@ -154,12 +154,13 @@ def test_teochatlas_json_sequences(tmp_path: Path) -> None:
           {"id": "xbd-2", "task": "dmg_cls", "video": ["xBD/pre.png", "xBD/gone.png"],
            "conversations": [{"from": "human", "value": "x"}, {"from": "gpt", "value": "y"}]}]
     (tmp_path / "train").mkdir()
-    (tmp_path / "train" / "instruct_fMoW.json").write_text(json.dumps(train))
+    (tmp_path / "train" / "instruct.json").write_text(json.dumps(train))
     (tmp_path / "eval").mkdir()
-    (tmp_path / "eval" / "xBD_dmg_cls.json").write_text(json.dumps(ev))
+    (tmp_path / "eval" / "xBD_SRE_QA_RQA.json").write_text(json.dumps(ev))
+    (tmp_path / "TEOChatlas.py").write_text("# the repository's loading script: never run\nraise SystemExit\n")
     res = _read(tmp_path, release="teochatlas", image_dir="images")
     df = res.rows.sort("key")
-    assert df["config"].to_list() == ["instruct_fMoW", "xBD_dmg_cls"]
+    assert df["config"].to_list() == ["instruct", "xBD_SRE_QA_RQA"]
     assert df["split"].to_list() == ["train", "test"]
     fm = df.row(0, named=True)
     assert [read_ref(r) for r in fm["images"]] == imgs and fm["answer"] == "airport"
