@@ -103,7 +103,7 @@ def ref_file(refs: pl.Expr) -> pl.Expr:
     '/s/data-00000-of-00001.arrow'
     """
     return (refs.str.replace(r"^hfarrow://(.*)::[^@]*@\d+:\d+(?:#[^#@/]*)?$", "$1")
-            .str.replace(r"^(?:msgpack|tar)://(.*)@\d+:\d+(?:#[^#@/]*)?$", "$1"))
+            .str.replace(r"^(?:msgpack|tar|deflate)://(.*)@\d+:\d+(?:#[^#@/]*)?$", "$1"))
 
 
 def _stat_chunk(paths: list[str]) -> tuple[list[int], list[int]]:

@@ -195,14 +195,54 @@ def test_rscc_parquet(tmp_path: Path) -> None:
 
 
 # -- the two releases with their own readers -------------------------------------------------------------
-def test_geochat_instruct_snapshot_delegates(tmp_path: Path) -> None:
-    """MBZUAI/GeoChat_Instruct: GeoChat_Instruct.json + images.zip unpacked (read by the geochat_instruct source)."""
-    _png_file(tmp_path / "share/softwares/kartik/GeoChat_finetuning/final_images_llava/P0001_0001.png", 3)
-    (tmp_path / "GeoChat_Instruct.json").write_text(json.dumps([{"id": "P0001_0001", "image": "P0001_0001.png", "conversations": [
-        {"from": "human", "value": "<image>\n[vqa] Is there a ship?"}, {"from": "gpt", "value": "Yes"}]}]))
-    res = _read(tmp_path)
-    assert res.rows.height == 1 and res.rows["dataset"].to_list() == ["geochat_instruct"]
-    assert "geochat_instruct" in res.notes["hub_snapshot.image_layout"]
+def _split(blob: bytes, folder: Path, stem: str, size: int) -> list[Path]:
+    """``split -b SIZE blob STEM`` (chunks STEMaa, STEMab, ...)."""
+    out = []
+    for i in range(0, len(blob), size):
+        k = i // size
+        p = folder / f"{stem}{chr(97 + k // 26)}{chr(97 + k % 26)}"
+        p.write_bytes(blob[i:i + size])
+        out.append(p)
+    return out
+
+
+@pytest.mark.parametrize("kind", ["zip", "tar"])
+def test_geochat_instruct_snapshot_reads_split_archive_in_place(tmp_path: Path, kind: str) -> None:
+    """MBZUAI/GeoChat_Instruct as downloaded: GeoChat_Instruct.json + images_partaa, images_partab, ...
+    (the images archive split into byte chunks), read in place by the geochat_instruct source."""
+    import tarfile
+    import zipfile
+
+    inner = "share/softwares/kartik/GeoChat_finetuning/final_images_llava/"
+    blobs = {f"P000{i}_0001.png": _png_file(tmp_path / "src" / f"{i}.png", 40 + i) for i in range(3)}
+    buf = io.BytesIO()
+    if kind == "zip":
+        with zipfile.ZipFile(buf, "w") as zf:
+            for j, (name, b) in enumerate(blobs.items()):
+                zf.writestr(inner + name, b, compress_type=zipfile.ZIP_DEFLATED if j != 1 else zipfile.ZIP_STORED)
+    else:
+        with tarfile.open(fileobj=buf, mode="w") as tf:
+            for name, b in blobs.items():
+                ti = tarfile.TarInfo(inner + name)
+                ti.size = len(b)
+                tf.addfile(ti, io.BytesIO(b))
+    snap = tmp_path / "GeoChat_Instruct"
+    snap.mkdir()
+    parts = _split(buf.getvalue(), snap, "images_part", 700)  # members straddle chunk boundaries
+    assert len(parts) >= 3
+    recs = [{"id": n[:-4], "image": n, "conversations": [{"from": "human", "value": "<image>\n[vqa] Is there a ship?"},
+                                                         {"from": "gpt", "value": "Yes"}]} for n in blobs]
+    recs.append({"id": "gone", "image": "P9999_0000.png", "conversations": [{"from": "human", "value": "x"}, {"from": "gpt", "value": "y"}]})
+    (snap / "GeoChat_Instruct.json").write_text(json.dumps(recs))
+    res = _read(snap)
+    assert res.rows["dataset"].unique().to_list() == ["geochat_instruct"] and res.rows.height == 3
+    assert f"images_partaa..{parts[-1].name} ({kind}, read in place)" in res.notes["geochat_instruct.image_layout"]
+    assert res.drops == {"geochat: missing image": 1}
+    for row in res.rows.iter_rows(named=True):
+        assert read_ref(row["image"]) == blobs[row["key"].rsplit("-", 1)[0] + ".png"]
+    from geodata.sources.eo.common import image_size
+
+    assert image_size(res.rows["image"][0]) == (12, 12)
 
 
 def test_mp16_pro_snapshot_delegates(tmp_path: Path) -> None:

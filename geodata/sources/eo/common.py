@@ -74,18 +74,29 @@ __all__ = [
 
 
 # -- files ------------------------------------------------------------------------------------
-def image_size(path: Path) -> tuple[int, int]:
+def image_size(path: Path | str) -> tuple[int, int]:
     """``(width, height)`` of an image from its header (PIL, no full decode).
 
-    Pillow's decompression-bomb guard is lifted for the call: only the header is read, and
-    DOTA-v2 images (about 20000×20000 px) would otherwise abort the build.
+    ``path`` may also be an image reference (``tar://``, ``deflate://``, ``hfarrow://`` …, see
+    :mod:`geodata.images`): its bytes are read first. Pillow's decompression-bomb guard is
+    lifted for the call: only the header is read, and DOTA-v2 images (about 20000×20000 px)
+    would otherwise abort the build.
     """
+    import io
+
     from PIL import Image
 
+    ref = str(path) if isinstance(path, str) else None
     guard = Image.MAX_IMAGE_PIXELS
     Image.MAX_IMAGE_PIXELS = None
     try:
-        with Image.open(path) as im:
+        if ref is not None and "://" in ref:
+            from ...images import read_ref
+
+            src = io.BytesIO(read_ref(ref))
+        else:
+            src = path
+        with Image.open(src) as im:
             return int(im.width), int(im.height)
     except Exception as exc:  # noqa: BLE001 - any decoder failure is a bad file
         raise SourceError(f"{path}: cannot read image size ({type(exc).__name__})") from None
