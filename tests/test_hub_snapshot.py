@@ -246,9 +246,11 @@ def test_geochat_instruct_snapshot_reads_split_archive_in_place(tmp_path: Path, 
 
 
 def test_mp16_pro_snapshot_delegates(tmp_path: Path) -> None:
+    """Jia-py/MP16-Pro as downloaded: metadata/*.csv + the image tar in byte chunks mp-16-images00, 01, ..."""
     from mp16_fixtures import mp16pro
 
-    root = mp16pro(tmp_path)
+    root = mp16pro(tmp_path, chunked=True)
+    assert (root / "mp-16-images00").is_file() and not (root / "mp-16-images.tar").exists()
     res = _read(root, release="mp16_pro")
     direct = SOURCES["mp16"].fn(StepContext(), root=root)
     direct = direct.rows if hasattr(direct, "rows") else direct
