@@ -183,6 +183,26 @@ def _rscc(root: Path) -> dict[str, bytes]:
     return b
 
 
+def test_rscc_jsonl_with_paths(tmp_path: Path) -> None:
+    """Caption records as Bili-Sakura/RSCC's scripts write them (pre_image / post_image paths of the
+    authors' machine, change_caption), images under xbd_subset/<event>/images/."""
+    stem = "hurricane-michael_00000105"
+    pre = _png_file(tmp_path / "xbd_subset" / "hurricane-michael" / "images" / f"{stem}_pre_disaster_part1.png", 1)
+    post = _png_file(tmp_path / "xbd_subset" / "hurricane-michael" / "images" / f"{stem}_post_disaster_part1.png", 2)
+    far = "/home/datasets/xbd_subset/hurricane-michael/images/"
+    recs = [{"model_id": "qvq-max", "inference_type": "zero-shot", "pre_image": far + f"{stem}_pre_disaster_part1.png",
+             "post_image": far + f"{stem}_post_disaster_part1.png", "change_caption": "Several roofs were torn off."},
+            {"model_id": "qvq-max", "inference_type": "zero-shot", "pre_image": far + "gone_pre_disaster_part2.png",
+             "post_image": far + "gone_post_disaster_part2.png", "change_caption": "x"}]
+    (tmp_path / "xbd_subset_qvq.jsonl").write_text("".join(json.dumps(r) + "\n" for r in recs))
+    res = _read(tmp_path, release="rscc")
+    row = res.rows.row(0, named=True)
+    assert res.rows.height == 1 and [read_ref(r) for r in row["images"]] == [pre, post]
+    assert row["answers"] == ["Several roofs were torn off."] and row["task"] == "change_caption" and row["split"] == "train"
+    assert json.loads(row["meta"]) == {"inference_type": "zero-shot", "model_id": "qvq-max"}
+    assert res.drops == {"hub_snapshot: missing image": 1}
+
+
 def test_rscc_parquet(tmp_path: Path) -> None:
     b = _rscc(tmp_path)
     res = _read(tmp_path, release="rscc")

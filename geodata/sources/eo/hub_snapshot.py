@@ -21,7 +21,8 @@ mapping fits is an error listing the columns found and the mapping keys to set.
 Images stay where they are: an Image / bytes column becomes an ``hfarrow://FILE::COLUMN@ROW:K#NAME``
 reference into the Arrow file ``datasets`` reads (the shard itself for ``save_to_disk`` folders,
 its cache file for Parquet / JSON), which the writer reads like any other reference; a path column
-is resolved under ``image_dir`` (default: the snapshot root).
+is resolved under ``image_dir`` (default: the snapshot root) — a path written on the authors'
+machine (``/home/datasets/xbd_subset/...``) by its longest tail found there.
 
 Bad input (documented rule): a row whose image path does not exist is a counted skip
 (``hub_snapshot: missing image``); a row without any image is a counted skip
@@ -268,15 +269,10 @@ def _image_refs(ds, col: str, base: Path) -> list[list[str | None]]:
     inner = typ.value_type if pa.types.is_list(typ) or pa.types.is_large_list(typ) else typ
     if pa.types.is_string(inner) or pa.types.is_large_string(inner):
         out = []
+        strip = [0]  # leading components to drop: paths written on the authors' machine
         for cell in chunked.to_pylist():
             paths = cell if isinstance(cell, list) else [cell]
-            refs = []
-            for p in paths:
-                if not p:
-                    continue
-                q = Path(p) if os.path.isabs(p) else base / p
-                refs.append(str(q) if q.is_file() else None)
-            out.append(refs)
+            out.append([_resolve(p, base, strip) for p in paths if p])
         return out
     if not (pa.types.is_struct(inner) or pa.types.is_binary(inner) or pa.types.is_large_binary(inner)):
         raise SourceError(f"hub_snapshot: column '{col}' holds {typ}, not images (Image, bytes or paths)")
@@ -300,6 +296,24 @@ def _image_refs(ds, col: str, base: Path) -> list[list[str | None]]:
                         for j in range(lens[row])])
             row += 1
     return out
+
+
+def _resolve(p: str, base: Path, strip: list[int]) -> str | None:
+    """The file of path ``p``: as given (absolute), under ``base``, else — for a path written on
+    another machine (``/home/datasets/xbd_subset/...``) — its longest tail that exists under
+    ``base`` (the number of dropped components is kept in ``strip`` for the next rows)."""
+    q = Path(p)
+    if q.is_absolute() and q.is_file():
+        return str(q)
+    parts = [x for x in q.parts if x not in ("/", "\\")]
+    for k in [strip[0]] + [k for k in range(len(parts)) if k != strip[0]]:
+        if k >= len(parts):
+            continue
+        cand = base.joinpath(*parts[k:])
+        if cand.is_file():
+            strip[0] = k
+            return str(cand)
+    return None
 
 
 def _task(rel: dict[str, Any], config: str) -> str:
