@@ -122,20 +122,31 @@ def test_earthdial_arrow_folders(tmp_path: Path) -> None:
 
 # -- GeoChat-Bench: JSONL question files + an image folder ----------------------------------------------
 def test_geochat_bench_jsonl(tmp_path: Path) -> None:
-    """Records as mbzuai-oryx/GeoChat geochat/eval/batch_geochat_referring.py reads them; images <image_id>.png."""
+    """MBZUAI/GeoChat-Bench's question files as mbzuai-oryx/GeoChat geochat/eval/batch_geochat_{referring,
+    scene,vqa}.py read them; the images come from each set's own release (image_dir: several folders)."""
     png = _png_file(tmp_path / "GeoChat_Bench_images" / "P0019_0004.png", 1)
+    aid = _png_file(tmp_path / "AID" / "Airport" / "airport_1.jpg", 2)
+    hr = _png_file(tmp_path / "HRBEN" / "Data" / "10.tif", 3)
     recs = [{"question_id": 1, "image_id": "P0019_0004", "question": "the large vehicle at the top",
              "ground_truth": [[[1, 2], [9, 2], [9, 8], [1, 8]]], "type": "ref", "dataset": "SOTA", "obj_ids": [3],
              "size_group": "small"},
             {"question_id": 2, "image_id": "P9999_0000", "question": "a ship", "ground_truth": [[[0, 0], [1, 0], [1, 1], [0, 1]]],
              "type": "ref", "dataset": "FAST", "obj_ids": [1], "size_group": "large"}]
     (tmp_path / "referring.jsonl").write_text("".join(json.dumps(r) + "\n" for r in recs))
-    res = _read(tmp_path, release="geochat_bench", image_dir="GeoChat_Bench_images")
-    row = res.rows.row(0, named=True)
-    assert res.rows.height == 1 and row["config"] == "referring" and row["split"] == "test" and row["task"] == "referring"
-    assert read_ref(row["images"][0]) == png and row["question"] == "the large vehicle at the top"
-    assert json.loads(row["meta"])["dataset"] == "SOTA"
-    assert row["answer"] == str([[[1, 2], [9, 2], [9, 8], [1, 8]]])
+    (tmp_path / "aid.jsonl").write_text(json.dumps({"question_id": 7, "image": "Airport/airport_1.jpg",
+                                                    "text": "Classify the image within one of the given classes: Airport, Beach.",
+                                                    "ground_truth": "Airport"}) + "\n")
+    (tmp_path / "hrben.jsonl").write_text(json.dumps({"question_id": 3, "image": "10.tif", "text": "Is there a road?",
+                                                      "category": "presence", "type": "presence"}) + "\n")
+    (tmp_path / "README.md").write_text("# GeoChat-Bench\n")  # a card without configs: the file layout decides
+    res = _read(tmp_path, release="geochat_bench", image_dir=["GeoChat_Bench_images", "AID", "HRBEN/Data"])
+    by = {r["config"]: r for r in res.rows.iter_rows(named=True)}
+    assert set(by) == {"referring", "aid", "hrben"} and set(res.rows["split"]) == {"test"}
+    ref = by["referring"]
+    assert ref["task"] == "referring" and read_ref(ref["images"][0]) == png and ref["question"] == "the large vehicle at the top"
+    assert json.loads(ref["meta"])["dataset"] == "SOTA" and ref["answer"] == str([[[1, 2], [9, 2], [9, 8], [1, 8]]])
+    assert by["aid"]["task"] == "scene_cls" and by["aid"]["answer"] == "Airport" and read_ref(by["aid"]["images"][0]) == aid
+    assert by["hrben"]["task"] == "vqa" and by["hrben"]["answers"] == [] and read_ref(by["hrben"]["images"][0]) == hr
     assert res.drops == {"hub_snapshot: missing image": 1}
 
 
@@ -308,6 +319,23 @@ def test_discover_layouts(tmp_path: Path) -> None:
     (b / "README.md").write_text("---\nconfigs:\n- config_name: x\n  data_files:\n  - split: test\n    path: nope/*\n---\n")
     with pytest.raises(SourceError, match=r"config 'x' split 'test': no file matches \['nope/\*'\]"):
         _read(b)
+
+
+def test_loose_arrow_files(tmp_path: Path) -> None:
+    """dataset_info.json + <name>-<split>.arrow at the repository root (a builder's Arrow files pushed as they are)."""
+    feats = datasets.Features({"image": datasets.Image(), "text": datasets.Value("string")})
+    for k, split in enumerate(("train", "test")):
+        ds = datasets.Dataset.from_dict({"image": [_img(_jpeg(50 + k))], "text": [split]}, features=feats)
+        ds.save_to_disk(str(tmp_path / "tmp" / split))
+        (tmp_path / f"imagefolder-{split}.arrow").write_bytes(next((tmp_path / "tmp" / split).glob("*.arrow")).read_bytes())
+    import shutil
+
+    shutil.rmtree(tmp_path / "tmp")
+    parts = {(p.config, p.split, p.kind) for p in discover(tmp_path)}
+    assert parts == {("default", "train", "arrow"), ("default", "test", "arrow")}
+    res = _read(tmp_path, mapping={"images": ["image"], "answer": "text"})
+    got = {r["answer"]: read_ref(r["images"][0]) for r in res.rows.iter_rows(named=True)}
+    assert got == {"train": _jpeg(50), "test": _jpeg(51)}
 
 
 def test_dataset_dict_folder_splits(tmp_path: Path) -> None:

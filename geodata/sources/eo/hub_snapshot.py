@@ -6,8 +6,8 @@ The snapshot is read in place — no conversion — through the ``datasets`` lib
   and ``save_to_disk`` Arrow folders (``load_from_disk``), several configs and splits each;
 * configs and splits come from the card's YAML ``configs:`` / ``data_files`` when ``README.md`` has
   them, else from the file layout: ``data/<config>/<split>-*.parquet``, ``<config>/<split>/*.parquet``,
-  ``data/<split>-*.parquet``, ``<config>/<split>-NNNNN-of-NNNNN.parquet``, ``<split>/<name>.json``,
-  ``<name>.jsonl``, and every folder holding ``state.json`` + ``dataset_info.json`` (a
+  ``data/<split>-*.parquet``, ``<config>/<split>-NNNNN-of-NNNNN.parquet``, ``<name>-<split>.arrow``,
+  ``<split>/<name>.json``, ``<name>.jsonl``, and every folder holding ``state.json`` + ``dataset_info.json`` (a
   ``save_to_disk`` dataset; its split is read off its name — ``AID_test`` → ``test`` — else the
   release's default split). Hidden folders (``.cache/``, ``.git/``) are skipped.
 
@@ -21,8 +21,9 @@ mapping fits is an error listing the columns found and the mapping keys to set.
 Images stay where they are: an Image / bytes column becomes an ``hfarrow://FILE::COLUMN@ROW:K#NAME``
 reference into the Arrow file ``datasets`` reads (the shard itself for ``save_to_disk`` folders,
 its cache file for Parquet / JSON), which the writer reads like any other reference; a path column
-is resolved under ``image_dir`` (default: the snapshot root) — a path written on the authors'
-machine (``/home/datasets/xbd_subset/...``) by its longest tail found there.
+is resolved under ``image_dir`` (a folder or a list of folders tried in order; default: the
+snapshot root) — a path written on the authors' machine (``/home/datasets/xbd_subset/...``) by
+its longest tail found there.
 
 Bad input (documented rule): a row whose image path does not exist is a counted skip
 (``hub_snapshot: missing image``); a row without any image is a counted skip
@@ -76,7 +77,6 @@ HUB_SCHEMA = {
 MAPPING_KEYS = ("images", "image_template", "question", "answer", "answers", "conversations", "meta")
 _SPLIT_WORDS = {"train": "train", "training": "train", "val": "validation", "valid": "validation",
                 "validation": "validation", "dev": "validation", "test": "test", "testing": "test"}
-_SHARD = re.compile(r"^(?P<split>[A-Za-z_]+?)(?:[-_]\d{5}-of-\d{5}.*|-\d+)?$")
 
 
 @lru_cache(maxsize=1)
@@ -101,6 +101,8 @@ def _kind(path: Path) -> str | None:
     n = path.name.lower()
     if n.endswith(".parquet"):
         return "parquet"
+    if n.endswith(".arrow"):
+        return "arrow"
     if n.endswith((".json", ".jsonl")) and n not in ("state.json", "dataset_info.json", "dataset_dict.json"):
         return "json"
     return None
@@ -179,10 +181,9 @@ def discover(root: Path, default_split: str = "train", split_names: dict[str, st
             if dirs and dirs[-1].lower() in alias:
                 split = alias[dirs[-1].lower()]
                 dirs = dirs[:-1]
-            if split is None and kind == "parquet":
-                m = _SHARD.match(p.name[: -len(".parquet")])
-                if m and m.group("split").lower() in alias:
-                    split = alias[m.group("split").lower()]
+            if split is None and kind in ("parquet", "arrow"):  # train-00000-of-00002.parquet, imagefolder-test.arrow
+                split = _split_word(p.name.rsplit(".", 1)[0]) or next(
+                    (alias[t] for t in reversed(re.split(r"[_\-.]", p.name.lower())) if t in alias), None)
             if dirs and dirs[0] == "data":
                 dirs = dirs[1:]
             if kind == "json":
@@ -210,7 +211,7 @@ def _load(part: Part, cache_dir: str | None):
     """The part as a memory-mapped ``datasets.Dataset``."""
     import datasets
 
-    if part.kind == "arrow" and part.paths and part.paths[0].is_dir():
+    if part.kind == "arrow" and part.paths and part.paths[0].is_dir():  # save_to_disk folders
         dss = [datasets.load_from_disk(str(p)) for p in part.paths]
         return dss[0] if len(dss) == 1 else datasets.concatenate_datasets(dss)
     builder = {"parquet": "parquet", "json": "json", "arrow": "arrow"}[part.kind]
@@ -260,7 +261,7 @@ def _arrow_files(ds) -> list[tuple[str, int]]:
     return [(f, _arrow_table(f).num_rows) for f in files]
 
 
-def _image_refs(ds, col: str, base: Path) -> list[list[str | None]]:
+def _image_refs(ds, col: str, base: list[Path]) -> list[list[str | None]]:
     """Per row, the image references of column ``col`` (None for a missing file)."""
     import pyarrow as pa
 
@@ -298,10 +299,10 @@ def _image_refs(ds, col: str, base: Path) -> list[list[str | None]]:
     return out
 
 
-def _resolve(p: str, base: Path, strip: list[int]) -> str | None:
-    """The file of path ``p``: as given (absolute), under ``base``, else — for a path written on
-    another machine (``/home/datasets/xbd_subset/...``) — its longest tail that exists under
-    ``base`` (the number of dropped components is kept in ``strip`` for the next rows)."""
+def _resolve(p: str, bases: list[Path], strip: list[int]) -> str | None:
+    """The file of path ``p``: as given (absolute), under one of ``bases``, else — for a path
+    written on another machine (``/home/datasets/xbd_subset/...``) — its longest tail that exists
+    under a base (the number of dropped components is kept in ``strip`` for the next rows)."""
     q = Path(p)
     if q.is_absolute() and q.is_file():
         return str(q)
@@ -309,10 +310,11 @@ def _resolve(p: str, base: Path, strip: list[int]) -> str | None:
     for k in [strip[0]] + [k for k in range(len(parts)) if k != strip[0]]:
         if k >= len(parts):
             continue
-        cand = base.joinpath(*parts[k:])
-        if cand.is_file():
-            strip[0] = k
-            return str(cand)
+        for base in bases:
+            cand = base.joinpath(*parts[k:])
+            if cand.is_file():
+                strip[0] = k
+                return str(cand)
     return None
 
 
@@ -329,17 +331,16 @@ def _strip_tokens(text: str) -> str:
     return re.sub(r"\s*<(image|video)>\s*", " ", str(text or "")).strip()
 
 
-def _rows(out: StepOutput, ds, part: Part, name: str, rel: dict[str, Any], v: dict[str, Any], base: Path) -> list[dict]:
+def _rows(out: StepOutput, ds, part: Part, name: str, rel: dict[str, Any], v: dict[str, Any], base: list[Path]) -> list[dict]:
     n = len(ds)
     if v.get("images"):
         per_col = [_image_refs(ds, c, base) for c in v["images"]]
         images = [[r for col in per_col for r in col[i]] for i in range(n)]
     else:
         tmpl, vals = v["image_template"], ds.select_columns(re.findall(r"\{(\w+)\}", v["image_template"])).to_list()
-        images = []
+        images, strip = [], [0]
         for row in vals:
-            p = base / tmpl.format(**row)
-            images.append([str(p) if p.is_file() else None])
+            images.append([_resolve(tmpl.format(**row), base, strip)])
     col = lambda c: ds.data.column(c).to_pylist() if c else [None] * n  # noqa: E731
     questions = col(v.get("question"))
     answers = [[str(a) for a in row if a not in (None, "")] for row in zip(*[col(c) for c in (v.get("answers") or [v.get("answer")])])] \
@@ -385,7 +386,7 @@ def read_hub_snapshot(
     configs: list[str] | None = None,
     splits: list[str] | None = None,
     mapping: dict[str, Any] | None = None,
-    image_dir: str | None = None,
+    image_dir: str | list[str] | None = None,
     cache_dir: str | None = None,
 ) -> StepOutput:
     """A downloaded Hub dataset repository (Parquet / JSON / Arrow shards), read through ``datasets``."""
@@ -413,7 +414,8 @@ def read_hub_snapshot(
         raise SourceError(f"{root}: no Parquet, JSON or save_to_disk Arrow shard found (README configs, data/<config>/<split>-*.parquet, "
                           "<config>/<split>/*.parquet, <split>/*.json, folders with state.json + dataset_info.json)")
     want_splits = None if splits is None else {official_split(s, where="hub_snapshot splits") for s in splits}
-    base = Path(image_dir) if image_dir and os.path.isabs(image_dir) else root / (image_dir or "")
+    dirs = [image_dir] if isinstance(image_dir, str) or image_dir is None else list(image_dir)
+    base = [Path(d) if d and os.path.isabs(d) else root / (d or "") for d in dirs]
     rows: list[dict] = []
     seen: dict[str, str] = {}
     for part in parts:
