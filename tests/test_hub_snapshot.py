@@ -316,6 +316,12 @@ def test_discover_layouts(tmp_path: Path) -> None:
     # every row's reference reads its own image, across shards and splits
     for row in res.rows.iter_rows(named=True):
         assert read_ref(row["images"][0]) == _jpeg(int(row["answer"][1:]))
+    (b / "README.md").write_text("---\nconfigs:\n- config_name: few\n  data_files:\n  - split: train_10shot\n    path: shards/two.parquet\n"
+                                 "  - split: holdout\n    path: shards/one-a.parquet\n---\n")
+    with pytest.raises(SourceError, match="split 'holdout' is none of train / validation / test"):
+        _read(b, mapping={"images": ["image"], "answer": "text"})
+    few = _read(b, mapping={"images": ["image"], "answer": "text"}, splits=["train"])  # holdout: not asked for
+    assert few.rows["split"].to_list() == ["train"] and few.rows["answer"].to_list() == ["t30"]
     (b / "README.md").write_text("---\nconfigs:\n- config_name: x\n  data_files:\n  - split: test\n    path: nope/*\n---\n")
     with pytest.raises(SourceError, match=r"config 'x' split 'test': no file matches \['nope/\*'\]"):
         _read(b)

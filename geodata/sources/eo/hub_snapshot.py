@@ -115,6 +115,18 @@ def _split_word(name: str) -> str | None:
     return None
 
 
+def _hf_split(name: str, where: str) -> str:
+    """The HF split of a release's split name: ``val`` → ``validation``; a compound name such as
+    ``train_10shot`` by its split word; anything else is an error naming it."""
+    try:
+        return official_split(name, where=where)
+    except SourceError:
+        hit = _split_word(name)
+        if hit is None:
+            raise SourceError(f"{where}: split '{name}' is none of train / validation / test (nor names one)") from None
+        return hit
+
+
 def _hidden(rel: Path) -> bool:
     return any(p.startswith(".") for p in rel.parts)
 
@@ -419,7 +431,12 @@ def read_hub_snapshot(
     rows: list[dict] = []
     seen: dict[str, str] = {}
     for part in parts:
-        part.split = official_split(part.split, where=f"{root}: config '{part.config}'")
+        try:
+            part.split = _hf_split(part.split, f"{root}: config '{part.config}'")
+        except SourceError:
+            if want_splits is None:
+                raise
+            continue  # a split of its own name was not asked for
         if (configs and part.config not in configs) or (want_splits and part.split not in want_splits):
             continue
         with _quiet():
