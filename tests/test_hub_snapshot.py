@@ -367,6 +367,12 @@ def test_unknown_layout_lists_columns_and_keys(tmp_path: Path) -> None:
         _read(tmp_path, mapping={"images": ["picture"], "caption": "text"})
     with pytest.raises(SourceError, match="no Parquet, JSON or save_to_disk Arrow shard"):
         _read(_empty(tmp_path))
+    lost = tmp_path / "lost"
+    lost.mkdir()
+    (lost / "referring.jsonl").write_text(json.dumps({"question_id": 1, "image_id": "nope", "question": "q",
+                                                      "ground_truth": "a"}) + "\n")
+    with pytest.raises(SourceError, match=r"no row kept of referring/test .*hub_snapshot: missing image"):
+        _read(lost, release="geochat_bench")
     with pytest.raises(SourceError, match="unknown release 'nosuch'"):
         _read(tmp_path, release="nosuch")
 

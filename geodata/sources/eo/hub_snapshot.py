@@ -28,7 +28,8 @@ its longest tail found there.
 Bad input (documented rule): a row whose image path does not exist is a counted skip
 (``hub_snapshot: missing image``); a row without any image is a counted skip
 (``hub_snapshot: no image``); a conversation turn pair that is not human → gpt is a counted skip
-(``hub_snapshot: bad turn``). No shard at all is an error naming what was looked for.
+(``hub_snapshot: bad turn``). No shard at all, or no row kept, is an error naming what was looked
+for.
 
 Output (one row per example — per human/gpt turn pair for ``conversations`` releases):
 ``eo_family='hub'``, ``dataset`` (the release), ``config``, ``split``, ``key``
@@ -447,6 +448,9 @@ def read_hub_snapshot(
     if not seen:
         raise SourceError(f"{root}: no part matches configs {configs} / splits {splits} "
                           f"(found: {', '.join(sorted({p.config + '/' + p.split for p in parts}))})")
+    if not rows:
+        raise SourceError(f"{root}: no row kept of {', '.join(seen)} (dropped: {dict(out.drops) or 'none'}; "
+                          "images are looked for under image_dir, default the snapshot root)")
     out.note("hub_snapshot.image_layout", "; ".join(f"{k} ({v})" for k, v in seen.items()))
     return out.result(pl.DataFrame(rows, schema=HUB_SCHEMA))
 
