@@ -29,6 +29,7 @@ import io
 import os
 import re
 import tarfile
+import threading
 from pathlib import Path
 from typing import Iterable, Iterator, Sequence
 from urllib.parse import quote, unquote
@@ -112,23 +113,25 @@ def _read_range(path: str, off: int, length: int) -> bytes:
 
 
 _ARROW_TABLES: dict[str, object] = {}
+_ARROW_LOCK = threading.Lock()
 
 
 def _arrow_table(path: str):
-    """The (memory-mapped) Arrow table of a ``datasets`` Arrow file; the last few stay open."""
+    """The (memory-mapped, zero-copy) Arrow table of a ``datasets`` Arrow file; the last 8 stay open."""
     import pyarrow as pa
 
-    tab = _ARROW_TABLES.get(path)
-    if tab is None:
-        src = pa.memory_map(path, "r")
-        try:
-            tab = pa.ipc.open_stream(src).read_all()
-        except pa.ArrowInvalid:
-            tab = pa.ipc.open_file(src).read_all()
-        if len(_ARROW_TABLES) >= 8:
-            _ARROW_TABLES.pop(next(iter(_ARROW_TABLES)))
-        _ARROW_TABLES[path] = tab
-    return tab
+    with _ARROW_LOCK:
+        tab = _ARROW_TABLES.get(path)
+        if tab is None:
+            src = pa.memory_map(path, "r")
+            try:
+                tab = pa.ipc.open_stream(src).read_all()
+            except pa.ArrowInvalid:
+                tab = pa.ipc.open_file(src).read_all()
+            if len(_ARROW_TABLES) >= 8:
+                _ARROW_TABLES.pop(next(iter(_ARROW_TABLES)))
+            _ARROW_TABLES[path] = tab
+        return tab
 
 
 def _read_hfarrow(ref: str) -> bytes:
