@@ -7,7 +7,7 @@ Layout (the release's ``WHU-RS19.zip`` from captain-whu.github.io/BED4RS, unpack
 One folder per class; the class is the folder name, normalized with ``geodata/data/eo_classes.csv``
 (``footballField`` → ``football field``, ``railwayStation`` → ``railway station``). A folder whose
 name is not in the table is an error naming the folder; a file that is not a readable image is a
-counted skip (``whu_rs19: unreadable image``). No image at all is an error.
+counted skip (``whu_rs19: unreadable image``). No (readable) image at all is an error.
 
 Output (one row per image, the scene schema of :mod:`geodata.sources.eo.scene`):
 ``eo_family='scene'``, ``dataset``, ``split`` (``train``: the release ships no split), ``key``,
@@ -21,6 +21,7 @@ from pathlib import Path
 import polars as pl
 
 from ...context import StepContext, StepOutput
+from ...errors import SourceError
 from ...registry import source
 from .._layout import find_root
 from .common import image_size, sample_image
@@ -57,6 +58,8 @@ def read_whu_rs19(ctx: StepContext, *, root: Path) -> StepOutput:
             ok.append(False)
     keep = pl.Series(ok, dtype=pl.Boolean)
     out.drop("whu_rs19: unreadable image", int((~keep).sum()))
+    if not keep.any():
+        raise SourceError(f"{root}: none of the {df.height} WHU-RS19 images is readable")
     out.note("whu_rs19.image_layout", "<Class>/*.jpg (no official split: train)")
     return out.result(df.filter(keep))
 
