@@ -344,6 +344,15 @@ def test_loose_arrow_files(tmp_path: Path) -> None:
     assert got == {"train": _jpeg(50), "test": _jpeg(51)}
 
 
+def test_imagefolder_metadata_paths(tmp_path: Path) -> None:
+    """An imagefolder repository: <split>/metadata.jsonl naming its images (file_name) relative to itself."""
+    png = _png_file(tmp_path / "test" / "imgs" / "a.png", 5)
+    (tmp_path / "test" / "metadata.jsonl").write_text(json.dumps({"file_name": "imgs/a.png", "text": "a port"}) + "\n")
+    res = _read(tmp_path, mapping={"images": ["file_name"], "answer": "text"})
+    assert res.rows["config"].to_list() == ["metadata"] and res.rows["split"].to_list() == ["test"]
+    assert read_ref(res.rows["images"][0][0]) == png
+
+
 def test_dataset_dict_folder_splits(tmp_path: Path) -> None:
     """A DatasetDict.save_to_disk folder: dataset_dict.json + one save_to_disk folder per split."""
     feats = datasets.Features({"image": datasets.Image(), "text": datasets.Value("string")})

@@ -22,7 +22,7 @@ Images stay where they are: an Image / bytes column becomes an ``hfarrow://FILE:
 reference into the Arrow file ``datasets`` reads (the shard itself for ``save_to_disk`` folders,
 its cache file for Parquet / JSON), which the writer reads like any other reference; a path column
 is resolved under ``image_dir`` (a folder or a list of folders tried in order; default: the
-snapshot root) — a path written on the authors' machine (``/home/datasets/xbd_subset/...``) by
+snapshot root; for a JSON file also its own folder, as an imagefolder's ``metadata.jsonl`` wants) — a path written on the authors' machine (``/home/datasets/xbd_subset/...``) by
 its longest tail found there.
 
 Bad input (documented rule): a row whose image path does not exist is a counted skip
@@ -444,7 +444,9 @@ def read_hub_snapshot(
             ds = _load(part, cache_dir)
         name, v = _pick(release, mapping, list(ds.column_names), f"{root}: config '{part.config}' split '{part.split}'")
         seen[f"{part.config}/{part.split}"] = name
-        rows += _rows(out, ds, part, name, known.get(name, {}), v, base)
+        # a JSON file's own folder too: an imagefolder's metadata.jsonl names its images relative to itself
+        bases = base + ([part.paths[0].parent] if part.kind == "json" else [])
+        rows += _rows(out, ds, part, name, known.get(name, {}), v, bases)
     if not seen:
         raise SourceError(f"{root}: no part matches configs {configs} / splits {splits} "
                           f"(found: {', '.join(sorted({p.config + '/' + p.split for p in parts}))})")
