@@ -123,7 +123,12 @@ def _xbd(root: Path) -> Path:
 
 
 def test_xbd_pairs_polygons_damage(tmp_path: Path) -> None:
-    res = _read("xbd", _xbd(tmp_path))
+    _xbd(tmp_path)
+    lab = tmp_path / "tier3" / "labels" / "joplin-tornado_00000003_post_disaster.json"
+    meta = json.loads(lab.read_text())
+    del meta["metadata"]["width"], meta["metadata"]["height"]  # then the image header tells the size
+    lab.write_text(json.dumps(meta))
+    res = _read("xbd", tmp_path)
     df = res.rows.sort("key")
     assert df["key"].to_list() == ["test/hurricane-harvey_00000072", "tier3/joplin-tornado_00000003",
                                    "train/midwest-flooding_00000001"]
@@ -136,6 +141,7 @@ def test_xbd_pairs_polygons_damage(tmp_path: Path) -> None:
                                                       "midwest-flooding_00000001_post_disaster.png"]
     assert row["disaster"] == "midwest-flooding" and row["disaster_type"] == "flooding" and row["n_buildings"] == 2
     assert df.row(0, named=True)["damage"] == []  # a pair without buildings stays (the image is still a pair)
+    assert (df["width"] == 24).all() and (df["height"] == 24).all()
     assert res.drops == {"xbd: un-classified building": 1, "xbd: bad polygon": 1, "xbd: incomplete pair": 1}
 
 

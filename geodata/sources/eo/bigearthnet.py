@@ -155,7 +155,7 @@ def _v1_splits(root: Path) -> dict[str, str]:
 
 @source("bigearthnet_s2", env="BIGEARTHNET_ROOT", sample=lambda d: write_bigearthnet_sample(d))
 def read_bigearthnet(ctx: StepContext, *, root: Path, splits: list[str] | None = None, rgb_max: float = 3000.0) -> StepOutput:
-    """BigEarthNet-S2 (v1.0: 590,326 patches; v2.0: 549,488), multi-label 19-class land cover on RGB."""
+    """BigEarthNet-S2 (v1.0: 590,326 patches per torchgeo; v2.0 / reBEN), multi-label 19-class land cover on RGB."""
     out = StepOutput()
     root = find_root(Path(root), lambda p: _layout(p) is not None, "BigEarthNet-v1.0/ or metadata.parquet + BigEarthNet-S2/")
     layout = _layout(root)

@@ -89,7 +89,7 @@ def _meta(path: Path) -> tuple[str, str, list[float]] | None:
 
 @source("fmow_rgb", env="FMOW_ROOT", sample=lambda d: write_fmow_sample(d))
 def read_fmow(ctx: StepContext, *, root: Path, splits: list[str] = ["train", "val"]) -> StepOutput:
-    """fMoW-RGB (62 categories; train 363,572 / val 53,041 images over ~83 k / ~12 k sites)."""
+    """fMoW-RGB (62 categories; one image sequence per site, train and val)."""
     out = StepOutput()
     root = find_root(Path(root), lambda p: any((p / s).is_dir() for s in ("train", "val")), "fMoW's train/ or val/ folder")
     rows: list[dict] = []

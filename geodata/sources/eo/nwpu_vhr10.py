@@ -87,8 +87,8 @@ def read_nwpu_vhr10(ctx: StepContext, *, root: Path, outside_tol_px: float = 2.0
 
 
 def write_nwpu_vhr10_sample(d: Path) -> None:
-    """Two positive images (≈ 958×808 in the real set; 64×64 here) with their ground truth, one
-    negative image, and one malformed line (a counted skip)."""
+    """Two positive 64×64 images with their ground truth, one negative image, and one malformed
+    line (a counted skip)."""
     base = Path(d) / _DIR
     gts = {"001": ["(5,6),(30,28),1", "(40,40),(60,58),10"],
            "002": ["(2,2),(20,15),3", "(10,30),(50,60),7", "(1,2),(3,4)"]}

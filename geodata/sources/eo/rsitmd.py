@@ -1,4 +1,4 @@
-"""RSITMD (Remote Sensing Image-Text Match Dataset): 4,743 images, five captions each.
+"""RSITMD (Remote Sensing Image-Text Match Dataset): images with five captions and keywords each.
 
 Layout (the release's archive, xiaoyuan1996/AMFMN ``RSITMD/README.md`` "File Structure")::
 
@@ -38,7 +38,7 @@ __all__ = ["read_rsitmd"]
 @source("rsitmd", env="RSITMD_ROOT", sample=lambda d: write_rsitmd_sample(d))
 def read_rsitmd(ctx: StepContext, *, root: Path, json_name: str = "dataset_RSITMD.json", image_dir: str = "images",
                 splits: list[str] | None = None) -> StepOutput:
-    """RSITMD (4,743 images of 32 scene classes, five captions each)."""
+    """RSITMD (scene images, five captions and keywords each)."""
     out = StepOutput()
     root = find_root(Path(root), lambda p: (p / json_name).is_file(), json_name)
     df = read_karpathy_captions(ctx, out, root, "rsitmd", json_name, image_dir, splits)
@@ -51,8 +51,8 @@ def read_rsitmd(ctx: StepContext, *, root: Path, json_name: str = "dataset_RSITM
 
 
 def write_rsitmd_sample(d: Path) -> None:
-    """``dataset_RSITMD.json`` + ``images/*.tif``: three images (256×256 in the real set), one with
-    no caption and one whose image is missing."""
+    """``dataset_RSITMD.json`` + ``images/*.tif``: three 32×32 images, one with no caption, and one
+    entry whose image is missing."""
     d = Path(d)
     ents = [("airport_1.tif", "train", ["A plane is parked at the airport .", "a plane is parked at the airport ."], ["plane", "airport"]),
             ("baseballfield_7.tif", "test", ["Two baseball fields are next to a road ."], ["baseball", "road"]),

@@ -1,4 +1,4 @@
-"""WHU-RS19 scene classification (19 classes, 1,005 Google Earth images of 600×600 px).
+"""WHU-RS19 scene classification (19 classes of Google Earth scenes).
 
 Layout (the release's ``WHU-RS19.zip`` from captain-whu.github.io/BED4RS, unpacked)::
 
@@ -45,7 +45,7 @@ def _probe(p: Path) -> bool:
 
 @source("whu_rs19", env="WHU_RS19_ROOT", sample=lambda d: write_whu_rs19_sample(d))
 def read_whu_rs19(ctx: StepContext, *, root: Path) -> StepOutput:
-    """WHU-RS19 (19 classes, ~50 images each) from ``<Class>/*.jpg``."""
+    """WHU-RS19 (19 classes) from ``<Class>/*.jpg``."""
     out = StepOutput()
     root = find_root(Path(root), _probe, "a WHU-RS19 class folder (Airport/, Beach/, ...)")
     df = read_scene_folders(root, "whu_rs19", "*/*.jpg")
@@ -65,7 +65,7 @@ def read_whu_rs19(ctx: StepContext, *, root: Path) -> StepOutput:
 
 
 def write_whu_rs19_sample(d: Path) -> None:
-    """Three classes × two images (600×600 in the real set; 32×32 here) plus one truncated file."""
+    """Three classes × two 32×32 images plus one truncated file."""
     d = Path(d)
     for ci, c in enumerate(("Airport", "footballField", "railwayStation")):
         for i in range(1, 3):

@@ -43,7 +43,7 @@ from ...context import StepContext, StepOutput
 from ...errors import SourceError
 from ...registry import source
 from .._layout import find_root
-from .common import sample_image
+from .common import image_size, sample_image
 
 __all__ = ["DAMAGE_LEVELS", "XBD_SPLITS", "DISASTER_SCHEMA", "read_xbd", "parse_wkt_polygon"]
 
@@ -100,7 +100,7 @@ def parse_wkt_polygon(wkt: str) -> list[float] | None:
 
 @source("xbd", env="XBD_ROOT", sample=lambda d: write_xbd_sample(d))
 def read_xbd(ctx: StepContext, *, root: Path, splits: list[str] = ["train", "tier3", "hold", "test"]) -> StepOutput:
-    """xBD / xView2 (22,068 pre/post pairs, 850,736 building polygons, 19 disasters)."""
+    """xBD / xView2 pre / post disaster pairs with building polygons and damage levels."""
     out = StepOutput()
     root = find_root(Path(root), lambda p: any((p / s / "labels").is_dir() for s in XBD_SPLITS), "xBD's <split>/labels/ folder")
     rows: list[dict] = []
@@ -143,11 +143,15 @@ def read_xbd(ctx: StepContext, *, root: Path, splits: list[str] = ["train", "tie
                 polys.append(poly)
                 damage.append(sub)
             dis = str(meta.get("disaster") or stem.rsplit("_", 1)[0])
+            try:
+                size = (int(meta["width"]), int(meta["height"]))
+            except (KeyError, TypeError, ValueError):
+                size = image_size(post_img)  # the label file does not say: the image header does
             rows.append({"eo_family": "disaster", "dataset": "xbd", "split": XBD_SPLITS[folder],
                          "key": f"{folder}/{stem}", "images": [str(pre_img.resolve()), str(post_img.resolve())],
                          "image_pre": str(pre_img.resolve()), "image_post": str(post_img.resolve()),
                          "disaster": dis, "disaster_type": str(meta.get("disaster_type") or ""),
-                         "width": int(meta.get("width") or 1024), "height": int(meta.get("height") or 1024),
+                         "width": size[0], "height": size[1],
                          "building_uids": uids, "polygons": polys,
                          "bboxes": [[min(p[0::2]), min(p[1::2]), max(p[0::2]), max(p[1::2])] for p in polys],
                          "damage": damage, "n_buildings": len(uids)})
@@ -177,7 +181,7 @@ def _label(stem: str, phase: str, disaster: str, dtype: str, blds: list[tuple[st
 
 
 def write_xbd_sample(d: Path) -> None:
-    """Two train pairs and one test pair (1024×1024 in the real set; 48×48 here), every damage level,
+    """Two train pairs and one test pair (48×48 images), every damage level,
     one ``un-classified`` building (a counted skip)."""
     d = Path(d)
     pairs = [
