@@ -41,7 +41,7 @@ from .errors import SourceError
 
 __all__ = [
     "read_ref", "ref_name", "index_folder", "index_msgpack", "index_tar", "check_image",
-    "iter_msgpack_records", "ChunkedFile", "INDEX_SCHEMA", "image_problem", "index_zip", "archive_chunks",
+    "iter_msgpack_records", "ChunkedFile", "INDEX_SCHEMA", "image_problem",
 ]
 
 INDEX_SCHEMA = {"key": pl.String, "ref": pl.String, "size": pl.Int64, "problem": pl.String}
