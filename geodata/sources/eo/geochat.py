@@ -168,6 +168,7 @@ def _archive_index(root: Path) -> tuple[str, dict[str, str]] | None:
     the Hub's ``images_partaa``, ``images_partab`` … chunks or ``images.zip`` / ``images.tar`` —
     or None when there is none. Zip (stored or deflated members) and plain tar are recognised by
     their bytes; a member's name is its path after ``final_images_llava/`` (else its file name)."""
+    from ..._cache import cached_frame
     from ...images import archive_chunks, index_tar, index_zip
 
     parts = archive_chunks(root, ARCHIVE_STEM)
@@ -177,10 +178,10 @@ def _archive_index(root: Path) -> tuple[str, dict[str, str]] | None:
         return None
     with open(parts[0], "rb") as fh:
         head = fh.read(512)
-    if head[:4] == b"PK\x03\x04":
-        kind, idx = "zip", index_zip(parts)
+    if head[:4] == b"PK\x03\x04":  # the index is cached by the chunks' size and mtime (one pass)
+        kind, idx = "zip", cached_frame("geochat-zip-v1", parts, lambda: index_zip(parts), expand=False)
     elif head[257:262] == b"ustar":
-        kind, idx = "tar", index_tar([parts])
+        kind, idx = "tar", cached_frame("geochat-tar-v1", parts, lambda: index_tar([parts]), expand=False)
     else:
         raise SourceError(f"{parts[0]}: neither a zip nor a plain tar archive (first bytes {head[:4]!r})")
     idx = idx.filter(pl.col("key").is_not_null())
