@@ -24,9 +24,9 @@ $(VENV)/.installed: pyproject.toml | $(BIN)/python
 	$(BIN)/pip install -q -e .
 	touch $@
 
-# The train set tested together (training/constraints-ci.txt): torch 2.14.1 + torchvision 0.29.1
+# The train set tested together (geodata_train/constraints-ci.txt): torch 2.14.1 + torchvision 0.29.1
 # (CUDA builds, run on CPU here) give the stock Qwen2.5-VL processor the tests train with.
-TRAIN_CONSTRAINTS ?= training/constraints-ci.txt
+TRAIN_CONSTRAINTS ?= geodata_train/constraints-ci.txt
 
 $(VENV)/.installed-dev: pyproject.toml $(TRAIN_CONSTRAINTS) | $(BIN)/python
 	$(BIN)/pip install -q -c $(TRAIN_CONSTRAINTS) -e '.[dev,train]'
@@ -49,8 +49,8 @@ $(VENV)/.installed-ray: pyproject.toml | $(BIN)/python
 	touch $(VENV)/.installed $@
 
 bench: install $(VENV)/.installed-ray ## benchmarks (not tests); results go to docs/benchmarks.md
-	$(BIN)/python -m geodata.bench
-	$(BIN)/python -m geodata.bench_scale
+	$(BIN)/python -m benchmarks.bench
+	$(BIN)/python -m benchmarks.bench_scale
 
 catalog: install ## list the source datasets geodata knows
 	$(BIN)/geodata catalog
@@ -70,7 +70,7 @@ eo-instruct: install ## GeoVLM-R1 EO instruction set, one config per task (UCM_R
 clean: ## remove built datasets and samples (keeps .venv)
 	rm -rf datasets data/samples
 
-# -- training (issue 4): RECIPE=training/recipes name or YAML, SET="key=value ..." ----------
+# -- training: RECIPE=geodata_train/recipes name or YAML, SET="key=value ..." ----------
 RECIPE ?=
 .PHONY: sft grpo predict tiny-model install-vllm doctor
 
@@ -102,7 +102,7 @@ predict: install-train ## predictions Parquet (RECIPE=mp16-predict SET="model.na
 tiny-model: install-train ## random-init tiny Qwen2.5-VL for CPU smoke runs (OUT=runs/tiny-model)
 	$(BIN)/geodata train tiny-model $(or $(OUT),runs/tiny-model)
 
-# -- validate / publish / report / inspect (issue 7): DATASET=name, REPO=org/name -----------
+# -- validate / publish / report / inspect: DATASET=name, REPO=org/name -----------
 DATASET ?=
 REPO ?=
 HUB ?=
@@ -125,7 +125,7 @@ report: install ## maps and charts beside a built dataset, linked from its card 
 inspect: install ## interactive DuckDB shell over a dataset's views (DATASET=x; HUB=org/name for a published set)
 	$(BIN)/geodata inspect $(DATASET) $(foreach h,$(HUB),--hub $(h))
 
-# -- MP16-Hard-200K and geolocation evaluation (issue 3) --------------------------------
+# -- MP16-Hard-200K and geolocation evaluation --------------------------------
 .PHONY: mp16-hard-200k eval
 EVAL_PREDICTIONS = $(or $(PREDICTIONS),$(or $(GEODATA_DATA),data)/samples/predictions/predictions.csv)
 EVAL_TRUTH = $(or $(TRUTH),mp16-hard-200k)

@@ -9,12 +9,18 @@ from typing import Callable, Iterable
 
 import polars as pl
 
-__all__ = ["cache_dir", "stat_digest", "cached_frame", "stat_files", "files_digest", "ref_file", "walk_dirs"]
+from .paths import cache_dir
+
+__all__ = ["cache_dir", "file_sha256", "stat_digest", "cached_frame", "stat_files", "files_digest", "ref_file", "walk_dirs"]
 
 
-def cache_dir() -> Path:
-    """``$GEODATA_CACHE`` or ``~/.cache/geodata``."""
-    return Path(os.environ.get("GEODATA_CACHE", Path.home() / ".cache" / "geodata"))
+def file_sha256(path: Path) -> str:
+    """sha256 of a file's bytes, read in 1 MiB blocks (shards, published files)."""
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
 
 
 def stat_digest(paths: Iterable[Path]) -> str:

@@ -12,7 +12,6 @@ vectorized; ``deep`` also reads and decode-checks every image exactly as the wri
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +19,7 @@ import numpy as np
 import polars as pl
 
 from .context import StepContext, StepOutput
+from .engine.roots import locate_root
 from .errors import SourceError
 from .geo import valid_coords
 from .schema import images_missing
@@ -39,16 +39,11 @@ _WHY = {
 
 
 def _root(info: Any, root: Path | None) -> tuple[Path, str]:
-    if root is not None:
-        return Path(root).expanduser(), "--root"
-    if os.environ.get(info.env):
-        return Path(os.environ[info.env]).expanduser(), f"${info.env}"
-    from .engine import sample_root
-
-    sample = sample_root(info.name)
-    if (sample / ".complete").exists():
-        return sample, "the embedded sample"
-    raise SourceError(f"check: source '{info.name}': pass --root DIR or set {info.env} (or run `geodata sample-data`)")
+    """The root a build would use (:func:`geodata.engine.roots.locate_root`), with where it came from."""
+    where, how, ready = locate_root(info, root)
+    if not ready:
+        raise SourceError(f"check: source '{info.name}': pass --root DIR or set {info.env} (or run `geodata sample-data`)")
+    return where, "--root" if how == "root" else how
 
 
 def check_source(
@@ -115,7 +110,7 @@ def check_source(
         rest = rest.filter(~miss)
         if deep:  # the writer's own read + decode check, so the reasons are the build's
             from .spec import Spec
-            from .writer import embed_images
+            from .dataset.writer import embed_images
 
             _, why = embed_images(rest["images"].to_list(), True, Spec.model_fields["max_image_pixels"].default)
             for reason in ("missing_image", "image_too_large", "undecodable_image"):

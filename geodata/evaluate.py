@@ -103,7 +103,7 @@ def load_truth(path: str | Path) -> tuple[pl.DataFrame, dict[str, int]]:
     """
     p = Path(path)
     if not p.exists():
-        from .engine import datasets_dir
+        from .dataset import datasets_dir
 
         cand = datasets_dir() / str(path)
         if cand.is_dir():

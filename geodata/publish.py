@@ -34,7 +34,6 @@ geodata.publish.PublishError: repo id 'my org/x': use letters, digits, '-', '_' 
 from __future__ import annotations
 
 import hashlib
-import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -42,10 +41,12 @@ from typing import Any, Callable, Iterable
 
 import yaml
 
-from . import _ownership as own
-from ._ownership import link_or_copy as _link_or_copy
-from .card import markers, size_category
+from .dataset import ownership as own
+from .dataset.ownership import link_or_copy as _link_or_copy
+from .dataset.card import markers, size_category
 from .dataset import Dataset
+from .paths import catalog_dirs, publish_dir
+from ._cache import file_sha256 as _sha256
 from .errors import GeodataError
 from .validate import (
     ValidationError,
@@ -97,7 +98,7 @@ PAPERS: dict[str, str] = {
 }""",
 }
 
-CARD_START, CARD_END = markers("publish")  # the start is also geodata's marker of a publish folder (_ownership)
+CARD_START, CARD_END = markers("publish")  # the start is also geodata's marker of a publish folder (dataset.ownership)
 
 
 class PublishError(GeodataError):
@@ -172,17 +173,9 @@ def resolve_token(token: str | None = None) -> str:
 # -- the card ---------------------------------------------------------------------------------------
 
 
-def _catalog_dirs() -> list[Path]:
-    dirs = []
-    if os.environ.get("GEODATA_CATALOGS"):
-        dirs.append(Path(os.environ["GEODATA_CATALOGS"]))
-    dirs += [Path.cwd() / "catalogs", Path(__file__).resolve().parent.parent / "catalogs"]
-    return dirs
-
-
 def load_catalog(name: str) -> dict[str, Any] | None:
     """The ``catalogs/<name>.yaml`` entry of a source, or None when there is none."""
-    for d in _catalog_dirs():
+    for d in catalog_dirs():
         f = d / f"{name}.yaml"
         if f.is_file():
             data = yaml.safe_load(f.read_text()) or {}
@@ -328,8 +321,8 @@ def complete_card(ds: Dataset, validation: ValidationReport | None = None, figur
 
 
 def default_publish_dir(name: str) -> Path:
-    """``$GEODATA_PUBLISH_DIR/<name>``, else ``build/hub/<name>``."""
-    return Path(os.environ.get("GEODATA_PUBLISH_DIR") or "build/hub") / name
+    """``$GEODATA_PUBLISH_DIR/<name>``, else ``build/hub/<name>`` (:func:`geodata.paths.publish_dir`)."""
+    return publish_dir(name)
 
 
 def _contents(ds: Dataset) -> tuple[list[str], list[str]]:
@@ -364,7 +357,7 @@ def assemble(
     It holds every shard the manifest lists, ``manifest.json``, the report figures
     (``report/*.png``, ``report/summary.md``) when present, and the completed ``README.md``;
     nothing else. The folder must be new, empty or one geodata assembled (a geodata manifest
-    and a card with :data:`~geodata._ownership.PUBLISH_MARKER`): only the files its manifest
+    and a card with :data:`~geodata.dataset.ownership.PUBLISH_MARKER`): only the files its manifest
     lists are ever replaced or removed, and a file geodata did not put there is an error (it
     would be uploaded).
 
@@ -403,14 +396,6 @@ def assemble(
 
 
 # -- uploading ---------------------------------------------------------------------------------------
-
-
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def git_blob_id(path: Path) -> str:

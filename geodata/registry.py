@@ -1,4 +1,4 @@
-"""Name registries for pipeline steps, source readers, sample writers and rewards.
+"""Name registries for pipeline steps, source readers, sample writers, rewards and output formats.
 
 A *step* is a function ``fn(df, ctx, *, param: T = default, ...) -> StepOutput`` of a
 ``kind``: ``map`` (row-local), ``frame`` (needs the whole table) or ``join`` (takes named
@@ -17,6 +17,10 @@ writer so that the demo needs no download.
 
 A *reward* is ``fn(completions: Sequence[str], solutions: Sequence[str], **params) -> np.ndarray``
 returning one float per completion; the gold completion of a row scores ``max_score``.
+
+An *output format* is ``fn(df, root, prefix, *, config, split, output, max_image_pixels, on_rows,
+runner) -> PartitionResult`` (see :mod:`geodata.formats.parquet`): it writes one config/split of
+rows below ``root/prefix`` and says what files it wrote; a spec picks it by ``output.format``.
 """
 
 from __future__ import annotations
@@ -43,6 +47,10 @@ __all__ = [
     "STEPS",
     "SOURCES",
     "REWARDS",
+    "FormatInfo",
+    "output_format",
+    "get_format",
+    "FORMATS",
     "params_model",
     "validate_params",
 ]
@@ -152,9 +160,17 @@ class RewardInfo:
     tasks: tuple[str, ...] = field(default_factory=tuple)
 
 
+@dataclass(frozen=True)
+class FormatInfo:
+    name: str
+    fn: Callable[..., Any]
+    doc: str
+
+
 STEPS: dict[str, StepInfo] = {}
 SOURCES: dict[str, SourceInfo] = {}
 REWARDS: dict[str, RewardInfo] = {}
+FORMATS: dict[str, FormatInfo] = {}
 
 
 def _doc(fn: Callable[..., Any]) -> str:
@@ -226,9 +242,19 @@ def reward(
     return deco
 
 
-#: the packages whose modules register steps, sources and rewards when imported; a new
-#: module in one of these folders is found without editing any list
-PLUGIN_PACKAGES = ("geodata.sources", "geodata.steps", "geodata.rewards")
+def output_format(name: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """Register ``fn(df, root, prefix, *, config, split, output, ...)`` as the output format ``name``."""
+
+    def deco(fn: Callable[..., Any]) -> Callable[..., Any]:
+        FORMATS[name] = FormatInfo(name, fn, _doc(fn))
+        return fn
+
+    return deco
+
+
+#: the packages whose modules register steps, sources, rewards and output formats when imported;
+#: a new module in one of these folders is found without editing any list
+PLUGIN_PACKAGES = ("geodata.sources", "geodata.steps", "geodata.rewards", "geodata.formats")
 #: entry-point group through which other installed packages add their own modules
 ENTRY_POINT_GROUP = "geodata.plugins"
 _loaded = False
@@ -275,6 +301,10 @@ def get_source(name: str) -> SourceInfo:
 
 def get_reward(name: str) -> RewardInfo:
     return _get(REWARDS, "reward", name)
+
+
+def get_format(name: str) -> FormatInfo:
+    return _get(FORMATS, "output format", name)
 
 
 def reward_for_task(task: str) -> RewardInfo:

@@ -18,7 +18,7 @@ file                       what it shows
 ``summary.md``             the same facts in a few lines of text
 =========================  =======================================================================
 
-and links them from the dataset card (its ``report`` section, see :mod:`geodata.card`, replaced
+and links them from the dataset card (its ``report`` section, see :mod:`geodata.dataset.card`, replaced
 on every run), so ``geodata publish`` carries them to the Hub. A rebuild that writes the same
 shards keeps the figures and the section (:func:`carry_report`); one that changes them drops both.
 
@@ -46,9 +46,10 @@ import h3
 import numpy as np
 import polars as pl
 
-from . import _ownership as own
-from .card import markers
-from .dataset import Dataset, DatasetError, ReportRecord
+from .dataset import ownership as own
+from .dataset.ownership import carry_report  # noqa: F401 - part of this module's API (the build carries a report)
+from .dataset.card import markers
+from .dataset import Dataset
 from .errors import GeodataError
 from .geo import EARTH_RADIUS_KM, chord_to_km, to_unit
 from .validate import row_configs
@@ -509,31 +510,6 @@ def report_section(figures: list[str], summary: str) -> str:
     lines = ["## Report", "", "Written by `geodata report`.", ""]
     lines += [f"![{Path(f).stem}]({f})" for f in figures] + [""]
     return "\n".join(lines + [summary.rstrip()])
-
-
-def carry_report(old: Path, new: Path, content_digest: str) -> str | None:
-    """Keep the report of the dataset at ``old`` in the new build at ``new`` when it is current.
-
-    Current means its record names ``content_digest``: the new shards are the ones the figures
-    were drawn from. Then the recorded files are linked into ``new`` with the record, and the
-    old card's ``report`` section is returned for the new card; otherwise nothing is carried
-    and None is returned (the old files go with the old folder).
-    """
-    rec = ReportRecord.read(old)
-    if rec is None or rec.content_digest != content_digest:
-        return None
-    files = [f for f in rec.files if own._inside(f) and f.startswith("report/")]
-    if not all((Path(old) / f).is_file() for f in files):
-        return None
-    for f in [*files, own.REPORT_MARKER]:
-        own.link_or_copy(Path(old) / f, Path(new) / f)
-    try:
-        section = Dataset.open(old).card.sections.get("report")
-    except DatasetError:
-        section = None
-    if section is None:  # reported without linking: the files stay, the card says nothing
-        return None
-    return section
 
 
 # -- entry point ---------------------------------------------------------------------------------

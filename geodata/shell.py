@@ -33,7 +33,6 @@ y
 
 from __future__ import annotations
 
-import json
 import re
 import sys
 from pathlib import Path
@@ -159,7 +158,7 @@ def open_connection(
     ``only`` (dataset names) keeps the views of those datasets only, so ``make inspect
     DATASET=x`` opens a shell focused on ``x``.
     """
-    from .engine import datasets_dir as default_dir
+    from .dataset import datasets_dir as default_dir
     from .sql import connect, view_name
 
     con = connect(datasets_dir if datasets_dir is not None else default_dir())
@@ -191,43 +190,14 @@ HELP = """statements end with ';' and may span lines. dot commands:
   .quit              leave (or Ctrl-D)"""
 
 
-def _short(v: Any, n: int = 100) -> str:
-    if isinstance(v, (bytes, bytearray)):
-        return f"<{len(v)} bytes>"
-    if isinstance(v, list) and v and isinstance(v[0], dict) and "bytes" in v[0]:
-        return f"<{len(v)} image{'s' if len(v) != 1 else ''}>"
-    s = str(v)
-    return s if len(s) <= n else s[: n - 1] + "…"
-
-
 def _print_result(con: Any, rel: Any, console: Any, limit: int, mode: str) -> None:
-    from rich.table import Table
+    from .sql import print_result
 
     cols = [d[0] for d in rel.description]
     rows = rel.fetchmany(limit + 1)
     more = len(rows) > limit
-    rows = rows[:limit]
-    if mode == "csv":
-        import csv
-        import io
-
-        buf = io.StringIO()
-        w = csv.writer(buf, lineterminator="\n")
-        w.writerow(cols)
-        w.writerows([[_short(v, 10_000) for v in r] for r in rows])
-        console.print(buf.getvalue().rstrip("\n"), highlight=False, markup=False, soft_wrap=True)
-    elif mode == "json":
-        console.print(json.dumps([dict(zip(cols, r)) for r in rows], default=_short, indent=1), highlight=False,
-                      markup=False, soft_wrap=True)
-    else:
-        t = Table(show_lines=False)
-        for c in cols:
-            t.add_column(c, overflow="fold")
-        for r in rows:
-            t.add_row(*[_short(v) for v in r])
-        console.print(t)
-    if more:
-        console.print(f"(more rows: first {limit} shown; .limit N shows more)", highlight=False, markup=False)
+    print_result(console, cols, rows[:limit], mode,
+                 note=f"(more rows: first {limit} shown; .limit N shows more)" if more else None)
 
 
 def _statements(lines: Iterable[str], prompt: Any) -> Iterator[str]:

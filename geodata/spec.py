@@ -30,6 +30,7 @@ from typing import Any, Iterable
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from .paths import pipeline_dirs
 from .errors import SpecError
 from .registry import get_source, get_step, validate_params
 
@@ -119,6 +120,7 @@ class OutputSpec(_Strict):
     metadata_columns: list[str] | None = Field(
         None, description="columns kept besides the schema columns (default: all)"
     )
+    format: str = Field("parquet", description="output format: the name a module in geodata/formats registers")
 
 
 class CardSpec(_Strict):
@@ -169,6 +171,8 @@ class Spec(_Strict):
         for st in out["steps"]:  # a step without inputs reads as before (same fingerprint)
             if not st.get("inputs"):
                 st.pop("inputs", None)
+        if out["output"].get("format") == "parquet":  # the default format reads as before (same fingerprint)
+            out["output"].pop("format")
         return out
 
     def fingerprint(self) -> str:
@@ -276,18 +280,6 @@ def find_spec(name_or_path: str | Path, search: Iterable[Path] | None = None) ->
             return cand
     known = sorted({f.stem for d in dirs if d.is_dir() for f in d.glob("*.yaml")})
     raise SpecError(f"unknown pipeline '{name_or_path}' (known: {', '.join(known) or 'none'})")
-
-
-def pipeline_dirs() -> list[Path]:
-    """Where pipelines are looked up: $GEODATA_PIPELINES, ./pipelines, the repo's pipelines/."""
-    dirs = []
-    if os.environ.get("GEODATA_PIPELINES"):
-        dirs.append(Path(os.environ["GEODATA_PIPELINES"]))
-    dirs.append(Path.cwd() / "pipelines")
-    repo = Path(__file__).resolve().parent.parent / "pipelines"
-    if repo not in dirs:
-        dirs.append(repo)
-    return dirs
 
 
 def _check_inputs(spec: Spec, i: int, info: Any, earlier: set[str], where: str) -> None:

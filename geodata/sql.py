@@ -7,9 +7,11 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import re
 from pathlib import Path
+from typing import Any, Sequence
 
 import duckdb
 
@@ -17,7 +19,7 @@ from .dataset import DatasetError
 
 log = logging.getLogger("geodata")
 
-__all__ = ["connect", "view_name", "dataset_views"]
+__all__ = ["connect", "view_name", "dataset_views", "print_result", "RESULT_MODES"]
 
 
 def view_name(*parts: str) -> str:
@@ -103,3 +105,70 @@ def _view_sql(globs: list[str]) -> str:
         parts.append(f"SELECT COLUMNS(lambda c: c != 'split'), {_quote(split)} AS split "
                      f"FROM read_parquet([{files}], union_by_name = true)")
     return " UNION ALL BY NAME ".join(parts)
+
+
+# -- printing a result: one printer for `geodata sql` and `geodata inspect` ------------------------
+
+#: the output modes of a query result
+RESULT_MODES = ("table", "csv", "json")
+
+
+def _json_default(v: Any) -> Any:
+    if isinstance(v, (bytes, bytearray)):
+        return f"<{len(v)} bytes>"
+    return str(v)
+
+
+def _cell(v: Any, n: int | None) -> str:
+    """One value as text: bytes and embedded images by their size, nested values as JSON text.
+
+    >>> _cell([{"bytes": b"abc", "path": "a.jpg"}], 100), _cell({"a": [1, 2]}, None), _cell(None, None)
+    ('<1 image>', '{"a": [1, 2]}', '')
+    """
+    if v is None:
+        return ""
+    if isinstance(v, (bytes, bytearray)):
+        return f"<{len(v)} bytes>"
+    if n is not None and isinstance(v, list) and v and isinstance(v[0], dict) and "bytes" in v[0]:
+        return f"<{len(v)} image{'s' if len(v) != 1 else ''}>"
+    s = json.dumps(v, default=_json_default, ensure_ascii=False) if isinstance(v, (list, dict, tuple)) else str(v)
+    return s if n is None or len(s) <= n else s[: n - 1] + "…"
+
+
+def print_result(console: Any, cols: Sequence[str], rows: Sequence[Sequence[Any]], mode: str = "table",
+                 note: str | None = None) -> None:
+    """Print a query result as a rich table (values shortened), CSV or JSON (values whole).
+
+    Nested columns (lists, structs: ``prompt``, ``images``) are JSON text in every mode's cells;
+    ``note`` (how many rows were left out) follows the result.
+
+    >>> from rich.console import Console
+    >>> print_result(Console(markup=False), ["id", "tags"], [("a", ["x", "y"])], "csv")
+    id,tags
+    a,"[""x"", ""y""]"
+    """
+    import csv
+    import io
+
+    if mode not in RESULT_MODES:
+        raise ValueError(f"unknown mode '{mode}' (allowed: {', '.join(RESULT_MODES)})")
+    if mode == "csv":
+        buf = io.StringIO()
+        w = csv.writer(buf, lineterminator="\n")
+        w.writerow(cols)
+        w.writerows([[_cell(v, None) for v in r] for r in rows])
+        console.print(buf.getvalue().rstrip("\n"), highlight=False, markup=False, soft_wrap=True)
+    elif mode == "json":
+        console.print(json.dumps([dict(zip(cols, r)) for r in rows], default=_json_default, indent=1,
+                                 ensure_ascii=False), highlight=False, markup=False, soft_wrap=True)
+    else:
+        from rich.table import Table
+
+        t = Table(show_lines=False)
+        for c in cols:
+            t.add_column(c, overflow="fold")
+        for r in rows:
+            t.add_row(*[_cell(v, 120) for v in r])
+        console.print(t)
+    if note:
+        console.print(note, highlight=False, markup=False)

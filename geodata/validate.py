@@ -40,7 +40,6 @@ Examples
 
 from __future__ import annotations
 
-import hashlib
 import io
 import json
 from collections import Counter
@@ -54,8 +53,9 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from .card import split_card  # noqa: F401 - part of this module's API (tests, publish)
+from .dataset.card import split_card  # noqa: F401 - part of this module's API (tests, publish)
 from .dataset import Dataset, DatasetError
+from ._cache import file_sha256 as _sha256
 from .errors import GeodataError
 from .schema import CORE_COLUMNS, messages_text
 
@@ -208,14 +208,6 @@ def row_configs(ds: Dataset) -> dict[str, bool]:
 
 
 # -- checks ---------------------------------------------------------------------------------
-
-
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def _same_type(a: pa.DataType, b: pa.DataType) -> bool:

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 PKG = Path(__file__).resolve().parent.parent / "geodata"
-HEAVY = ("torch", "ray", "transformers", "trl", "vllm", "training")
+HEAVY = ("torch", "ray", "transformers", "trl", "vllm", "geodata_train", "training")
 
 
 def _imports(path: Path, top_level_only: bool) -> list[tuple[str, int]]:
@@ -88,3 +88,183 @@ def test_a_new_module_in_a_plugin_folder_is_found_without_editing_a_list(tmp_pat
         sys.modules.pop("myplugins.shout", None)
         sys.modules.pop("myplugins", None)
         importlib.invalidate_caches()
+
+
+# -- the rooms table of docs/architecture.md, checked on the whole import graph -------------------
+
+#: room -> its modules (prefixes of dotted names); the order of ROOMS is the order of the layers
+#: below: a module may import its own room and the rooms of lower layers, never a higher one
+ROOMS: dict[str, tuple[str, ...]] = {
+    "core": ("geodata", "geodata.errors", "geodata.geo", "geodata.geocode", "geodata.context", "geodata.schema",
+             "geodata.parse", "geodata.spec", "geodata.registry", "geodata.images", "geodata.image_geometry",
+             "geodata._cache", "geodata._progress", "geodata.hotspots", "geodata.inference", "geodata.paths",
+             "geodata.contracts", "geodata.runners"),
+    "dataset": ("geodata.dataset", "geodata.samples"),
+    "sources": ("geodata.sources",),
+    "steps": ("geodata.steps",),
+    "rewards": ("geodata.rewards",),
+    "formats": ("geodata.formats",),
+    "engine": ("geodata.engine",),
+    "commands": ("geodata.check", "geodata.validate", "geodata.report", "geodata.publish", "geodata.evaluate",
+                 "geodata.eval_tasks", "geodata.sql", "geodata.shell", "geodata.cli", "geodata.tasks"),
+}
+#: room -> layer; the plugin rooms share one layer and never import each other
+LAYER = {"core": 0, "dataset": 1, "sources": 2, "steps": 2, "rewards": 2, "formats": 2, "engine": 3, "commands": 4}
+#: rooms a room may import besides its own and the lower layers' (none: every rule is the table)
+PLUGIN_ROOMS = ("sources", "steps", "rewards", "formats")
+#: what a room never imports although the layers alone would allow it
+NEVER: dict[str, tuple[str, ...]] = {
+    "contracts": ("geodata.sources", "geodata.steps", "geodata.rewards"),  # a contract is below every scorer
+    "steps": ("geodata.dataset",),  # a step sees rows, never the folder they end up in
+    "rewards": ("geodata.dataset", "geodata.samples"),
+}
+
+
+def _module_name(path: Path) -> str:
+    parts = list(path.relative_to(PKG.parent).with_suffix("").parts)
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+MODULES = {_module_name(p): p for p in _modules()}
+
+
+def _runtime_imports(path: Path) -> set[str]:
+    """geodata modules ``path`` imports at any depth (``if TYPE_CHECKING:`` blocks aside)."""
+    tree = ast.parse(path.read_text(), str(path))
+    name = _module_name(path)
+    pkg = name.split(".") if path.name == "__init__.py" else name.split(".")[:-1]
+    out: set[str] = set()
+
+    def visit(node: ast.AST) -> None:
+        for child in ast.iter_child_nodes(node):
+            if isinstance(child, ast.If) and "TYPE_CHECKING" in ast.unparse(child.test):
+                continue
+            if isinstance(child, ast.Import):
+                out.update(a.name for a in child.names)
+            elif isinstance(child, ast.ImportFrom):
+                base = (".".join(pkg[: len(pkg) - child.level + 1] + ([child.module] if child.module else []))
+                        if child.level else child.module or "")
+                out.update(f"{base}.{a.name}" if f"{base}.{a.name}" in MODULES else base for a in child.names)
+            visit(child)
+
+    visit(tree)
+    return {m for m in out if m in MODULES and m != name}
+
+
+GRAPH = {m: _runtime_imports(p) for m, p in MODULES.items()}
+
+
+def _room(module: str) -> str:
+    best = max(((room, pre) for room, pres in ROOMS.items() for pre in pres
+                if module == pre or module.startswith(pre + ".")), key=lambda rp: len(rp[1]), default=None)
+    assert best is not None, f"{module} is in no room of docs/architecture.md: add it to ROOMS and the table"
+    return best[0]
+
+
+def test_every_module_is_in_a_room() -> None:
+    for m in MODULES:
+        _room(m)
+
+
+def test_no_import_circle_among_geodata_modules() -> None:
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    circles: list[list[str]] = []
+
+    def visit(v: str) -> None:  # Tarjan's strongly connected components
+        index[v] = low[v] = len(index)
+        stack.append(v)
+        for w in GRAPH[v]:
+            if w not in index:
+                visit(w)
+                low[v] = min(low[v], low[w])
+            elif w in stack:
+                low[v] = min(low[v], index[w])
+        if low[v] == index[v]:
+            comp = []
+            while True:
+                w = stack.pop()
+                comp.append(w)
+                if w == v:
+                    break
+            if len(comp) > 1:
+                circles.append(sorted(comp))
+
+    for v in sorted(GRAPH):
+        if v not in index:
+            visit(v)
+    assert not circles, f"import circles: {circles}"
+
+
+@pytest.mark.parametrize("module", sorted(MODULES))
+def test_no_upward_import(module: str) -> None:
+    """A module imports its own room and lower layers only; plugin rooms never import each other."""
+    room = _room(module)
+    bad = []
+    for dep in sorted(GRAPH[module]):
+        other = _room(dep)
+        if other == room:
+            continue
+        if LAYER[other] > LAYER[room] or (LAYER[other] == LAYER[room] and other in PLUGIN_ROOMS):
+            bad.append(f"{dep} ({other})")
+    assert not bad, f"{module} ({room}) imports upward or across: {bad}"
+
+
+@pytest.mark.parametrize("module", sorted(MODULES))
+def test_rooms_never_import_what_the_table_forbids(module: str) -> None:
+    sub = "contracts" if module.startswith("geodata.contracts") else _room(module)
+    bad = [d for d in GRAPH[module] if d.startswith(tuple(p + "." for p in NEVER.get(sub, ())) + NEVER.get(sub, ()))]
+    assert not bad, f"{module} imports {bad}"
+
+
+def test_only_the_cli_entry_point_imports_the_cli() -> None:
+    assert not [m for m, deps in GRAPH.items() if not m.startswith("geodata.cli") and any(
+        d == "geodata.cli" or d.startswith("geodata.cli.") for d in deps)]
+
+
+def test_engine_reaches_plugins_only_through_the_registry() -> None:
+    """The engine imports no source, step, reward or format module: it looks them up by name."""
+    engine = [m for m in MODULES if m.startswith("geodata.engine")]
+    assert engine and not [(m, d) for m in engine for d in GRAPH[m] if _room(d) in PLUGIN_ROOMS]
+
+
+def test_runners_import_ray_inside_functions_only() -> None:
+    for path in _modules("runners"):
+        assert not [m for m, _ in _imports(path, top_level_only=True) if m.split(".")[0] == "ray"], path
+
+
+def test_only_the_cli_reaches_geodata_train_and_only_inside_a_command() -> None:
+    """``geodata train ...`` imports the backends in the command's body (top level: see above)."""
+    assert (PKG.parent / "geodata_train" / "__init__.py").is_file()
+    users = {_module_name(p) for p in _modules() for m, _ in _imports(p, top_level_only=False)
+             if m.split(".")[0] == "geodata_train"}
+    assert users and all(u == "geodata.cli" or u.startswith("geodata.cli.") for u in users), users
+
+
+#: modules that read environment variables other than through geodata.paths, and why
+ENV_READERS = {
+    "geodata.paths": "every path default and its variable",
+    "geodata.spec": "a spec's own ${VAR} interpolation",
+    "geodata.inference": "the API key variable a spec names",
+    "geodata.runners.ray": "Ray's RAY_ADDRESS",
+}
+
+
+@pytest.mark.parametrize("module", sorted(MODULES))
+def test_one_module_owns_the_path_variables(module: str) -> None:
+    text = MODULES[module].read_text()
+    reads = any(k in text for k in ("os.environ", "os.getenv", "getenv("))
+    assert not reads or module in ENV_READERS, f"{module} reads the environment: use geodata.paths"
+
+
+def test_build_fits_a_screen() -> None:
+    """build() reads as plan → read → steps → write → swap in; its stages live in geodata/engine/*.py."""
+    import inspect
+
+    from geodata.engine import build
+
+    src = inspect.getsource(build)
+    assert len(src.splitlines()) < 60
+    order = [src.index(s) for s in ("make_plan(", "read_sources(", "run_steps(", "write_dataset(", "swap_in(")]
+    assert order == sorted(order)

@@ -200,7 +200,7 @@ def _png(size: tuple[int, int], mode: str = "1") -> bytes:
 
 
 def test_large_images_are_counted_not_a_warning_flood(tmp_path, recwarn):
-    from geodata.writer import write_partition
+    from geodata.dataset.writer import write_partition
 
     big = tmp_path / "big.png"
     big.write_bytes(_png((14000, 14000)))  # Pillow's own guard calls this a decompression bomb

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from geodata.card import SECTIONS, Card, markers
+from geodata.dataset.card import SECTIONS, Card, markers
 from geodata.dataset import Dataset, DatasetError
 from geodata.engine import build
 from geodata.errors import GeodataError

@@ -12,7 +12,7 @@ import pytest
 from geodata.context import StepContext, StepOutput
 from geodata.errors import BuildError, SourceError
 from geodata.geo import haversine, haversine_matrix
-from geodata.sources import cvact, cvcities, cvusa, vigor
+from geodata.sources.crossview import cvact, cvcities, cvusa, vigor
 from geodata.steps.crossview import concat_crossview, crossview_mcq, pick_negatives
 
 READERS = {

@@ -91,20 +91,20 @@ def test_changed_input_rebuilds(mp16_small, tmp_path, monkeypatch):
 
 
 def test_killed_build_leaves_previous_dataset_in_place(mp16_small, tmp_path, monkeypatch):
-    import geodata.engine as engine
+    import geodata.formats.parquet as parquet_format  # the default output format's writer
 
     monkeypatch.setenv("MP16_ROOT", str(mp16_small / "folder"))
     out = tmp_path / "ds"
     build(PIPE, sets=["sample.n=40"], out=out)
     before = _files(out)
 
-    real = engine.write_partition
+    real = parquet_format.write_partition
 
     def dies(*args, **kwargs):
         real(*args, **kwargs)
         raise KeyboardInterrupt  # killed after shards were written, before the swap
 
-    monkeypatch.setattr(engine, "write_partition", dies)
+    monkeypatch.setattr(parquet_format, "write_partition", dies)
     with pytest.raises(KeyboardInterrupt):
         build(PIPE, sets=["sample.n=60"], out=out)
     assert _files(out) == before
@@ -114,7 +114,7 @@ def test_killed_build_leaves_previous_dataset_in_place(mp16_small, tmp_path, mon
 
 def test_stale_temp_folder_from_a_killed_process_is_cleaned(mp16_small, tmp_path, monkeypatch):
     monkeypatch.setenv("MP16_ROOT", str(mp16_small / "folder"))
-    from geodata._ownership import TEMP_MARKER
+    from geodata.dataset.ownership import TEMP_MARKER
 
     stale = tmp_path / ".ds.tmp-999999999"
     (stale / "data").mkdir(parents=True)

@@ -14,8 +14,14 @@ from geodata.registry import SOURCES, _load_all, get_reward, reward_for_task
 from geodata.sources.eo.common import EO_TASKS
 
 _load_all()
-EO_SOURCES = ["ucm", "aid", "nwpu_resisc45", "eurosat_rgb", "dota", "dior", "rsvqa_lr", "rsvqa_hr", "rsicd",
-              "ucm_captions", "sydney_captions", "levir_cd", "levir_cc", "geochat_instruct"]
+# every reader of the EO family folder, found by where it is defined (no list to edit per source)
+EO_SOURCES = sorted(n for n, info in SOURCES.items() if info.fn.__module__.startswith("geodata.sources.eo."))
+
+
+def test_the_eo_family_is_discovered() -> None:
+    assert {"ucm", "aid", "nwpu_resisc45", "eurosat_rgb", "dota", "dior", "rsvqa_lr", "rsvqa_hr", "rsicd",
+            "ucm_captions", "sydney_captions", "levir_cd", "levir_cc", "geochat_instruct"} <= set(EO_SOURCES)
+    assert all(SOURCES[n].sample is not None for n in EO_SOURCES), "every EO reader ships a sample"
 
 
 @pytest.fixture(scope="module")

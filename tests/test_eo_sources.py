@@ -161,7 +161,7 @@ def test_empty_caption_list_is_a_counted_skip(tmp_path: Path) -> None:
 
 
 def test_rsvqa_stubs_are_not_drops(tmp_path: Path) -> None:
-    # issue 11: the {"id": k, "active": false} stubs of other splits' entries are not data
+    # the {"id": k, "active": false} stubs of other splits' entries are not data
     SOURCES["rsvqa_lr"].sample(tmp_path)
     res = SOURCES["rsvqa_lr"].fn(StepContext(), root=tmp_path)
     df = res.rows

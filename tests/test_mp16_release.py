@@ -175,7 +175,7 @@ def test_check_reports_layout_rows_images_splits_and_drops(tmp_path):
 
 
 def test_check_works_for_any_source(tmp_path):
-    from geodata.sources.cvusa import write_sample
+    from geodata.sources.crossview.cvusa import write_sample
 
     write_sample(tmp_path / "cvusa")
     out = CliRunner().invoke(app, ["check", "cvusa", "--root", str(tmp_path / "cvusa")])

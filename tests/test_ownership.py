@@ -15,7 +15,7 @@ import pytest
 from typer.testing import CliRunner
 
 from dataset_fixture import make_dataset
-from geodata import _ownership as own
+from geodata.dataset import ownership as own
 from geodata.cli import app
 
 PIPE = "mp16-rand-500k"
@@ -130,6 +130,7 @@ def test_a_manifest_listing_paths_outside_its_folder_never_reaches_them(mp16, tm
 
 def test_build_error_and_interruption_keep_everything(mp16, tmp_path, monkeypatch):
     import geodata.engine as engine
+    import geodata.formats.parquet as parquet_format  # the default output format's writer
 
     out = tmp_path / "ds"
     assert cli("build", PIPE, "--set", "sample.n=10", "--out", str(out)).exit_code == 0
@@ -143,16 +144,16 @@ def test_build_error_and_interruption_keep_everything(mp16, tmp_path, monkeypatc
     assert snapshot(out) == whole
 
     # an interruption inside the writer, after shards were written to the temp folder
-    real = engine.write_partition
+    real = parquet_format.write_partition
 
     def dies(*args, **kwargs):
         real(*args, **kwargs)
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(engine, "write_partition", dies)
+    monkeypatch.setattr(parquet_format, "write_partition", dies)
     with pytest.raises(KeyboardInterrupt):
         engine.build(PIPE, sets=["sample.n=13"], out=out)
-    monkeypatch.setattr(engine, "write_partition", real)
+    monkeypatch.setattr(parquet_format, "write_partition", real)
     assert snapshot(out) == whole
     assert snapshot(tmp_path / "next-door") == around
 

@@ -115,11 +115,11 @@ def test_vqa_reward() -> None:
     ]
     comps = ["<answer>Yes.</answer>", "<answer>an urban area</answer>", "<answer>1,300 m2</answer>",
              "<answer>2000m2</answer>", "<answer>42</answer>", "<answer>1</answer>"]
-    # issue 12: RSVQA bins by default (1234 m2 and 2000 m2 are both "more than 1000 m2")
+    # RSVQA bins by default (1234 m2 and 2000 m2 are both "more than 1000 m2")
     assert eo_vqa(comps, sols).tolist() == [1.0, 0.0, 1.0, 1.0, 1.0, 0.0]
     assert eo_vqa(comps, sols, numeric="tolerance").tolist() == [1.0, 0.0, 1.0, 0.0, 1.0, 0.0]
     assert eo_vqa(comps[3:4], sols[3:4], bins=[0, 10, 100, 1000]).tolist() == [1.0]
-    # issue 12: normalized exact match, no token-Jaccard partial credit
+    # normalized exact match, no token-Jaccard partial credit
     assert eo_vqa(["<answer>urban area</answer>"], [_sol("vqa", answer="urban")]).tolist() == [0.0]
 
 

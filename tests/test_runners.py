@@ -47,7 +47,8 @@ def ray_session():
 @pytest.fixture(scope="module")
 def image_root(tmp_path_factory) -> Path:
     """3,000 rows of real-size (320 px) JPEGs in the MP-16 folder layout; 3 missing, 2 truncated."""
-    from geodata.bench_scale import write_image_root
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # benchmarks/ is not installed
+    from benchmarks.bench_scale import write_image_root
 
     root = tmp_path_factory.mktemp("mp16-320") / "mp16"
     planted = write_image_root(root, 3000, layout="folder", distinct=40)

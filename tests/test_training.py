@@ -1,7 +1,7 @@
 """Training backends on CPU, offline: tiny random Qwen2.5-VL, SFT -> GRPO -> predict.
 
 The dataset is built by the ``mp16-rand-500k`` pipeline from the embedded sample; the model
-is written by :func:`training.tiny.write_model` (no Hub access). Needs the train extra.
+is written by :func:`geodata_train.tiny.write_model` (no Hub access). Needs the train extra.
 """
 
 from __future__ import annotations
@@ -30,13 +30,13 @@ from typer.testing import CliRunner  # noqa: E402
 from geodata.cli import app  # noqa: E402
 from geodata.errors import SourceError, SpecError  # noqa: E402
 from geodata.registry import get_reward, reward_for_task  # noqa: E402
-from training import grpo, predict, sft  # noqa: E402
-from training.check import check  # noqa: E402
-from training.data import task_rewards  # noqa: E402
-from training.models import device_settings, load_processor  # noqa: E402
-from training.recipe import ModelSpec, list_recipes, load_recipe  # noqa: E402
-from training.rewards import trl_reward_funcs  # noqa: E402
-from training.tiny import write_model  # noqa: E402
+from geodata_train import grpo, predict, sft  # noqa: E402
+from geodata_train.validate import check  # noqa: E402
+from geodata_train.data import task_rewards  # noqa: E402
+from geodata_train.models import device_settings, load_processor  # noqa: E402
+from geodata_train.recipe import ModelSpec, list_recipes, load_recipe  # noqa: E402
+from geodata_train.rewards import trl_reward_funcs  # noqa: E402
+from geodata_train.tiny import write_model  # noqa: E402
 
 from training_fixtures import FAST, mp16_rows, tiny_model  # noqa: E402,F401  (FAST: a recipe in seconds)
 
@@ -369,7 +369,7 @@ def test_grpo_updates_the_policy_with_the_geolocation_reward(grpo_run: tuple[Pat
 
 
 def test_one_image_size_reaches_trainer_checkpoint_and_vllm(grpo_run: tuple[Path, Record], warm: Path) -> None:
-    from training.models import has_stock_processor, image_size
+    from geodata_train.models import has_stock_processor, image_size
 
     out, rec = grpo_run
     want = (3136, 6272)

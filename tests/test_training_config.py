@@ -19,10 +19,10 @@ from typer.testing import CliRunner  # noqa: E402
 
 from geodata.cli import app  # noqa: E402
 from geodata.errors import SpecError  # noqa: E402
-from training import grpo, sft  # noqa: E402
-from training.doctor import report  # noqa: E402
-from training.models import DeviceSettings, Host, device_settings  # noqa: E402
-from training.recipe import ModelSpec, load_recipe, trl_fields  # noqa: E402
+from geodata_train import grpo, sft  # noqa: E402
+from geodata_train.doctor import report  # noqa: E402
+from geodata_train.models import DeviceSettings, Host, device_settings  # noqa: E402
+from geodata_train.recipe import ModelSpec, load_recipe, trl_fields  # noqa: E402
 
 pytestmark = pytest.mark.train
 
@@ -239,10 +239,10 @@ def test_geo_r1_grpo_trains_all_cross_view_sources_at_once(tmp_path: Path) -> No
 def test_grpo_reference_model_is_bf16_beside_fp32_master_weights(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import training.models
+    import geodata_train.models
 
     seen: dict[str, Any] = {}
-    monkeypatch.setattr(training.models, "build_config", lambda *a, **extra: seen.update(extra))
+    monkeypatch.setattr(geodata_train.models, "build_config", lambda *a, **extra: seen.update(extra))
     r = load_recipe("geo-r-grpo", [f"train.output_dir={tmp_path}"])
     grpo.grpo_config(r, device_settings(ModelSpec(attn_implementation="sdpa"), host=GPU), tmp_path)
     assert seen == {"model_init_kwargs": {"dtype": "bfloat16"}}  # policy fp32 + autocast, reference bf16

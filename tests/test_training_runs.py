@@ -21,10 +21,10 @@ from safetensors.torch import load_file  # noqa: E402
 from transformers import AutoProcessor, TrainerCallback  # noqa: E402
 from transformers.processing_utils import ProcessorMixin  # noqa: E402
 
-from training import grpo, predict, sft  # noqa: E402
-from training.models import has_stock_processor, image_size, load_processor  # noqa: E402
-from training.recipe import ModelSpec, load_recipe  # noqa: E402
-from training.tiny import write_model  # noqa: E402
+from geodata_train import grpo, predict, sft  # noqa: E402
+from geodata_train.models import has_stock_processor, image_size, load_processor  # noqa: E402
+from geodata_train.recipe import ModelSpec, load_recipe  # noqa: E402
+from geodata_train.tiny import write_model  # noqa: E402
 
 from training_fixtures import FAST, StopAfter, mp16_rows, tiny_model  # noqa: E402,F401
 
@@ -135,7 +135,7 @@ def test_predict_shards_over_two_processes_into_one_resumable_output(
     cmd = [
         # torchrun = what accelerate launch runs on GPUs; on CPU accelerate's own multi-CPU path needs MPI
         sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
-        "-m", "training", "predict", "mp16-predict",
+        "-m", "geodata_train", "predict", "mp16-predict",
         "--model", str(tiny_model), "--dataset", str(mp16_rows), "--out", str(out),
         "--set", "data.max_rows=6", "--set", "predict.max_new_tokens=4", "--set", "predict.batch_size=2",
         "--set", "model.max_pixels=3136",
@@ -168,7 +168,7 @@ def test_stage_command_runs_the_module_from_the_previous_stage(tmp_path: Path) -
     r = load_recipe("geovlm-r1-grpo", ["grpo.stage_launcher=accelerate launch --num_processes 8", "train.max_steps=3"])
     cmd = grpo._stage_command(r, ["train.max_steps=3", "data.config=[x]"], "vqa", "runs/a/scene_cls",
                               Path("runs/a/vqa"), resume=True, reference="base-model")
-    assert cmd[:5] == ["accelerate", "launch", "--num_processes", "8", "-m"] and cmd[5:7] == ["training", "grpo"]
+    assert cmd[:5] == ["accelerate", "launch", "--num_processes", "8", "-m"] and cmd[5:7] == ["geodata_train", "grpo"]
     sets = [cmd[i + 1] for i, a in enumerate(cmd) if a == "--set"]
     assert sets == ["train.max_steps=3", "data.config=vqa", "model.name_or_path=runs/a/scene_cls",
                     "train.output_dir=runs/a/vqa", "grpo.reference_model=base-model", "train.resume_from_checkpoint=last"]

@@ -11,7 +11,7 @@ import pyarrow.parquet as pq
 import pytest
 from PIL import Image
 
-from geodata.writer import write_partition
+from geodata.dataset.writer import write_partition
 
 
 def _png(seed: int, size: int = 64) -> bytes:

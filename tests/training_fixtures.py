@@ -43,7 +43,7 @@ def mp16_rows(session_dir: Path) -> Path:
 @pytest.fixture(scope="session")
 def tiny_model(session_dir: Path) -> Path:
     """The tiny random Qwen2.5-VL with the processor this host builds (stock with torchvision)."""
-    from training.tiny import write_model
+    from geodata_train.tiny import write_model
 
     out = shared_dir(session_dir) / "tiny"
     if not (out / "model.safetensors").is_file():

@@ -550,8 +550,7 @@ _ANSWER = re.compile(r"<answer>(.*?)</answer>", re.S | re.I)
 
 
 def _text(c: Any) -> str:
-    if isinstance(c, str):
-        return c
+    """:func:`geodata.schema.messages_text`, imported on use (contracts load no polars)."""
     from ..schema import messages_text
 
     return messages_text(c)

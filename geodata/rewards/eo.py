@@ -66,7 +66,7 @@ from ..contracts.eo import (
     yes_no,
 )
 from ..registry import reward
-from ..schema import messages_text
+from ..schema import messages_text as _text  # a completion (string or messages) as text
 
 __all__ = [
     "extract_answer",
@@ -85,10 +85,6 @@ __all__ = [
 ]
 
 _FORMAT = re.compile(r"^\s*<think>(.*?)</think>\s*<answer>(.*?)</answer>\s*$", re.S)
-
-
-def _text(c: Any) -> str:
-    return messages_text(c) if not isinstance(c, str) else c
 
 
 def _solutions(solutions: Sequence[str]) -> list[dict]:

@@ -35,7 +35,7 @@ from typing import Any, Literal, Sequence
 import numpy as np
 
 from ..registry import reward
-from ..schema import messages_text
+from ..schema import messages_text as _text  # a completion (string or messages) as text
 
 __all__ = [
     "extract_choice",
@@ -54,10 +54,6 @@ _FORMAT = re.compile(
     re.S,
 )
 _CHOICE = re.compile(r"^(?:(?:option|candidate|answer)\s*:?\s*)?[\(\[]?\s*([A-Za-z])\s*[\)\]]?\.?$", re.I)
-
-
-def _text(c: Any) -> str:
-    return c if isinstance(c, str) else messages_text(c)
 
 
 def extract_choice(completion: Any) -> str | None:

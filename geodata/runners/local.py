@@ -51,7 +51,13 @@ class LocalRunner(Runner):
             self._pool = None
 
 
+#: what a worker imports before its first task (the image plane and the step registry)
+_WARM = ("geodata.registry", "geodata.dataset.writer")
+
+
 def _warm() -> None:
     """A worker's first task: import what the image plane and the map steps use."""
-    import geodata.registry  # noqa: F401
-    import geodata.writer  # noqa: F401
+    import importlib
+
+    for name in _WARM:  # by name: the runners sit below the dataset folder they serve
+        importlib.import_module(name)

@@ -28,7 +28,9 @@ import polars as pl
 from ..context import StepContext, StepOutput
 from ..errors import SourceError
 from ..parse import parse_coords
+from ..dataset.ownership import is_sample
 from ..registry import source
+from ..samples import sample_root, write_sample_to
 
 __all__ = ["read_predictions", "load_predictions", "predictions_file", "write_sample", "simulate_predictions"]
 
@@ -163,11 +165,10 @@ def write_sample(out: Path) -> dict[str, int]:
     answer format, plus what real runs produce: a few unparsable answers, one out of range,
     a few JSON-style ones. Rows with bad coordinates in the sample get no prediction.
     """
-    from ..engine import sample_root, write_sample_to
     from ..registry import get_source
 
     mp16_root = sample_root("mp16")
-    if not (mp16_root / ".complete").exists():
+    if not is_sample(mp16_root):
         write_sample_to(get_source("mp16"), mp16_root)
     meta = pl.read_csv(mp16_root / "mp16_places365.csv", infer_schema=False).select(
         id=pl.col("IMG_ID"),

@@ -3,7 +3,7 @@
 Geo-R1 (arXiv 2510.00072) elevates a scaffolded model with GRPO on a weakly supervised
 proxy whose answer needs only GPS: *does this ground view belong with that satellite
 view?* Its public code trains on a multiple-choice form. :func:`crossview_mcq` builds it
-from the common frame of the cross-view readers (``geodata/sources/_crossview.py``):
+from the common frame of the cross-view readers (``geodata/sources/crossview/common.py``):
 
 * one query image and ``k`` candidates labelled A, B, C …, exactly one of which (the
   query's own pair) is true;

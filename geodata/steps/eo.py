@@ -54,7 +54,7 @@ from ..contracts.eo import (
     qwen_to_boxes,
     smart_resize,
 )
-from ..sources.eo.common import image_size
+from ..image_geometry import image_size
 
 __all__ = ["eo_tasks", "eo_mix", "FAMILY_TASKS", "geochat_route"]
 

@@ -34,8 +34,8 @@ from .._cache import cache_dir
 from ..context import StepContext, StepOutput
 from ..errors import BuildError, SpecError
 from ..registry import step
-from ..sources.eo.common import quads_to_boxes
-from ..sources.eo.dota import WINDOW_RE
+from ..contracts.eo import quads_to_boxes
+from ..image_geometry import WINDOW_RE
 
 __all__ = ["eo_tiles", "window_starts"]
 

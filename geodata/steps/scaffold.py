@@ -42,7 +42,7 @@ import polars as pl
 
 from ..context import StepContext, StepOutput
 from ..errors import BuildError
-from ..registry import step
+from ..registry import get_reward, step
 from ..schema import (
     THINK_ANSWER_SUFFIX,
     choose_template_expr,
@@ -466,7 +466,6 @@ def teacher_rationale(
         out.note(f"{ctx.name}.rationales", "templates (no base_url set)")
         return out.result(df)
     from ..inference import ChatRequest, chat, endpoint_from_params
-    from ..rewards.geolocation import format_ok, geolocation
 
     _need(df, ctx, "id", "lat", "lon", "country", "admin1", "city", "images", "solution", "completion")
     ep = endpoint_from_params(
@@ -509,9 +508,10 @@ def teacher_rationale(
             f"step '{ctx.name}': all {df.height} requests to {base_url} failed (e.g. {results[0].error})"
         )
     filled = [a or "" for a in answers]
-    fmt = format_ok(filled) & ~error
+    solutions = df["solution"].to_list()  # scored by name: steps never import the rewards
+    fmt = (np.asarray(get_reward("geo_format").fn(filled, solutions)) > 0) & ~error
     leak = coordinate_leak(filled, df["lat"].to_numpy(), df["lon"].to_numpy(), leak_decimals) & fmt
-    score = geolocation(filled, df["solution"].to_list())
+    score = get_reward("geolocation").fn(filled, solutions)
     low = fmt & ~leak & (score < min_reward)
     keep = fmt & ~leak & ~low
     out.drop("teacher_error", int(error.sum()))

@@ -1,20 +1,9 @@
 """Earth-observation sources for the GeoVLM-R1 instruction set (``pipelines/eo-instruct.yaml``).
 
-One module per source family; :func:`geodata.registry._load_all` imports each, which registers
-every reader:
-
-=====================  ===================================  ============================
-module                 readers (env var)                    family (``eo_family``)
-=====================  ===================================  ============================
-``scene``              ucm, aid, nwpu_resisc45, eurosat_rgb scene
-``dota``               dota                                 objects
-``dior``               dior                                 objects
-``rsvqa``              rsvqa_lr, rsvqa_hr                   vqa
-``captions``           rsicd, ucm_captions, sydney_captions caption
-``levir``              levir_cd, levir_cc                   change
-``geochat``            geochat_instruct                     geochat
-=====================  ===================================  ============================
+One module per source family (scene, objects, VQA, captions, change, GeoChat); the registry
+imports each (:func:`geodata.registry._load_all`), which registers every reader. No list here
+names them: ``geodata catalog`` prints the readers with their environment variables, and each
+reader's rows carry its family in ``eo_family``.
 
 The box convention, system prompt and class-name normalization live in :mod:`.common`.
 """
-

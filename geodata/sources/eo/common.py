@@ -47,7 +47,7 @@ from ...contracts.eo import (  # noqa: F401 - re-exported: the contract is the o
     rotated_iou_matrix,
 )
 from ...context import StepContext, StepOutput
-from ...errors import SourceError
+from ...image_geometry import image_size  # noqa: F401 - re-exported: readers size their images here
 
 __all__ = [
     "SYSTEM_EO",
@@ -74,36 +74,6 @@ __all__ = [
 
 
 # -- files ------------------------------------------------------------------------------------
-def image_size(path: Path | str) -> tuple[int, int]:
-    """``(width, height)`` of an image from its header (PIL, no full decode).
-
-    ``path`` may also be an image reference (``tar://``, ``deflate://``, ``hfarrow://`` …, see
-    :mod:`geodata.images`): its bytes are read first. Pillow's decompression-bomb guard is
-    lifted for the call: only the header is read, and DOTA-v2 images (about 20000×20000 px)
-    would otherwise abort the build.
-    """
-    import io
-
-    from PIL import Image
-
-    ref = str(path) if isinstance(path, str) else None
-    guard = Image.MAX_IMAGE_PIXELS
-    Image.MAX_IMAGE_PIXELS = None
-    try:
-        if ref is not None and "://" in ref:
-            from ...images import read_ref
-
-            src = io.BytesIO(read_ref(ref))
-        else:
-            src = path
-        with Image.open(src) as im:
-            return int(im.width), int(im.height)
-    except Exception as exc:  # noqa: BLE001 - any decoder failure is a bad file
-        raise SourceError(f"{path}: cannot read image size ({type(exc).__name__})") from None
-    finally:
-        Image.MAX_IMAGE_PIXELS = guard
-
-
 def clean_caption(text: str) -> str:
     """Whitespace collapsed, space before final punctuation removed, first letter upper-cased.
 

@@ -34,7 +34,6 @@ Raw images are cut into windows by the ``eo_tiles`` step (:mod:`geodata.steps.eo
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
 from typing import Literal
 
@@ -44,6 +43,7 @@ from ...context import StepContext, StepOutput
 from ...errors import SourceError
 from ...registry import source
 from .._layout import find_root, official_split
+from ...image_geometry import WINDOW_RE
 from .common import OBJECT_SCHEMA, canonical_class, finish_objects, image_size, sample_image
 
 __all__ = ["parse_dota_label", "read_dota", "DOTA_SCHEMA", "WINDOW_RE"]
@@ -51,8 +51,6 @@ __all__ = ["parse_dota_label", "read_dota", "DOTA_SCHEMA", "WINDOW_RE"]
 _HEADERS = ("imagesource", "gsd")
 _EXTS = (".png", ".jpg", ".tif", ".bmp")
 _LABEL_DIRS = ("labelTxt", "annfiles")
-#: A window file of the split tools: ``P0001__1024__824___0`` (devkit: ``P0001__1__824___0``).
-WINDOW_RE = re.compile(r"^(?P<orig>.+)__(?P<scale>\d+(?:\.\d+)?)__(?P<left>\d+)___(?P<up>\d+)$")
 
 #: The reader's columns: the object table plus the DOTA flags and the pixel quadrilateral.
 DOTA_SCHEMA: dict[str, pl.DataType] = {**OBJECT_SCHEMA, "difficulty": pl.Int8, "truncated": pl.Boolean,

@@ -1,0 +1,51 @@
+"""``geodata eval``: score predictions against a built dataset or a benchmark truth CSV."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from ..errors import GeodataError
+from .app import app, cli_errors, console, err
+
+
+@app.command("eval")
+@cli_errors
+def eval_cmd(
+    predictions: Path = typer.Argument(..., help="predictions .parquet/.csv (id + pred_lat/pred_lon or completion)"),
+    truth: str = typer.Option(..., "--truth", help="built dataset (folder or name) or truth CSV (IMG_ID, LAT, LON)"),
+    out: Optional[Path] = typer.Option(None, "--out", help="JSON report (default: PREDICTIONS.eval.json)"),
+    unknown_ids: str = typer.Option("drop", "--unknown-ids", help="prediction ids not in the truth: drop (counted) | error"),
+    no_geocode: bool = typer.Option(False, "--no-geocode", help="skip country/admin1/city accuracy"),
+    by: Optional[str] = typer.Option(None, "--by", help="also break the metrics down by source | split"),
+    compare: Optional[str] = typer.Option(None, "--compare", help="print published results beside yours (e.g. geo-r)"),
+) -> None:
+    """Score predictions against a built dataset, task by task (geolocation, VQA, boxes, captions ...)."""
+    from ..eval_tasks import compare_rows, evaluate_task_files, format_compare, is_geolocation_only, reference_table
+    from ..evaluate import evaluate_files, format_report
+
+    if unknown_ids not in ("drop", "error"):
+        raise GeodataError(f"eval: --unknown-ids must be drop or error, got '{unknown_ids}'")
+    from ..dataset.ownership import MANIFEST_MARKER, check_out_file
+
+    target = out if out is not None else predictions.with_name(predictions.name + ".eval.json")
+    check_out_file(target)  # never overwrite a file geodata did not write
+    if by is None and is_geolocation_only(truth):
+        res = evaluate_files(predictions, truth, unknown_ids=unknown_ids, geocode=not no_geocode)  # type: ignore[arg-type]
+        text = format_report(res)
+        if compare:
+            res["compare"] = compare_rows(res, reference_table(compare), compare)
+            text += "\n" + format_compare(res["compare"])
+    else:
+        from ..eval_tasks import format_task_report
+
+        rep = evaluate_task_files(predictions, truth, by=by, compare=compare, unknown_ids=unknown_ids,
+                                  geocode=not no_geocode)
+        res, text = rep.model_dump(), format_task_report(rep)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    target.write_text(json.dumps({MANIFEST_MARKER[0]: MANIFEST_MARKER[1], **res}, indent=2) + "\n")
+    console.print(text, highlight=False, markup=False, soft_wrap=True)
+    console.print(f"wrote {target}", highlight=False, soft_wrap=True)
