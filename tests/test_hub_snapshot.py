@@ -23,7 +23,7 @@ from geodata.errors import SourceError
 from geodata.images import read_ref
 from geodata.registry import SOURCES, _load_all
 from geodata.sources.eo.hub_snapshot import discover, releases
-from geodata.writer import embed_images
+from geodata.dataset.writer import embed_images
 
 datasets = pytest.importorskip("datasets")
 _load_all()
