@@ -1,4 +1,5 @@
-"""The fMoW, xBD, BigEarthNet, WHU-RS19, RSITMD, NWPU-Captions and NWPU VHR-10 readers read their releases as shipped.
+"""The fMoW, xBD, BigEarthNet, WHU-RS19, RSITMD, NWPU-Captions and NWPU VHR-10 readers read their
+releases as shipped.
 
 Every fixture below is written by this file's own code from the evidence cited in the source's
 ``catalogs/<name>.yaml`` (official devkits / loaders, torchgeo's classes), in the release's folder
