@@ -22,7 +22,8 @@ Images stay where they are: an Image / bytes column becomes an ``hfarrow://FILE:
 reference into the Arrow file ``datasets`` reads (the shard itself for ``save_to_disk`` folders,
 its cache file for Parquet / JSON), which the writer reads like any other reference; a path column
 is resolved under ``image_dir`` (a folder or a list of folders tried in order; default: the
-snapshot root; for a JSON file also its own folder, as an imagefolder's ``metadata.jsonl`` wants) — a path written on the authors' machine (``/home/datasets/xbd_subset/...``) by
+snapshot root; for a JSON file also its own folder, as an imagefolder's ``metadata.jsonl`` wants)
+— a path written on the authors' machine (``/home/datasets/xbd_subset/...``) by
 its longest tail found there.
 
 Bad input (documented rule): a row whose image path does not exist is a counted skip

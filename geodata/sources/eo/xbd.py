@@ -27,7 +27,8 @@ Output (one row per pair): ``eo_family='disaster'``, ``dataset`` (``xbd``), ``sp
 (``<folder>/<disaster>_<NNNNNNNN>``), ``images`` (``[pre, post]`` absolute paths, pre first),
 ``image_pre``, ``image_post``, ``disaster``, ``disaster_type``, ``width``, ``height``,
 ``building_uids`` (list), ``polygons`` (list of flat pixel ``[x1, y1, x2, y2, ...]`` outer rings,
-one per building), ``bboxes`` (each polygon's pixel ``[xmin, ymin, xmax, ymax]``), ``damage`` (list of ``no-damage`` / ``minor-damage`` / ``major-damage`` /
+one per building), ``bboxes`` (each polygon's pixel ``[xmin, ymin, xmax, ymax]``), ``damage``
+(list of ``no-damage`` / ``minor-damage`` / ``major-damage`` /
 ``destroyed``, one per building), ``n_buildings``.
 """
 
