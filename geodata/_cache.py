@@ -1,17 +1,98 @@
-"""A small on-disk cache for expensive source indexes (e.g. one pass over msgpack shards)."""
+"""A small on-disk cache for expensive source indexes (e.g. one pass over msgpack shards).
+
+Every file written here goes through :func:`write_atomic`: a temp file of geodata's own in the
+same folder, renamed into place when complete, removed when the write fails. A full disk is
+one line naming the folder and the bytes needed, never a half-written cache file.
+"""
 
 from __future__ import annotations
 
+import errno
 import hashlib
+import io
 import os
+import secrets
 from pathlib import Path
 from typing import Callable, Iterable
 
 import polars as pl
 
+from .errors import BuildError
 from .paths import cache_dir
 
-__all__ = ["cache_dir", "file_sha256", "stat_digest", "cached_frame", "stat_files", "files_digest", "ref_file", "walk_dirs"]
+__all__ = ["cache_dir", "file_sha256", "stat_digest", "cached_frame", "stat_files", "files_digest", "ref_file",
+           "walk_dirs", "write_atomic", "DiskFullError"]
+
+#: errors that mean the disk (or the user's quota on it) is full
+_FULL = {errno.ENOSPC, errno.EDQUOT} if hasattr(errno, "EDQUOT") else {errno.ENOSPC}
+_SLICE = 1 << 20
+
+
+class DiskFullError(BuildError):
+    """A file geodata writes does not fit on its disk (``ENOSPC`` / ``EDQUOT``)."""
+
+
+def _write_all(fd: int, data: memoryview) -> None:
+    """Write every byte of ``data`` to ``fd``, in slices (the one place cache bytes hit the disk)."""
+    for off in range(0, len(data), _SLICE):
+        view = data[off:off + _SLICE]
+        while view:
+            view = view[os.write(fd, view):]
+
+
+def write_atomic(path: Path, data: bytes | memoryview) -> None:
+    """Write ``data`` to ``path`` all or nothing.
+
+    The bytes go to a hidden temp file in the same folder (``.NAME.tmp-PID-RANDOM``, geodata's
+    own), which is fsync'ed and renamed over ``path`` when complete; on any failure the temp file
+    is removed and ``path`` is left as it was. A full disk raises :class:`DiskFullError`: one line
+    with the folder, the bytes needed and the space free.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> d = Path(tempfile.mkdtemp()); write_atomic(d / "a.bin", b"xyz")
+    >>> sorted(p.name for p in d.iterdir()), (d / "a.bin").read_bytes()
+    (['a.bin'], b'xyz')
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}-{secrets.token_hex(4)}")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+    try:
+        try:
+            _write_all(fd, memoryview(data))
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        os.replace(tmp, path)
+    except BaseException as exc:
+        try:
+            tmp.unlink()
+        except OSError:
+            pass
+        if isinstance(exc, OSError) and exc.errno in _FULL:
+            raise DiskFullError(_full_message(path.parent, len(data))) from None
+        raise
+
+
+def _full_message(folder: Path, needed: int) -> str:
+    try:
+        st = os.statvfs(folder)
+        free = f"{st.f_bavail * st.f_frsize:,} bytes free"
+    except OSError:
+        free = "free space unknown"
+    hint = ("free space there or set GEODATA_CACHE to a folder on a larger disk"
+            if _inside(folder, cache_dir()) else "free space there")
+    return f"no space left on {folder}: {needed:,} bytes needed ({free}); {hint}"
+
+
+def _inside(path: Path, folder: Path) -> bool:
+    try:
+        Path(path).resolve().relative_to(Path(folder).resolve())
+        return True
+    except ValueError:
+        return False
 
 
 def file_sha256(path: Path) -> str:
@@ -84,13 +165,14 @@ def cached_frame(
         except Exception:
             path.unlink(missing_ok=True)
     df = make()
+    buf = io.BytesIO()
+    df.write_parquet(buf)  # in memory: polars never sees the disk, so a full one is our one-line error
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(f".tmp{os.getpid()}")
-        df.write_parquet(tmp)
-        os.replace(tmp, path)
+        write_atomic(path, buf.getbuffer())
+    except DiskFullError:
+        raise
     except OSError:
-        pass  # a read-only home is fine: no cache
+        pass  # a read-only home is fine: no cache (and no temp file left)
     return df
 
 

@@ -41,7 +41,8 @@ from .errors import SourceError
 
 __all__ = [
     "read_ref", "ref_name", "index_folder", "index_msgpack", "index_tar", "check_image",
-    "iter_msgpack_records", "ChunkedFile", "INDEX_SCHEMA", "image_problem",
+    "iter_msgpack_records", "ChunkedFile", "INDEX_SCHEMA", "image_problem", "png_stream_problem",
+    "strict_pil",
 ]
 
 INDEX_SCHEMA = {"key": pl.String, "ref": pl.String, "size": pl.Int64, "problem": pl.String}
@@ -212,18 +213,184 @@ def _name(key: str) -> str:
     return quote(key.rstrip("/").rsplit("/", 1)[-1], safe="")
 
 
-#: images up to this many pixels are decoded in full to check them; larger ones are checked
-#: without holding the full-size pixels (JPEG at 1/8 scale, other formats by ``verify``)
+#: images up to this many pixels are decoded in full by Pillow to check them; larger ones are
+#: checked without holding their full-size pixels: a PNG's whole zlib stream is inflated in
+#: slices (:func:`png_stream_problem`), a JPEG is decoded at 1/8 scale (every entropy-coded byte
+#: is still read), any other format is decoded in full
 FULL_DECODE_PIXELS = 4096 * 4096
+
+_PNG_SIG = b"\x89PNG\r\n\x1a\n"
+_PNG_CHANNELS = {0: 1, 2: 3, 3: 1, 4: 2, 6: 4}
+_ADAM7 = ((0, 0, 8, 8), (4, 0, 8, 8), (0, 4, 4, 8), (2, 0, 4, 4), (0, 2, 2, 4), (1, 0, 2, 2), (0, 1, 1, 2))
+
+
+class strict_pil:
+    """Pillow set up for a full check: no truncated-image leniency, no bomb guard (our own limit).
+
+    ``ImageFile.LOAD_TRUNCATED_IMAGES`` (which another library may have switched on) is False
+    inside, so a short file raises instead of decoding into grey padding; Pillow's pixel guard
+    and its ``DecompressionBombWarning`` are lifted (the caller reads the size from the header
+    and applies ``max_pixels`` itself). Both are restored on exit.
+    """
+
+    def __enter__(self) -> "strict_pil":
+        import warnings
+
+        from PIL import Image, ImageFile
+
+        self._warn = warnings.catch_warnings()
+        self._warn.__enter__()
+        warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+        self._saved = (Image.MAX_IMAGE_PIXELS, ImageFile.LOAD_TRUNCATED_IMAGES)
+        Image.MAX_IMAGE_PIXELS = None
+        ImageFile.LOAD_TRUNCATED_IMAGES = False
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        from PIL import Image, ImageFile
+
+        Image.MAX_IMAGE_PIXELS, ImageFile.LOAD_TRUNCATED_IMAGES = self._saved
+        self._warn.__exit__(*exc)
+
+
+def _png_raw_size(w: int, h: int, depth: int, color: int, interlace: int) -> int:
+    """Bytes of the filtered scanlines a PNG's zlib stream must inflate to (PNG spec, 7.2 and 8.2)."""
+    bits = _PNG_CHANNELS[color] * depth
+
+    def lines(pw: int, ph: int) -> int:
+        return ph * (1 + (pw * bits + 7) // 8) if pw and ph else 0
+
+    if not interlace:
+        return lines(w, h)
+    return sum(lines((w - x0 + dx - 1) // dx, (h - y0 + dy - 1) // dy) for x0, y0, dx, dy in _ADAM7)
+
+
+def png_stream_problem(src: "bytes | memoryview | str | os.PathLike[str] | io.BufferedIOBase",
+                       slice_bytes: int = 1 << 20) -> str | None:
+    """None when a PNG's chunks and whole pixel stream are intact, else what is wrong.
+
+    ``src`` is the PNG's bytes, its path or an open binary file. Every chunk's CRC is checked,
+    the IDAT chunks are read and inflated in slices of at most ``slice_bytes`` (so a 20000² image
+    is checked in bounded memory, without unfiltering it; each scanline's filter type must be
+    0..4 when not interlaced), and the stream must end (zlib end mark and Adler-32) exactly at
+    the size the header implies, followed by IEND. This is what
+    Pillow's ``load`` does not check: a zlib stream that ends cleanly but early leaves the rest
+    of the image zero, without an error.
+
+    Examples
+    --------
+    >>> import io, struct, zlib
+    >>> from PIL import Image
+    >>> buf = io.BytesIO(); Image.new("L", (64, 64), 7).save(buf, "PNG"); png = buf.getvalue()
+    >>> png_stream_problem(png) is None
+    True
+    >>> raw = zlib.compress(bytes(65 * 32))  # half the rows a 64 x 64 grey image needs
+    >>> idat = struct.pack(">I", len(raw)) + b"IDAT" + raw + struct.pack(">I", zlib.crc32(b"IDAT" + raw))
+    >>> png_stream_problem(png[:33] + idat + png[-12:])
+    'pixel data ends early: 2080 of 4160 bytes'
+    """
+    if isinstance(src, (bytes, bytearray, memoryview)):
+        return _png_stream(io.BytesIO(src), slice_bytes)
+    if isinstance(src, (str, os.PathLike)):
+        with open(src, "rb") as fh:
+            return _png_stream(fh, slice_bytes)
+    return _png_stream(src, slice_bytes)
+
+
+def _png_stream(fh: "io.BufferedIOBase | io.BytesIO", slice_bytes: int) -> str | None:
+    import struct
+    import zlib
+
+    if fh.read(8) != _PNG_SIG:
+        return "not a PNG"
+    need, got, row = None, 0, 0
+    inflate = zlib.decompressobj()
+    while True:
+        head = fh.read(8)
+        if len(head) < 8:
+            return "file ends before IEND"
+        length, ctype = struct.unpack(">I4s", head)
+        crc = zlib.crc32(ctype)
+        if ctype == b"IHDR":
+            body = fh.read(length)
+            if len(body) < max(length, 13):
+                return "IHDR cut short"
+            crc = zlib.crc32(body, crc)
+            w, h, depth, color, _, _, interlace = struct.unpack(">IIBBBBB", body[:13])
+            if color not in _PNG_CHANNELS:
+                return f"bad colour type {color}"
+            need = _png_raw_size(w, h, depth, color, interlace)
+            row = 0 if interlace else 1 + (w * _PNG_CHANNELS[color] * depth + 7) // 8
+        else:
+            if ctype == b"IDAT" and need is None:
+                return "IDAT before IHDR"
+            left = length
+            while left:
+                piece = fh.read(min(left, slice_bytes))
+                if not piece:
+                    return f"chunk {ctype!r} cut short"
+                left -= len(piece)
+                crc = zlib.crc32(piece, crc)
+                if ctype != b"IDAT":
+                    continue
+                chunk: bytes = piece
+                while chunk and not inflate.eof:
+                    try:
+                        out = inflate.decompress(chunk, slice_bytes)
+                    except zlib.error as exc:
+                        return f"broken pixel stream ({exc})"
+                    if row and out:  # each scanline starts with its filter type, 0..4
+                        bad = out[(-got) % row::row].translate(None, b"\x00\x01\x02\x03\x04")
+                        if bad:
+                            return f"bad filter type {bad[0]}"
+                    got += len(out)
+                    chunk = inflate.unconsumed_tail
+                    if got > need:  # type: ignore[operator]
+                        return f"pixel data too long: more than {need} bytes"
+        tail = fh.read(4)
+        if len(tail) < 4:
+            return f"chunk {ctype!r} cut short"
+        if crc != struct.unpack(">I", tail)[0]:
+            return f"bad CRC in chunk {ctype!r}"
+        if ctype == b"IEND":
+            break
+    if need is None:
+        return "no IHDR"
+    if not inflate.eof or got != need:
+        return f"pixel data ends early: {got} of {need} bytes"
+    return None
+
+
+def _decode_fully(im: "object", data: bytes) -> None:
+    """Decode ``im`` (opened on ``data``) completely, or raise; see :data:`FULL_DECODE_PIXELS`.
+
+    A PNG's pixel stream is always checked to its end (:func:`png_stream_problem`: Pillow pads
+    an early-ending stream with zeros); up to :data:`FULL_DECODE_PIXELS` it is also decoded by
+    Pillow (bad filter bytes and the like).
+    """
+    w, h = im.size  # type: ignore[attr-defined]
+    fmt = im.format  # type: ignore[attr-defined]
+    if fmt == "PNG":
+        why = png_stream_problem(data)
+        if why:
+            raise ValueError(why)
+        if w * h > FULL_DECODE_PIXELS:
+            return
+    elif fmt == "JPEG" and w * h > FULL_DECODE_PIXELS:
+        im.draft(im.mode, (max(1, w // 8), max(1, h // 8)))  # type: ignore[attr-defined]
+    im.load()  # type: ignore[attr-defined]
 
 
 def image_problem(data: bytes, max_pixels: int | None = None) -> str | None:
     """None when ``data`` is a readable image, else the drop reason.
 
     ``image_too_large`` when the header says more than ``max_pixels`` pixels (read from the
-    header alone, nothing decoded); ``undecodable_image`` when it does not open or decode.
-    Pillow's own size guard and its ``DecompressionBombWarning`` are replaced by
-    ``max_pixels``, and a large image is never decoded at full size just to check it.
+    header alone, nothing decoded); ``undecodable_image`` when it does not open or does not
+    decode **fully**: every pixel is decoded (Pillow ``load`` with truncated images refused,
+    see :class:`strict_pil`), and a PNG's pixel stream must run to the size its header implies,
+    CRCs intact, then IEND (:func:`png_stream_problem`; over :data:`FULL_DECODE_PIXELS` pixels
+    that is the whole check, so the full-size pixels are never held; a JPEG that large is
+    decoded at 1/8 scale, which still reads every entropy-coded byte).
 
     Examples
     --------
@@ -233,29 +400,14 @@ def image_problem(data: bytes, max_pixels: int | None = None) -> str | None:
     >>> image_problem(png) is None, image_problem(png, max_pixels=1000), image_problem(png[:60])
     (True, 'image_too_large', 'undecodable_image')
     """
-    import warnings
-
     from PIL import Image
 
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-            saved = Image.MAX_IMAGE_PIXELS
-            Image.MAX_IMAGE_PIXELS = None  # our own limit below, read from the header
-            try:
-                with Image.open(io.BytesIO(data)) as im:
-                    w, h = im.size
-                    if max_pixels is not None and w * h > max_pixels:
-                        return "image_too_large"
-                    if w * h <= FULL_DECODE_PIXELS:
-                        im.load()
-                    elif im.format == "JPEG":
-                        im.draft(im.mode, (max(1, w // 8), max(1, h // 8)))
-                        im.load()
-                    else:
-                        im.verify()
-            finally:
-                Image.MAX_IMAGE_PIXELS = saved
+        with strict_pil(), Image.open(io.BytesIO(data)) as im:
+            w, h = im.size
+            if max_pixels is not None and w * h > max_pixels:
+                return "image_too_large"
+            _decode_fully(im, data)
         return None
     except Exception:
         return "undecodable_image"

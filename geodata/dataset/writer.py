@@ -106,6 +106,18 @@ def embed_images(
     return out, why
 
 
+def _describe_group(df: pl.DataFrame, config: str, split: str, i: int, rows: int, refs: list) -> str:
+    """Row group ``i`` of a partition in words, for an error that must name it (its rows, ids, first image)."""
+    start = i * rows
+    part = df.slice(start, rows)
+    ids = ""
+    if "id" in part.columns and part.height:
+        ids = f", ids {part['id'][0]} … {part['id'][-1]}"
+    first = next((r[0] for r in refs if r), None)
+    return (f"writing {config}/{split} row group {i}: rows {start}..{start + part.height - 1}{ids}"
+            + (f", first image {first}" if first else ""))
+
+
 def write_partition(
     df: pl.DataFrame,
     root: Path,
@@ -176,7 +188,8 @@ def write_partition(
         from ..runners import InProcess
 
         jobs = ((df.slice(s, row_group_rows)["images"].to_list(), check_images, max_image_pixels) for s in starts)
-        embedded = (runner or InProcess()).imap(embed_images, jobs)
+        embedded = (runner or InProcess()).imap(
+            embed_images, jobs, describe=lambda i, a: _describe_group(df, config, split, i, row_group_rows, a[0]))
     for start in starts:
         chunk = df.slice(start, row_group_rows)
         if chunk.height == 0 and (start > 0 or tmp_files or writer is not None):

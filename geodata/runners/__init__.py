@@ -14,9 +14,17 @@ chunks, shard boundaries and bytes are fixed by the plan, never by timing.
   (``row_group_rows``, ``shard_max_mb``).
 
 * ``local`` — in this process (``workers=1``, the default) or a pool of N processes;
-* ``ray`` — Ray Data ``map_batches``, on a local Ray (``ray.init(num_cpus=N)``) or the cluster named by
+* ``ray`` — Ray tasks, on a local Ray (``ray.init(num_cpus=N)``) or the cluster named by
   ``RAY_ADDRESS``. Ray is an optional extra (``pip install 'geodata[ray]'``), imported only
   when this runner starts.
+
+**Worker faults.** A chunk whose worker process dies (a native crash, the kernel's
+out-of-memory killer, a ``kill``) is run again, up to ``max_retries`` times (default 2) — the
+same chunk, so the build writes the same bytes as one without the fault; a chunk that still
+kills its worker ends the build with :class:`WorkerLost`, one line naming the chunk (the map
+step and its rows, or the split and row group with its row ids). An exception raised *by* the
+step is not retried: it is the build's error, as with one process. With ``workers=1`` the chunk
+runs in the build's own process, so nothing survives a crash to retry it.
 
 >>> from geodata.runners import get_runner
 >>> with get_runner("local", workers=1) as run:
@@ -33,9 +41,20 @@ import os
 from collections import deque
 from typing import Any, Callable, Iterable, Iterator
 
-from ..errors import SpecError
+from ..errors import BuildError, SpecError
 
-__all__ = ["Runner", "InProcess", "get_runner", "resolve_workers", "run_map_chunk", "RUNNERS"]
+__all__ = ["Runner", "InProcess", "get_runner", "resolve_workers", "run_map_chunk", "RUNNERS", "WorkerLost",
+           "describe_chunk", "DEFAULT_MAX_RETRIES"]
+
+#: how many times a chunk whose worker died is run again before the build gives up
+DEFAULT_MAX_RETRIES = 2
+
+#: ``describe(i, args) -> str``: names chunk ``i`` (its rows) in a :class:`WorkerLost` message
+Describe = Callable[[int, tuple], str]
+
+
+class WorkerLost(BuildError):
+    """A chunk killed its worker process more often than ``max_retries`` allows."""
 
 #: runner name -> "module:Class" (imported on use, so ``import geodata`` stays light)
 RUNNERS = {"local": "geodata.runners.local:LocalRunner", "ray": "geodata.runners.ray:RayRunner"}
@@ -79,17 +98,30 @@ class Runner:
 
     name = "local"
 
-    def __init__(self, workers: int | str | None = 1) -> None:
+    def __init__(self, workers: int | str | None = 1, max_retries: int = DEFAULT_MAX_RETRIES) -> None:
         self.workers = resolve_workers(workers)
+        if not isinstance(max_retries, int) or max_retries < 0:
+            raise SpecError(f"runner max_retries: must be an integer >= 0, got {max_retries!r}")
+        self.max_retries = max_retries
 
     @property
     def window(self) -> int:
         """Chunks in flight at most (memory is bounded by this × one row group)."""
         return 2 * self.workers
 
-    def imap(self, fn: Callable[..., Any], args: Iterable[tuple]) -> Iterator[Any]:
+    def imap(self, fn: Callable[..., Any], args: Iterable[tuple], describe: Describe | None = None) -> Iterator[Any]:
+        """``fn(*a)`` for each ``a`` of ``args``, in order; ``describe(i, a)`` names chunk ``i`` in errors."""
         for a in args:
             yield fn(*a)
+
+    def lost(self, what: str, deaths: int) -> WorkerLost:
+        """The one-line error for a chunk (``what``) that killed its worker ``deaths`` times."""
+        return WorkerLost(
+            f"{what}: its worker process died {deaths} time{'s' if deaths != 1 else ''} "
+            f"(--runner {self.name} --workers {self.workers}, max_retries={self.max_retries}); a native crash "
+            f"or the out-of-memory killer on these rows: look at their inputs (their images first), or give "
+            f"each worker more memory (fewer --workers)"
+        )
 
     def start(self) -> None:
         """Start the workers without waiting for them (nothing to start in this process)."""
@@ -129,6 +161,50 @@ def ordered_window(submit: Callable[[tuple], Any], result: Callable[[Any], Any],
         yield out
 
 
+def _ids(rows: Any) -> str:
+    """``, ids A … B`` of a frame with an ``id`` column (else empty)."""
+    try:
+        ids = rows["id"]
+    except Exception:  # noqa: BLE001 - no id column: the row numbers say it
+        return ""
+    if len(ids) == 0:
+        return ""
+    return f", ids {ids[0]} … {ids[-1]}" if len(ids) > 1 else f", id {ids[0]}"
+
+
+def describe_chunk(fn: Callable[..., Any], i: int, a: tuple, start: int | None = None) -> str:
+    """A chunk in words: the map step and its rows for :func:`run_map_chunk`, else its number.
+
+    ``start`` is the chunk's first row in the step's input (the runner counts it).
+
+    >>> import polars as pl
+    >>> from geodata.context import StepContext
+    >>> rows = pl.DataFrame({"id": ["a", "b", "c"]})
+    >>> describe_chunk(run_map_chunk, 2, ("validate_coords", rows, StepContext(name="v", part=2), {}), 14)
+    "map step 'v' (validate_coords) chunk 2: rows 14..16 of its input, ids a … c"
+    """
+    if fn is run_map_chunk and len(a) == 4:
+        step, rows, ctx, _ = a
+        n = getattr(rows, "height", 0)
+        where = f"rows {start}..{start + n - 1} of its input" if start is not None else f"{n} rows"
+        return f"map step '{getattr(ctx, 'name', step)}' ({step}) chunk {i}: {where}{_ids(rows)}"
+    return f"chunk {i} of {getattr(fn, '__name__', fn)}"
+
+
+def numbered(fn: Callable[..., Any], args: Iterable[tuple], describe: Describe | None
+             ) -> Iterator[tuple[int, tuple, Callable[[], str]]]:
+    """``(i, a, what)`` for each chunk; ``what()`` names it (``describe``, else :func:`describe_chunk`)."""
+    start = 0
+    for i, a in enumerate(args):
+        if describe is not None:
+            yield i, a, (lambda i=i, a=a: describe(i, a))
+            continue
+        s = start
+        yield i, a, (lambda i=i, a=a, s=s: describe_chunk(fn, i, a, s))
+        if fn is run_map_chunk and len(a) == 4:
+            start += getattr(a[1], "height", 0)
+
+
 def run_map_chunk(step: str, rows: Any, ctx: Any, params: dict[str, Any]) -> Any:
     """Run the registered map step ``step`` on one chunk: the worker side of a map step.
 
@@ -153,8 +229,11 @@ def run_map_chunk(step: str, rows: Any, ctx: Any, params: dict[str, Any]) -> Any
     return StepOutput(res) if isinstance(res, pl.DataFrame) else res
 
 
-def get_runner(name: str | Runner | None = "local", workers: int | str | None = 1) -> Runner:
+def get_runner(name: str | Runner | None = "local", workers: int | str | None = 1,
+               max_retries: int = DEFAULT_MAX_RETRIES) -> Runner:
     """The runner called ``name`` (``local`` or ``ray``) with ``workers`` workers.
+
+    ``max_retries``: how many times a chunk whose worker died is run again (see :class:`WorkerLost`).
 
     >>> get_runner("local", 1).workers
     1
@@ -171,4 +250,4 @@ def get_runner(name: str | Runner | None = "local", workers: int | str | None = 
     import importlib
 
     mod, _, cls = RUNNERS[key].partition(":")
-    return getattr(importlib.import_module(mod), cls)(workers)
+    return getattr(importlib.import_module(mod), cls)(workers, max_retries=max_retries)

@@ -1,4 +1,4 @@
-"""The ``ray`` runner: Ray Data ``map_batches`` on a local Ray or the cluster in ``RAY_ADDRESS``.
+"""The ``ray`` runner: Ray tasks on a local Ray or the cluster in ``RAY_ADDRESS``.
 
 ``ray`` is imported only when the first chunk is submitted. Without ``RAY_ADDRESS`` (and
 without a Ray already started in this process) a new local Ray is started with
@@ -6,13 +6,16 @@ without a Ray already started in this process) a new local Ray is started with
 this process joins that cluster as its driver. A Ray this runner started is shut down when it
 closes; one already running is left alone.
 
-Each call of :meth:`RayRunner.imap` is one Ray Data pipeline: the chunks (row groups of image
-references, or row chunks of a ``map`` step) become the rows of a dataset, each pickled into
-one binary cell; ``map_batches`` runs the function on them, one chunk per batch and one CPU
-per task (at most ``workers`` tasks at once on a local Ray, the whole cluster otherwise), and
-the driver streams the results back **in input order** (``preserve_order``), so it writes the
-same shards as the ``local`` runner. Ray Data's streaming executor bounds what is in flight
-by its object-store budget.
+Each chunk (a row group of image references, or a row chunk of a ``map`` step) is one Ray
+task with one CPU; at most ``2 × workers`` tasks are in flight on a local Ray (``2 × the
+cluster's CPUs`` on a cluster), and the driver takes the results back **in submission
+order** (the same window as the ``local`` runner), so it writes the same shards.
+
+A task whose worker process dies (a native crash, Ray's memory monitor, a lost node) is
+retried by Ray up to ``max_retries`` times (Ray's own default would retry it forever); a chunk
+that still kills its worker ends the build with :class:`~geodata.runners.WorkerLost`, naming
+the chunk. An exception raised by the step is not retried (``retry_exceptions=False``): a
+geodata error comes back as itself, one line.
 
 Workers must import the same ``geodata`` and read the image references at the same paths
 as the driver (see docs/scale.md).
@@ -21,11 +24,10 @@ as the driver (see docs/scale.md).
 from __future__ import annotations
 
 import os
-import pickle
 from typing import Any, Callable, Iterable, Iterator
 
-from ..errors import BuildError
-from . import Runner
+from ..errors import BuildError, GeodataError
+from . import DEFAULT_MAX_RETRIES, Describe, Runner, numbered, ordered_window
 
 __all__ = ["RayRunner"]
 
@@ -33,8 +35,8 @@ __all__ = ["RayRunner"]
 class RayRunner(Runner):
     name = "ray"
 
-    def __init__(self, workers: int | str | None = 1) -> None:
-        super().__init__(workers)
+    def __init__(self, workers: int | str | None = 1, max_retries: int = DEFAULT_MAX_RETRIES) -> None:
+        super().__init__(workers, max_retries=max_retries)
         self._ray: Any = None
         self._started = False
 
@@ -61,25 +63,35 @@ class RayRunner(Runner):
         self._ray = ray
         return ray
 
-    def imap(self, fn: Callable[..., Any], args: Iterable[tuple]) -> Iterator[Any]:
-        ray = self._init()
-        import ray.data
+    def _window(self, ray: Any) -> int:
+        if os.environ.get("RAY_ADDRESS"):
+            return max(self.window, 2 * int(ray.cluster_resources().get("CPU", self.workers)))
+        return self.window
 
-        items = [{"args": pickle.dumps(a, protocol=pickle.HIGHEST_PROTOCOL)} for a in args]
-        if not items:
-            return
-        ctx = ray.data.DataContext.get_current()
-        ctx.execution_options.preserve_order = True  # results come back in input order
-        ctx.enable_progress_bars = False
-        ds = ray.data.from_items(items, override_num_blocks=len(items))
-        on_cluster = bool(os.environ.get("RAY_ADDRESS"))
-        ds = ds.map_batches(
-            _apply, fn_kwargs={"fn": fn}, batch_size=1, batch_format="pyarrow", num_cpus=1,
-            concurrency=None if on_cluster else self.workers,
-        )
-        for batch in ds.iter_batches(batch_size=None, batch_format="pyarrow", prefetch_batches=self.workers):
-            for cell in batch.column("out").to_pylist():
-                yield pickle.loads(cell)
+    def imap(self, fn: Callable[..., Any], args: Iterable[tuple], describe: Describe | None = None) -> Iterator[Any]:
+        ray = self._init()
+        from ray.exceptions import LocalRayletDiedError, NodeDiedError, OutOfMemoryError, RayTaskError, WorkerCrashedError
+
+        died = (WorkerCrashedError, OutOfMemoryError, NodeDiedError, LocalRayletDiedError)
+        task = ray.remote(_call).options(num_cpus=1, max_retries=self.max_retries, retry_exceptions=False)
+
+        def submit(chunk: tuple) -> tuple:
+            _, a, what = chunk
+            return task.remote(fn, *a), what
+
+        def result(handle: tuple) -> Any:
+            ref, what = handle
+            try:
+                return ray.get(ref)
+            except died:
+                raise self.lost(what(), self.max_retries + 1) from None
+            except RayTaskError as exc:  # the step's own error: a geodata error is its one line
+                cause = getattr(exc, "cause", None)
+                if isinstance(cause, GeodataError):
+                    raise cause from None
+                raise
+
+        yield from ordered_window(submit, result, numbered(fn, args, describe), self._window(ray))
 
     def close(self) -> None:
         if self._started and self._ray is not None:
@@ -87,10 +99,6 @@ class RayRunner(Runner):
         self._ray, self._started = None, False
 
 
-def _apply(batch: Any, fn: Callable[..., Any]) -> Any:
-    """One Ray Data batch of pickled argument tuples -> a batch of pickled results (same order)."""
-    import pyarrow as pa
-
-    out = [pickle.dumps(fn(*pickle.loads(cell)), protocol=pickle.HIGHEST_PROTOCOL)
-           for cell in batch.column("args").to_pylist()]
-    return pa.table({"out": pa.array(out, type=pa.large_binary())})
+def _call(fn: Callable[..., Any], *a: Any) -> Any:
+    """One chunk on a Ray worker: ``fn(*a)`` (``fn`` is imported there by reference)."""
+    return fn(*a)

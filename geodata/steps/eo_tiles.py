@@ -12,6 +12,9 @@ images. :func:`eo_tiles` does what CAPTAIN-WHU/DOTA_devkit ``ImgSplit.py`` (and 
   (the devkit's and mmrotate's 0.7); a partial object is flagged ``truncated`` with
   ``difficulty`` 2 (the split tools' mark) and gets the minimum rotated rectangle of its
   clipped part;
+* an image that cannot be read in full (missing, or its pixel data cut short) is a counted
+  drop of all its objects (``<source>: missing image`` / ``<source>: undecodable image``, with up
+  to three such files named in the notes), never an aborted build or a window of grey padding;
 * windows without an object are not written; window images are PNG files named as mmrotate
   names them, ``<id>__<window>__<left>___<up>.png``, under ``out_dir`` (default: the geodata
   cache, ``$GEODATA_CACHE/eo_tiles/``), written once and reused by later builds.
@@ -23,6 +26,7 @@ The step provides the tiled tables to later steps (``inputs: {dota: eo_tiles.dot
 from __future__ import annotations
 
 import hashlib
+import logging
 import os
 from pathlib import Path
 
@@ -30,7 +34,7 @@ import numpy as np
 import polars as pl
 import shapely
 
-from .._cache import cache_dir
+from .._cache import cache_dir, write_atomic
 from ..context import StepContext, StepOutput
 from ..errors import BuildError, SpecError
 from ..registry import step
@@ -38,6 +42,8 @@ from ..contracts.eo import quads_to_boxes
 from ..image_geometry import WINDOW_RE
 
 __all__ = ["eo_tiles", "window_starts"]
+
+log = logging.getLogger("geodata")
 
 
 def window_starts(size: int, window: int, gap: int) -> list[int]:
@@ -63,31 +69,65 @@ def _tile_dir(base: Path, image: str, window: int, gap: int) -> Path:
     return base / key[:16]
 
 
-def _save_windows(image: str, windows: list[tuple[int, int, int, int]], names: list[str], folder: Path) -> None:
-    """Crop each window once from the decoded image (bomb guard lifted: DOTA-v2 is ~20000² px)."""
+def _save_windows(image: str, windows: list[tuple[int, int, int, int]], names: list[str], folder: Path) -> str | None:
+    """Crop each window once from the decoded image; None, or the drop reason when it cannot be read.
+
+    The image is decoded once, in full and strictly (:class:`geodata.images.strict_pil`: a file
+    cut short raises instead of padding grey; the bomb guard is lifted, since DOTA-v2 is ~20000²
+    px), and a PNG's pixel stream is checked to its end alongside
+    (:func:`geodata.images.png_stream_problem`), so a window is never cut from a broken image.
+    Each window file is written all or nothing (:func:`geodata._cache.write_atomic`).
+    """
     todo = [(w, n) for w, n in zip(windows, names) if not (folder / n).exists()]
     if not todo:
-        return
+        return None
+    import io
+    from concurrent.futures import ThreadPoolExecutor
+
     from PIL import Image
 
-    folder.mkdir(parents=True, exist_ok=True)
-    guard = Image.MAX_IMAGE_PIXELS
-    Image.MAX_IMAGE_PIXELS = None
+    from ..images import png_stream_problem, strict_pil
+
+    im = None
     try:
-        with Image.open(image) as im:
-            im.load()
-            for (x0, y0, x1, y1), name in todo:
-                tmp = folder / f".{name}.tmp{os.getpid()}"
-                im.crop((x0, y0, x1, y1)).save(tmp, format="PNG")
-                os.replace(tmp, folder / name)
-    finally:
-        Image.MAX_IMAGE_PIXELS = guard
+        with open(image, "rb") as fh:
+            is_png = fh.read(8) == b"\x89PNG\r\n\x1a\n"
+        with ThreadPoolExecutor(1) as pool:
+            # Pillow pads a PNG whose pixel stream ends early with zeros: check the stream to its end
+            # (inflate only, bounded memory) in a thread while Pillow decodes the image
+            stream = pool.submit(png_stream_problem, image) if is_png else None
+            try:
+                with strict_pil():
+                    im = Image.open(image)
+                    im.load()
+            finally:
+                why = stream.result() if stream is not None else None
+        if why is not None:
+            raise ValueError(why)
+    except (FileNotFoundError, PermissionError, IsADirectoryError):
+        return "missing image"
+    except Exception:  # noqa: BLE001 - whatever the decoder raises, the image is unreadable
+        if im is not None:
+            im.close()
+        return "undecodable image"
+    with im:
+        for box, name in todo:
+            buf = io.BytesIO()
+            im.crop(box).save(buf, format="PNG")
+            write_atomic(folder / name, buf.getbuffer())  # a full disk: DiskFullError, one line
+    return None
 
 
-def _tile_image(g: pl.DataFrame, window: int, gap: int, min_area_frac: float, base: Path) -> tuple[list[dict], int, int]:
-    """Window rows of one image's objects; also (windows written, objects cut below the threshold)."""
+def _tile_image(g: pl.DataFrame, window: int, gap: int, min_area_frac: float, base: Path
+                ) -> tuple[list[dict], int, int, str | None]:
+    """Window rows of one image's objects; also (windows written, objects cut below the threshold,
+    the drop reason when the image cannot be read: then no rows)."""
     r0 = g.row(0, named=True)
     w, h = int(r0["width"]), int(r0["height"])
+    try:
+        folder = _tile_dir(base, r0["image"], window, gap)
+    except FileNotFoundError:
+        return [], 0, 0, "missing image"
     q = np.asarray(g["quad"].to_list(), dtype=np.float64).reshape(-1, 4, 2)
     polys = shapely.make_valid(shapely.polygons(np.concatenate([q, q[:, :1]], axis=1)))
     area = shapely.area(polys)
@@ -106,7 +146,6 @@ def _tile_image(g: pl.DataFrame, window: int, gap: int, min_area_frac: float, ba
                 continue
             stem = f"{r0['image_id']}__{window}__{left}___{up}"
             name = f"{stem}.png"
-            folder = _tile_dir(base, r0["image"], window, gap)
             wins.append((left, up, x1, y1))
             names.append(name)
             rect = shapely.minimum_rotated_rectangle(inter[keep])
@@ -125,8 +164,10 @@ def _tile_image(g: pl.DataFrame, window: int, gap: int, min_area_frac: float, ba
                            difficulty=rec.get("difficulty", 0) if full else 2)
                 rows.append(rec)
     if wins:
-        _save_windows(r0["image"], wins, names, _tile_dir(base, r0["image"], window, gap))
-    return rows, len(wins), lost
+        why = _save_windows(r0["image"], wins, names, folder)
+        if why is not None:
+            return [], 0, 0, why
+    return rows, len(wins), lost, None
 
 
 @step("eo_tiles", kind="join")
@@ -178,12 +219,20 @@ def eo_tiles(
         keep = table.filter(~(big & ~is_window))
         rows: list[dict] = []
         n_win = lost = 0
+        bad: dict[str, list[str]] = {}
         for _, g in todo.group_by(["split", "image"], maintain_order=True):
-            r, nw, nl = _tile_image(g, window, gap, min_area_frac, base)
+            r, nw, nl, why = _tile_image(g, window, gap, min_area_frac, base)
+            if why is not None:  # every object of an image that cannot be read: a counted drop
+                out.drop(f"{name}: {why}", g.height)
+                bad.setdefault(why, []).append(str(g["image"][0]))
+                continue
             rows += r
             n_win += nw
             lost += nl
         out.drop(f"{name}: object cut below min_area_frac", lost)
+        for why, images in bad.items():
+            log.warning("eo_tiles: %d %s image(s) of '%s' dropped with their objects, e.g. %s",
+                        len(images), why.split()[0], name, ", ".join(images[:3]))
         parts = [keep]
         if rows:
             tiled = pl.DataFrame(rows, schema={c: t for c, t in table.schema.items() if c != "box"})
@@ -192,7 +241,8 @@ def eo_tiles(
             tiled = tiled.with_columns(box=pl.Series(boxes.tolist(), dtype=pl.List(pl.Float64))).select(table.columns)
             parts.append(tiled)
         new = pl.concat(parts)
-        out.note(f"eo_tiles.{name}", {"images_tiled": todo["image"].n_unique(), "windows": n_win,
+        out.note(f"eo_tiles.{name}", {"images_tiled": todo["image"].n_unique() - sum(map(len, bad.values())),
+                                      "images_dropped": sum(map(len, bad.values())), "windows": n_win,
                                       "objects_in": table.height, "objects_out": new.height})
         if table is df:
             out_df = new
