@@ -48,7 +48,7 @@ import polars as pl
 from ...context import StepContext, StepOutput
 from ...errors import SourceError
 from ...registry import source
-from ..._cache import cache_dir
+from ...paths import cache_dir
 from .._layout import find_root, official_split
 
 __all__ = ["BEN19", "CLC43", "CLC43_TO_19", "MULTILABEL_SCHEMA", "read_bigearthnet", "compose_rgb"]
