@@ -67,8 +67,10 @@ geo-r1-scaffold: install ## Geo-R1 scaffolding CoT from MP-16 (MP16_ROOT, SET="s
 eo-instruct: install ## GeoVLM-R1 EO instruction set, one config per task (UCM_ROOT, DOTA_ROOT ...; SET="mix.total=318000")
 	$(BIN)/geodata build eo-instruct $(SET_ARGS)
 
-clean: ## remove built datasets and samples (keeps .venv)
-	rm -rf datasets data/samples
+clean: ## remove built datasets and samples geodata wrote (keeps .venv and every file of yours)
+	@$(BIN)/python -c 'import sys; from geodata.dataset.ownership import clean_built; \
+	kept = clean_built("datasets", "data/samples"); \
+	print("kept (not written by geodata):", *kept[:10], "..." if len(kept) > 10 else "") if kept else None'
 
 # -- training: RECIPE=geodata_train/recipes name or YAML, SET="key=value ..." ----------
 RECIPE ?=
@@ -137,3 +139,26 @@ eval: install ## score predictions (PREDICTIONS=preds.csv TRUTH=dataset-name|fol
 	@if [ -z "$(TRUTH)" ]; then $(BIN)/geodata build mp16-hard-200k; fi
 	@if [ ! -f "$(EVAL_PREDICTIONS)" ]; then $(BIN)/geodata sample-data --only mp16 --only predictions >/dev/null; fi
 	$(BIN)/geodata eval $(EVAL_PREDICTIONS) --truth $(EVAL_TRUTH)
+
+# -- benchmarks, reproduce chains, GPU check (issue 22) -----------------------------------------
+# A chain's logic is geodata/chains.py, its stages pipelines/chains/<chain>.yaml; outputs go to
+# runs/<chain>/<stage>/, current stages are skipped, a killed chain resumes. STAGE=sft stops there.
+PROFILE ?= tiny
+STAGE ?=
+.PHONY: bench-list reproduce-geo-r reproduce-geo-r1 reproduce-geovlm-r1 gpu-check
+CHAIN = $(BIN)/python -m geodata.chains $(1) --profile $(PROFILE) $(if $(STAGE),--stage $(STAGE))
+
+bench-list: install ## the benchmark pipelines (pipelines/bench/), their release variables and papers
+	$(BIN)/geodata bench list
+
+reproduce-geo-r: install-train ## Geo-R end to end: data, SFT, hotspots, Hard-200K, GRPO, IM2GPS3K/YFCC4K eval vs the paper (PROFILE=tiny|paper)
+	$(call CHAIN,geo-r)
+
+reproduce-geo-r1: install-train ## Geo-R1 end to end: scaffold SFT, cross-view GRPO, cross-view test sets (PROFILE=tiny|paper)
+	$(call CHAIN,geo-r1)
+
+reproduce-geovlm-r1: install-train ## GeoVLM-R1 end to end: EO SFT, per-task GRPO, EO test splits (PROFILE=tiny|paper)
+	$(call CHAIN,geovlm-r1)
+
+gpu-check: install-train ## on one CUDA GPU (<= 8 min): Qwen2.5-VL-3B SFT / GRPO steps and vLLM predict throughput
+	$(BIN)/python benchmarks/gpu_check.py

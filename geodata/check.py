@@ -20,7 +20,7 @@ import polars as pl
 
 from .context import StepContext, StepOutput
 from .engine.roots import locate_root
-from .errors import SourceError
+from .errors import ChoiceError, SourceError
 from .geo import valid_coords
 from .schema import images_missing
 
@@ -67,7 +67,21 @@ def check_source(
     info = get_source(name)
     where, how = _root(info, root)
     kwargs = validate_params(info.params, dict(params or {}), f"check {name}")
-    res = info.fn(StepContext(name=f"read:{name}"), root=where, **kwargs)
+    try:
+        res = info.fn(StepContext(name=f"read:{name}"), root=where, **kwargs)
+    except ChoiceError as exc:  # the root holds variants: report each, as a build would ask to choose
+        if exc.param in (params or {}):
+            raise
+        reps = {c: check_source(name, root, deep=deep, params={**(params or {}), exc.param: c}) for c in exc.choices}
+        rep = dict(reps[exc.choices[0]])
+        rep["choices"] = {
+            "param": exc.param,
+            "why": str(exc),
+            "options": {c: {"rows": r["rows"], "splits": r.get("splits", {}), "rows_after_drops": r["rows_after_drops"]}
+                        for c, r in reps.items()},
+            "shown": exc.choices[0],
+        }
+        return rep
     res = res if isinstance(res, StepOutput) else StepOutput(res)
     df = res.rows
     rep: dict[str, Any] = {"source": name, "root": str(where), "root_from": how}
@@ -126,8 +140,17 @@ def check_source(
 def format_check(rep: dict[str, Any]) -> str:
     """The report of :func:`check_source` as plain text."""
     cols = list(rep["columns"])
-    lines = [
-        f"source   {rep['source']} at {rep['root']} (from {rep['root_from']})",
+    lines = [f"source   {rep['source']} at {rep['root']} (from {rep['root_from']})"]
+    ch = rep.get("choices")
+    if ch:
+        lines.append(f"choose   {ch['param']}: this root offers {len(ch['options'])}; a build asks you to set one "
+                     f"({ch['param']}: VALUE in the spec's {rep['source']} source)")
+        for c, o in ch["options"].items():
+            sp = ", ".join(f"{k} {v}" for k, v in o["splits"].items())
+            lines.append(f"  {ch['param']}={c:<18} {o['rows']:>9} rows" + (f" ({sp})" if sp else "")
+                         + f", {o['rows_after_drops']} left after drops")
+        lines.append(f"below: {ch['param']}={ch['shown']} (--param {ch['param']}=VALUE shows another)")
+    lines += [
         "layout   " + ("; ".join(f"{v}" for v in rep["layout"].values()) or "(the reader notes none)"),
         f"rows     {rep['rows']} metadata rows, {len(cols)} columns: {', '.join(cols)}",
     ]

@@ -8,6 +8,7 @@ variable                what                                         default
 ``GEODATA_CACHE``       image indexes, tiles, the inference cache    ``~/.cache/geodata``
 ``GEODATA_PIPELINES``   a pipeline folder searched first             ``./pipelines``, the repository's
 ``GEODATA_CATALOGS``    a catalog folder searched first              ``./catalogs``, the repository's
+``GEODATA_CHAINS``      a reproduce-chain folder searched first      ``./pipelines/chains``, the repo's
 ``GEODATA_PUBLISH_DIR`` assembled publish folders (``<name>/``)      ``./build/hub``
 ``GEODATA_DEBUG``       tracebacks instead of one-line errors        off
 ``<SOURCE>_ROOT``       a source's root, named by its reader         its embedded sample
@@ -28,7 +29,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-__all__ = ["datasets_dir", "data_dir", "cache_dir", "pipeline_dirs", "catalog_dirs", "publish_dir", "debug",
+__all__ = ["datasets_dir", "data_dir", "cache_dir", "pipeline_dirs", "catalog_dirs", "chain_dirs", "publish_dir", "debug",
            "source_root"]
 
 #: the repository (or installed tree) holding the shipped pipelines/ and catalogs/
@@ -66,6 +67,11 @@ def pipeline_dirs() -> list[Path]:
 def catalog_dirs() -> list[Path]:
     """Where source catalogs are looked up: $GEODATA_CATALOGS, ./catalogs, the repo's catalogs/."""
     return _search("GEODATA_CATALOGS", "catalogs")
+
+
+def chain_dirs() -> list[Path]:
+    """Where reproduce chains are looked up: $GEODATA_CHAINS, ./pipelines/chains, the repo's."""
+    return _search("GEODATA_CHAINS", "pipelines/chains")
 
 
 def publish_dir(name: str) -> Path:

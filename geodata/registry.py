@@ -32,7 +32,7 @@ from typing import Any, Callable
 
 from pydantic import BaseModel, ConfigDict, ValidationError, create_model
 
-from .errors import SpecError
+from .errors import SpecError, did_you_mean
 
 __all__ = [
     "StepInfo",
@@ -114,7 +114,7 @@ def validate_params(model: type[BaseModel], params: dict[str, Any], where: str) 
         for err in exc.errors():
             key = ".".join(str(p) for p in err["loc"]) or "?"
             if err["type"] == "extra_forbidden":
-                msgs.append(f"unknown key '{key}' (allowed: {allowed})")
+                msgs.append(f"unknown key '{key}'{did_you_mean(key, model.model_fields)} (allowed: {allowed})")
             elif err["type"] == "missing":
                 msgs.append(f"missing required key '{key}'")
             else:

@@ -515,12 +515,18 @@ def report_section(figures: list[str], summary: str) -> str:
 # -- entry point ---------------------------------------------------------------------------------
 
 
+#: every file ``geodata report`` may write in ``report/`` (checked before any is written)
+REPORT_FILES = ("density_map.png", "hotspots_map.png", "countries.png", "tasks.png", "answer_length.png", "summary.md")
+
+
 def make_report(name_or_path: str | Path, datasets_dir: str | Path | None = None, link: bool = True) -> Report:
     """Write the report figures and ``summary.md`` beside the dataset; link them from its card."""
     ds = Dataset.open(name_or_path, datasets_dir)
     path = ds.path
     name = ds.name
     out = path / "report"
+    writes = [f"report/{f}" for f in REPORT_FILES] + [own.REPORT_MARKER]
+    own.refuse_clashes(path, writes, own.report_files_unchanged(path), "geodata report", "give them other names")
     out.mkdir(exist_ok=True)
     for rel in own.report_files(path):  # figures of an earlier report: only those geodata recorded
         if rel.endswith(".png") and (path / rel).is_file():

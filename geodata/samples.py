@@ -28,8 +28,10 @@ def sample_root(reader: str) -> Path:
 def write_sample_to(info: SourceInfo, root: Path) -> None:
     """Write a source's sample atomically (into a temp folder, then rename).
 
-    ``root`` is replaced only when it is missing, empty or a sample geodata wrote (its
-    ``.complete`` marker); anything else is an :class:`~geodata.errors.OwnershipError`.
+    ``root`` is written only when it is missing, empty or a sample geodata wrote (its
+    ``.complete`` marker); anything else is an :class:`~geodata.errors.OwnershipError`. In a
+    sample folder of geodata's only geodata's files are replaced
+    (:func:`~geodata.dataset.ownership.replace_sample`): the user's stay where they are.
     """
     assert info.sample is not None
     root = own.check_out(Path(root), "sample")
@@ -39,22 +41,9 @@ def write_sample_to(info: SourceInfo, root: Path) -> None:
     tmp = own.make_temp(root)
     try:
         info.sample(tmp)
-        own.mark_sample(tmp)
-        (tmp / own.TEMP_MARKER).unlink()
-        if root.exists() and not any(root.iterdir()):
-            root.rmdir()
-        if root.exists():
-            own.check_out(root, "sample")
-            old = own.make_temp(root, "old")
-            os.replace(root, old / "sample")
-            os.replace(tmp, root)
-            shutil.rmtree(old)  # marked: holds only the sample geodata wrote
-        else:
-            os.replace(tmp, root)
+        own.replace_sample(tmp, root)  # keeps every file in root that geodata did not write
     finally:
-        if tmp.exists():
-            (tmp / own.TEMP_MARKER).write_text("")
-            own.remove_temp(tmp)
+        own.remove_temp(tmp)
 
 
 def sample_targets(only: Iterable[str] = (), out: Path | None = None) -> list[tuple[SourceInfo, Path]]:

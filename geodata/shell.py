@@ -140,11 +140,13 @@ def register_published(con: Any, ref: str | Path, name: str | None = None) -> li
     """
     import duckdb
 
+    from .sql import create_view
+
     views = published_views(con, ref, name)
     for view, globs in views.items():
         src = "[" + ", ".join("'" + g.replace("'", "''") + "'" for g in globs) + "]"
         try:
-            con.execute(f"CREATE OR REPLACE VIEW {view} AS SELECT * FROM read_parquet({src}, union_by_name = true)")
+            create_view(con, view, f"SELECT * FROM read_parquet({src}, union_by_name = true)", hub_base(ref))
         except duckdb.Error as exc:
             raise GeodataError(f"{ref}: cannot read {globs[0]}: {str(exc).splitlines()[0].lower()}") from None
     return list(views)

@@ -31,11 +31,11 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from .paths import pipeline_dirs
-from .errors import SpecError
+from .errors import SpecError, did_you_mean
 from .registry import get_source, get_step, validate_params
 
 __all__ = [
-    "Spec", "StepSpec", "SourceSpec", "OutputSpec", "CardSpec", "load_spec", "find_spec", "interpolate",
+    "Spec", "BenchmarkSpec", "StepSpec", "SourceSpec", "OutputSpec", "CardSpec", "load_spec", "find_spec", "interpolate",
     "apply_overrides", "parse_override", "set_path", "read_mapping", "validate_model",
 ]
 
@@ -135,6 +135,16 @@ class CardSpec(_Strict):
     tags: list[str] = Field(default_factory=lambda: ["geospatial", "geolocation"])
 
 
+class BenchmarkSpec(_Strict):
+    """What a benchmark pipeline (``pipelines/bench/``) builds: named on its card and by ``geodata bench list``."""
+
+    name: str = Field(description="the benchmark (IM2GPS3K, CVUSA test ...)")
+    paper: str = Field(description="the paper that defines the benchmark (title, venue, arXiv)")
+    protocol: str = Field(description="the evaluation protocol: split, what is asked, what is counted")
+    scorer: str = Field(description="how geodata eval scores it and whose scoring code it follows")
+    reported_by: list[str] = Field(default_factory=list, description="methods (papers) that report it")
+
+
 class Spec(_Strict):
     name: str = Field(pattern=r"^[a-z0-9][a-z0-9._-]*$")
     description: str = ""
@@ -144,6 +154,8 @@ class Spec(_Strict):
     steps: list[StepSpec] = Field(default_factory=list)
     output: OutputSpec = Field(default_factory=OutputSpec)
     card: CardSpec = Field(default_factory=CardSpec)
+    #: set by the benchmark pipelines (``pipelines/bench/``): the card names it, its paper, protocol and scorer
+    benchmark: BenchmarkSpec | None = None
     max_drop_fraction: float = Field(
         0.5, ge=0, le=1,
         description="a step (or source read) that loses more than this fraction of its rows for one "
@@ -171,6 +183,8 @@ class Spec(_Strict):
         for st in out["steps"]:  # a step without inputs reads as before (same fingerprint)
             if not st.get("inputs"):
                 st.pop("inputs", None)
+        if out.get("benchmark") is None:  # a spec without it reads as before (same fingerprint)
+            out.pop("benchmark", None)
         if out["output"].get("format") == "parquet":  # the default format reads as before (same fingerprint)
             out["output"].pop("format")
         return out
@@ -237,10 +251,33 @@ def validate_model(model: type[BaseModel], raw: dict[str, Any], where: str) -> A
         for err in exc.errors():
             key = ".".join(str(p) for p in err["loc"])
             if err["type"] == "extra_forbidden":
-                msgs.append(f"unknown key '{key}'")
+                fields = _fields_at(model, err["loc"][:-1])
+                hint = did_you_mean(str(err["loc"][-1]), fields) if fields else ""
+                msgs.append(f"unknown key '{key}'{hint}" + (f" (allowed: {', '.join(sorted(fields))})" if fields else ""))
             else:
                 msgs.append(f"'{key}': {err['msg'].lower()} (got {err.get('input')!r})")
         raise SpecError(f"{where}: " + "; ".join(msgs)) from None
+
+
+def _fields_at(model: type[BaseModel], loc: tuple[Any, ...]) -> list[str]:
+    """The field names of the model found at ``loc`` below ``model`` (empty when not a model)."""
+    import typing
+
+    cur: Any = model
+    for part in loc:
+        if isinstance(part, int):
+            continue
+        field = cur.model_fields.get(str(part)) if isinstance(cur, type) and issubclass(cur, BaseModel) else None
+        if field is None:
+            return []
+        cur = field.annotation
+        for arg in (*typing.get_args(cur), cur):  # Optional[X], list[X]: the model inside
+            if isinstance(arg, type) and issubclass(arg, BaseModel):
+                cur = arg
+                break
+    if not (isinstance(cur, type) and issubclass(cur, BaseModel)):
+        return []
+    return [f for f in cur.model_fields if f != "path"]
 
 
 def apply_overrides(raw: dict[str, Any], sets: Iterable[str], where: str) -> dict[str, Any]:
@@ -257,7 +294,7 @@ def apply_overrides(raw: dict[str, Any], sets: Iterable[str], where: str) -> dic
         key = ".".join(parts)
         if parts[0] not in ids:
             raise SpecError(
-                f"{where}: --set '{key}': '{parts[0]}' is neither a top-level key "
+                f"{where}: --set '{key}': '{parts[0]}'{did_you_mean(parts[0], [*top, *map(str, ids)])} is neither a top-level key "
                 f"({', '.join(sorted(top))}) nor a step id ({', '.join(map(str, ids))})"
             )
         if len(parts) < 2:
@@ -275,11 +312,15 @@ def find_spec(name_or_path: str | Path, search: Iterable[Path] | None = None) ->
         return p
     dirs = list(search) if search is not None else pipeline_dirs()
     for d in dirs:
-        cand = d / f"{name_or_path}.yaml"
-        if cand.exists():
-            return cand
-    known = sorted({f.stem for d in dirs if d.is_dir() for f in d.glob("*.yaml")})
-    raise SpecError(f"unknown pipeline '{name_or_path}' (known: {', '.join(known) or 'none'})")
+        for cand in (d / f"{name_or_path}.yaml", d / BENCH_DIR / f"{name_or_path}.yaml"):
+            if cand.exists():
+                return cand
+    known = sorted({f.stem for d in dirs if d.is_dir() for f in [*d.glob("*.yaml"), *(d / BENCH_DIR).glob("*.yaml")]})
+    raise SpecError(f"unknown pipeline '{name_or_path}'{did_you_mean(str(name_or_path), known)} (known: {', '.join(known) or 'none'})")
+
+
+#: the benchmark pipelines' folder inside a pipelines folder (``pipelines/bench/bench-im2gps3k.yaml``)
+BENCH_DIR = "bench"
 
 
 def _check_inputs(spec: Spec, i: int, info: Any, earlier: set[str], where: str) -> None:

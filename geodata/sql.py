@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import logging
 import re
+import weakref
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -19,7 +20,10 @@ from .dataset import DatasetError
 
 log = logging.getLogger("geodata")
 
-__all__ = ["connect", "view_name", "dataset_views", "print_result", "RESULT_MODES"]
+__all__ = ["connect", "view_name", "dataset_views", "create_view", "print_result", "RESULT_MODES"]
+
+#: per connection: view name → the folders (or published sets) it was made from
+_SOURCES: "weakref.WeakKeyDictionary[duckdb.DuckDBPyConnection, dict[str, list[str]]]" = weakref.WeakKeyDictionary()
 
 
 def view_name(*parts: str) -> str:
@@ -86,8 +90,27 @@ def connect(datasets_dir: Path | str = "datasets", database: str = ":memory:") -
             log.warning("skipped %s: its manifest cannot be read: %s", folder, exc)
             continue
         for view, globs in views.items():
-            con.execute(f"CREATE OR REPLACE VIEW {view} AS {_view_sql(globs)}")
+            create_view(con, view, _view_sql(globs), str(folder.resolve()))
     return con
+
+
+def create_view(con: duckdb.DuckDBPyConnection, view: str, query: str, source: str) -> None:
+    """Create ``view`` over ``query`` (rows of ``source``, a dataset folder or published set).
+
+    A view name that another source already gave is never silently replaced: the view then
+    answers every query with a one-line error naming both sources.
+    """
+    seen = _SOURCES.setdefault(con, {})
+    sources = seen.setdefault(view, [])
+    if source in sources:
+        return
+    sources.append(source)
+    if len(sources) == 1:
+        con.execute(f"CREATE OR REPLACE VIEW {view} AS {query}")
+        return
+    msg = (f"view {view}: {len(sources)} datasets of that name ({' and '.join(sources)}); "
+           "query one at a time (--datasets DIR, or --hub FOLDER alone) or rebuild one under another name")
+    con.execute(f"CREATE OR REPLACE VIEW {view} AS SELECT * FROM range(1) WHERE error({_quote(msg)}) IS NULL")
 
 
 def _view_sql(globs: list[str]) -> str:

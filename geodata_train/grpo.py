@@ -114,19 +114,27 @@ def policy_folder(name_or_path: str, processor: Any, out: Path) -> Path:
     """
     from .models import save_processor
 
+    from geodata.dataset import ownership as own
+
     src = _model_files(name_or_path).resolve()
     out = Path(out)
-    if out.exists() and not (out / LINK_MARKER).is_file():
+    marked, listed = own.read_listing(out, LINK_MARKER)
+    if out.exists() and not marked:
         raise BuildError(f"{out} exists and was not written by geodata (no {LINK_MARKER}); remove it or move output_dir")
-    out.mkdir(parents=True, exist_ok=True)
-    for old in out.iterdir():  # a folder of geodata's own: every entry was written here
-        if old.is_file() or old.is_symlink():
-            old.unlink()
-    for f in src.iterdir():
-        if f.is_file() and f.name not in PROCESSOR_FILES and not f.name.startswith("."):
-            os.symlink(f, out / f.name)
-    save_processor(processor, out)
-    (out / LINK_MARKER).write_text(json.dumps({"linked_from": str(src)}) + "\n")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = own.make_temp(out)
+    try:  # made beside, then moved in: only the entries geodata listed are replaced
+        for f in src.iterdir():
+            if f.is_file() and f.name not in PROCESSOR_FILES and not f.name.startswith("."):
+                os.symlink(f, tmp / f.name)
+        save_processor(processor, tmp)
+        old = listed if listed is not None else {  # an older marker: its links and same-bytes files
+            f.name for f in (out.iterdir() if out.is_dir() else ()) if f.is_symlink() or own._same_bytes(f, tmp / f.name)}
+        own.install_files(tmp, out, old,
+                          lambda files, partial: own.write_listing(out, LINK_MARKER, files, partial, linked_from=str(src)),
+                          "grpo's policy folder", "remove it or move output_dir")
+    finally:
+        own.remove_temp(tmp)
     return out
 
 
@@ -155,6 +163,9 @@ def run(
     sets = list(sets)
     if not isinstance(recipe, Recipe):
         recipe = load_recipe(recipe, sets)
+    from .sft import claim_output_dir
+
+    claim_output_dir(recipe)
     if len(recipe.data.configs) > 1 and recipe.grpo is not None and recipe.grpo.stages:
         return run_stages(recipe, sets)
     [(config, rows, funcs)] = prepare(recipe)
@@ -270,12 +281,22 @@ def _link_final(stage: Path, out: Path) -> None:
     """Hard-link (else copy) the last stage's model files into ``out`` (geodata-marked)."""
     from geodata.dataset.ownership import link_or_copy
 
+    from geodata.dataset import ownership as own
+
     files = [f for f in stage.iterdir() if f.is_file() and not f.name.startswith(".")]
-    clash = [f.name for f in files if (out / f.name).exists()]
-    if clash and not (out / LINK_MARKER).is_file():
-        raise BuildError(f"{out}: {clash[0]} exists and was not written by geodata (no {LINK_MARKER}); not overwritten")
-    for f in stage.iterdir():
-        if not f.is_file() or f.name.startswith("."):
-            continue
+    _, listed = own.read_listing(out, LINK_MARKER)
+    old = listed if listed is not None else {  # an older marker: the files that hold the stage's bytes
+        f.name for f in files if own._same_bytes(out / f.name, f)}
+    own.refuse_clashes(out, [f.name for f in files], old, "grpo's final model", "move output_dir")
+    new = {f.name for f in files}
+
+    def mark(names: set[str], partial: bool) -> None:
+        own.write_listing(out, LINK_MARKER, names, partial, linked_from=str(stage))
+
+    mark(old | new, True)
+    for f in files:
         link_or_copy(f, out / f.name)
-    (out / LINK_MARKER).write_text(json.dumps({"linked_from": str(stage)}) + "\n")
+    for name in sorted(old - new):
+        if (out / name).is_file() and not (out / name).is_symlink():
+            (out / name).unlink()
+    mark(new, False)

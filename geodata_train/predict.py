@@ -20,7 +20,6 @@ import importlib.util
 import json
 import logging
 import os
-import shutil
 import time
 from pathlib import Path
 from typing import Any, Iterable, Sequence
@@ -28,7 +27,7 @@ from typing import Any, Iterable, Sequence
 import numpy as np
 import pyarrow.parquet as pq
 
-from geodata.dataset.ownership import check_out_file, mark_table
+from geodata.dataset.ownership import check_out_file, is_marked_file, mark_table
 from geodata.errors import BuildError, SourceError, SpecError
 
 from .recipe import Recipe, load_recipe
@@ -192,10 +191,42 @@ class _Dist:
 def _done_ids(parts: Path) -> set[str]:
     import polars as pl
 
-    files = sorted(parts.glob("*.parquet")) if parts.is_dir() else []
+    files = _part_files(parts)
     if not files:
         return set()
     return set(pl.read_parquet(files, columns=["id"])["id"].to_list())
+
+
+def _part_files(parts: Path) -> list[Path]:
+    """The part files geodata wrote in ``parts``: known by the marker in their schema, or (parts of
+    a run before the marker) by holding exactly the columns of a part. Other files are the user's."""
+    if not parts.is_dir():
+        return []
+    cols = _frame([], [], []).columns
+    out = []
+    for f in sorted(parts.glob("*.parquet")):
+        if f.is_symlink() or not f.is_file():
+            continue
+        if is_marked_file(f):
+            out.append(f)
+            continue
+        try:
+            if pq.read_schema(f).names == cols:
+                out.append(f)
+        except Exception:  # noqa: BLE001 - unreadable: not a part of geodata's
+            pass
+    return out
+
+
+def _remove_parts(parts: Path) -> None:
+    """Delete the part files and the marker geodata wrote in ``parts``; the folder goes when empty."""
+    for f in _part_files(parts):
+        f.unlink()
+    (parts / PARTS_MARKER).unlink(missing_ok=True)
+    try:
+        parts.rmdir()
+    except OSError:
+        log.warning("%s: kept, it holds files geodata did not write", parts)
 
 
 def _frame(ids: list[str], tasks: list[str], completions: list[str]) -> Any:
@@ -296,14 +327,14 @@ def run(recipe: Recipe | str | Path, sets: Iterable[str] = (), out: Path | None 
         buf[1].extend(str(t) for t in batch["task"])
         buf[2].extend(texts)
         if (b + 1) % p.save_every == 0 or start + batch_size >= len(mine):
-            _frame(*buf).write_parquet(parts / f"rank{rank:05d}-{time.time_ns()}.parquet")
+            pq.write_table(mark_table(_frame(*buf).to_arrow()), parts / f"rank{rank:05d}-{time.time_ns()}.parquet")
             buf = ([], [], [])
     dt = time.perf_counter() - t0
     print(f"predict {recipe.name}: rank {rank}/{world}: {len(mine)} rows, {n_images} images in {dt:.1f} s "
           f"({n_images / dt if dt > 0 else 0.0:.2f} images/s)", flush=True)
     dist.wait()
     if rank == 0:
-        files = sorted(parts.glob("*.parquet"))
+        files = _part_files(parts)
         df = pl.read_parquet(files) if files else _frame([], [], [])
         df = df.unique("id", keep="first")
         order = pl.DataFrame({"id": all_ids, "_i": np.arange(len(all_ids))})
@@ -312,7 +343,7 @@ def run(recipe: Recipe | str | Path, sets: Iterable[str] = (), out: Path | None 
             raise BuildError(f"{parts}: {df.height} predictions for {len(all_ids)} rows; rerun to resume")
         out.parent.mkdir(parents=True, exist_ok=True)
         pq.write_table(mark_table(df.to_arrow()), out)
-        shutil.rmtree(parts)
+        _remove_parts(parts)
         wall = time.perf_counter() - t0
         new = [i for i, rid in enumerate(all_ids) if rid not in done]
         total = sum(len(x or []) for x in rows.select(new).select_columns(["images"])["images"])

@@ -31,14 +31,13 @@ from __future__ import annotations
 
 import copy
 import dataclasses
-import difflib
 from functools import lru_cache
 from pathlib import Path
 from typing import Any, ClassVar, Iterable, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from geodata.errors import SpecError
+from geodata.errors import SpecError, did_you_mean
 from geodata.registry import get_reward, validate_params
 from geodata.spec import interpolate, parse_override, read_mapping, set_path, validate_model
 
@@ -358,8 +357,7 @@ def _check_trl_fields(recipe: Recipe) -> None:
             if key in allowed:
                 continue
             names = sorted(allowed | own)
-            close = difflib.get_close_matches(key, names, n=3)
-            hint = f" (did you mean {', '.join(close)}?)" if close else ""
+            hint = did_you_mean(key, names)
             raise SpecError(
                 f"{recipe.where}: unknown key '{section}.{key}'{hint}; allowed: the fields of "
                 f"{_SECTION_CLASSES[section]}: {', '.join(names)}"

@@ -22,6 +22,17 @@ log = logging.getLogger("geodata.training")
 
 #: the columns SFT trains on
 SFT_COLUMNS = ["images", "prompt", "completion"]
+#: written first into every ``train.output_dir`` geodata trains into; a non-empty folder
+#: without it is never written (checkpoints, model files and the processor would replace files)
+RUN_MARKER = ".geodata-run.json"
+
+
+def claim_output_dir(recipe: Recipe) -> Path:
+    """``train.output_dir``, created and marked (:data:`RUN_MARKER`) when missing or empty; a
+    non-empty folder geodata did not train into is a one-line OwnershipError before any work."""
+    from geodata.dataset.ownership import claim_folder
+
+    return claim_folder(recipe.output_dir, RUN_MARKER, f"{recipe.where}: train.output_dir")
 
 
 def prepare(recipe: Recipe) -> Any:
@@ -143,6 +154,7 @@ def run(
     """
     if not isinstance(recipe, Recipe):
         recipe = load_recipe(recipe, sets)
+    claim_output_dir(recipe)
     rows = prepare(recipe)
     eval_rows = prepare_eval(recipe)
     resume = resume_point(recipe)

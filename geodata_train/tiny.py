@@ -168,7 +168,7 @@ def write_model(
     Parameters
     ----------
     out
-        Target folder (created; existing files are overwritten).
+        Target folder: new, empty, or one this function wrote (see :func:`save_into`).
     preset
         A key of :data:`PRESETS`.
     seed
@@ -215,14 +215,36 @@ def write_model(
     model = Qwen2_5_VLForConditionalGeneration(config).to(torch_dtype)
     model.generation_config.eos_token_id = [ids["<|im_end|>"], ids["<|endoftext|>"]]
     model.generation_config.pad_token_id = ids["<|endoftext|>"]
-    out = Path(out)
-    marker = out / TINY_MARKER
-    if out.exists() and (not out.is_dir() or (any(out.iterdir()) and not marker.is_file())):
+
+    def save(folder: Path) -> None:
+        model.save_pretrained(folder)
+        processor.save_pretrained(folder)
+
+    save_into(Path(out), save, f"random-init tiny Qwen2.5-VL (seed {seed})")
+    return out
+
+
+def save_into(out: Path, save: Any, what: str) -> None:
+    """``save(folder)`` into a marked temp folder beside ``out``, then move its files into ``out``.
+
+    ``out`` must be missing, empty, or marked by :data:`TINY_MARKER`, which lists the files
+    geodata wrote there: only those are replaced or removed; the user's files stay, and one at
+    a path the model writes is an OwnershipError before anything changes.
+    """
+    from geodata.dataset import ownership as own
+
+    marked, listed = own.read_listing(out, TINY_MARKER)
+    if out.is_symlink() or (out.exists() and (not out.is_dir() or (any(out.iterdir()) and not marked))):
         from geodata.errors import OwnershipError
 
         raise OwnershipError(f"{out}: exists and is not a tiny model geodata wrote (no {TINY_MARKER}); choose a new folder")
-    out.mkdir(parents=True, exist_ok=True)
-    model.save_pretrained(out)
-    processor.save_pretrained(out)
-    marker.write_text(f"random-init tiny Qwen2.5-VL written by geodata (seed {seed})\n")
-    return out
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = own.make_temp(out)
+    try:
+        save(tmp)
+        old = listed if listed is not None else {  # an older marker without a list: same bytes only
+            f for f in own._all_files(tmp) if own._same_bytes(out / f, tmp / f)}
+        own.install_files(tmp, out, old, lambda files, partial: own.write_listing(out, TINY_MARKER, files, partial, what=what),
+                          "train tiny-model", "choose a new folder")
+    finally:
+        own.remove_temp(tmp)

@@ -106,7 +106,8 @@ ROOMS: dict[str, tuple[str, ...]] = {
     "formats": ("geodata.formats",),
     "engine": ("geodata.engine",),
     "commands": ("geodata.check", "geodata.validate", "geodata.report", "geodata.publish", "geodata.evaluate",
-                 "geodata.eval_tasks", "geodata.sql", "geodata.shell", "geodata.cli", "geodata.tasks"),
+                 "geodata.eval_tasks", "geodata.sql", "geodata.shell", "geodata.cli", "geodata.tasks",
+                 "geodata.compare", "geodata.chains"),
 }
 #: room -> layer; the plugin rooms share one layer and never import each other
 LAYER = {"core": 0, "dataset": 1, "sources": 2, "steps": 2, "rewards": 2, "formats": 2, "engine": 3, "commands": 4}
@@ -248,6 +249,7 @@ ENV_READERS = {
     "geodata.spec": "a spec's own ${VAR} interpolation",
     "geodata.inference": "the API key variable a spec names",
     "geodata.runners.ray": "Ray's RAY_ADDRESS",
+    "geodata.chains": "the values of a chain's watched variables (its fingerprint), PROFILE, and the environment its stages run in",
 }
 
 

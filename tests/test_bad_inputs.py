@@ -109,7 +109,7 @@ CASES = [
     ("predictions that match 3 rows (Hard-200K)", "few_preds", ["build", "mp16-hard-200k", "--out", "{out}"], 2,
      r"predictions cover 3 of \d+ rows \(0\.\d%\), fewer than min_prediction_coverage=0\.5"),
     ("path with brackets is printed as is", "brackets", ["build", PIPE, "--out", "{out}"], 2,
-     r"root /data/\[old\]/mp16 is not"),
+     r"MP16_ROOT=/data/\[old\]/mp16: is set but the path does not exist"),  # issue 19: the variable is named
     ("--out onto a file", "file_out", ["build", PIPE, "--out", "{file}"], 2, r"--out .*notes\.txt: is a file, not a folder"),
 ]
 

@@ -24,11 +24,14 @@ def eval_cmd(
     compare: Optional[str] = typer.Option(None, "--compare", help="print published results beside yours (e.g. geo-r)"),
 ) -> None:
     """Score predictions against a built dataset, task by task (geolocation, VQA, boxes, captions ...)."""
-    from ..eval_tasks import compare_rows, evaluate_task_files, format_compare, is_geolocation_only, reference_table
+    from ..eval_tasks import evaluate_task_files, is_geolocation_only
     from ..evaluate import evaluate_files, format_report
 
     if unknown_ids not in ("drop", "error"):
         raise GeodataError(f"eval: --unknown-ids must be drop or error, got '{unknown_ids}'")
+    if not predictions.exists():
+        raise GeodataError(f"eval: {predictions}: the predictions file does not exist; pass the .parquet or .csv "
+                           "that `geodata predict` (or your model) wrote")
     from ..dataset.ownership import MANIFEST_MARKER, check_out_file
 
     target = out if out is not None else predictions.with_name(predictions.name + ".eval.json")
@@ -36,15 +39,17 @@ def eval_cmd(
     if by is None and is_geolocation_only(truth):
         res = evaluate_files(predictions, truth, unknown_ids=unknown_ids, geocode=not no_geocode)  # type: ignore[arg-type]
         text = format_report(res)
-        if compare:
-            res["compare"] = compare_rows(res, reference_table(compare), compare)
-            text += "\n" + format_compare(res["compare"])
     else:
         from ..eval_tasks import format_task_report
 
-        rep = evaluate_task_files(predictions, truth, by=by, compare=compare, unknown_ids=unknown_ids,
-                                  geocode=not no_geocode)
+        rep = evaluate_task_files(predictions, truth, by=by, unknown_ids=unknown_ids, geocode=not no_geocode)
         res, text = rep.model_dump(), format_task_report(rep)
+    if compare:  # the paper's tables with this run's row where it ranks (geodata/compare.py)
+        from ..compare import compare as compare_paper, format_comparison
+
+        cmp = compare_paper(res, compare, truth)
+        res["compare"], res["compare_tables"] = cmp["rows"], cmp["tables"]
+        text += "\n" + format_comparison(cmp)
     target.parent.mkdir(parents=True, exist_ok=True)
     target.write_text(json.dumps({MANIFEST_MARKER[0]: MANIFEST_MARKER[1], **res}, indent=2) + "\n")
     console.print(text, highlight=False, markup=False, soft_wrap=True)

@@ -46,7 +46,13 @@ def sql(
         cols = rel.columns
         rows = rel.fetchall()
     except duckdb.Error as exc:  # parse, bind and runtime errors alike: one line
-        raise GeodataError(f"sql: {str(exc).splitlines()[0]}") from None
+        first = str(exc).splitlines()[0]
+        if isinstance(exc, duckdb.CatalogException) and "does not exist" in first:
+            views = sorted(r[0] for r in con.execute("SELECT view_name FROM duckdb_views() WHERE NOT internal").fetchall())
+            where = datasets or datasets_dir()
+            first += (f" (views: {', '.join(views)})" if views else
+                      f" (no views: no built dataset under {where}; run `geodata build NAME`, or pass --datasets DIR or --hub)")
+        raise GeodataError(f"sql: {first}") from None
     shown = rows[:max_rows] if fmt == "table" else rows
     note = (f"({len(rows)} rows, {max_rows} shown; --max-rows N or --format csv)"
             if len(shown) < len(rows) else None)

@@ -211,6 +211,13 @@ def build_card(manifest: "Manifest", features: dict[str, Any]) -> Card:
     desc = card.get("description") or spec.get("description")
     if desc:
         lines += [desc.strip(), ""]
+    bench = spec.get("benchmark")
+    if bench:  # a benchmark pipeline (pipelines/bench/): what it is and how it is scored
+        lines += ["## Benchmark", "", f"- benchmark: {bench['name']}", f"- paper: {bench['paper']}",
+                  f"- protocol: {bench['protocol'].strip()}", f"- scorer: {bench['scorer'].strip()}"]
+        if bench.get("reported_by"):
+            lines.append(f"- reported by: {', '.join(bench['reported_by'])}")
+        lines.append("")
     lines += ["## Contents", ""]
     rows = []
     for config, splits in manifest.configs.items():

@@ -33,13 +33,21 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from ..errors import GeodataError
-from ..paths import datasets_dir
+from ..errors import GeodataError, did_you_mean
+from ..paths import datasets_dir, pipeline_dirs
 from .card import Card
 from .layout import MANIFEST_MARKER, REPORT_MARKER
 
 __all__ = ["Dataset", "DatasetError", "Manifest", "SplitEntry", "FileEntry", "BuildStats", "ReportRecord",
            "datasets_dir"]
+
+
+def _build_hint(name: str) -> str:
+    """``run `geodata build NAME` first`` when a pipeline of that name exists, else the closest pipelines."""
+    known = sorted({f.stem for d in pipeline_dirs() if d.is_dir() for f in d.glob("*.yaml")})
+    if name in known:
+        return f"run `geodata build {name}` first"
+    return f"no pipeline '{name}' either{did_you_mean(name, known)}; pipelines: {', '.join(known) or 'none'}"
 
 
 class DatasetError(GeodataError):
@@ -192,7 +200,8 @@ class Dataset:
             base = folder.parent
             known = sorted(d.name for d in base.glob("*") if (d / "manifest.json").is_file()) if base.is_dir() else []
             raise DatasetError(
-                f"no built dataset '{name}' in {base} (built: {', '.join(known) or 'none'}; run `geodata build {name}` first)"
+                f"no built dataset '{name}' in {base}{did_you_mean(name, known)} (built: {', '.join(known) or 'none'}; "
+                f"{_build_hint(name)})"
             ) from None
         except OSError as e:
             raise DatasetError(f"{mpath}: cannot read ({e.strerror or e})") from None

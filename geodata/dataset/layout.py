@@ -10,7 +10,7 @@ ownership rules (:mod:`geodata.dataset.ownership`) and the commands agree on the
 from __future__ import annotations
 
 __all__ = [
-    "MANIFEST", "CARD", "STATS", "MANIFEST_MARKER", "SAMPLE_MARKER", "SAMPLE_TEXT", "PUBLISH_MARKER",
+    "MANIFEST", "CARD", "STATS", "MANIFEST_MARKER", "SAMPLE_MARKER", "SAMPLE_TEXT", "SAMPLE_PARTIAL", "PUBLISH_MARKER",
     "TEMP_MARKER", "REPORT_MARKER", "IMAGES_SIDECAR", "FIXED_FILES",
 ]
 
@@ -22,6 +22,8 @@ STATS = "build_stats.json"
 MANIFEST_MARKER = ("written_by", "geodata")
 SAMPLE_MARKER = ".complete"
 SAMPLE_TEXT = "sample written by geodata\n"
+#: the sample marker's first line while a sample is replaced file by file (``replace_sample``)
+SAMPLE_PARTIAL = "sample being replaced by geodata\n"
 PUBLISH_MARKER = "<!-- geodata-publish:start -->"
 TEMP_MARKER = ".geodata-tmp"
 #: the list of files ``geodata report`` wrote into a dataset folder

@@ -191,6 +191,8 @@ def _project_path(path: Path | None) -> str | None:
     p = Path(path).resolve()
     if p.parent.name == "pipelines":
         return f"pipelines/{p.name}"
+    if p.parent.name == "bench" and p.parent.parent.name == "pipelines":
+        return f"pipelines/bench/{p.name}"
     try:
         return p.relative_to(Path.cwd().resolve()).as_posix()
     except ValueError:

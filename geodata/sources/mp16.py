@@ -291,7 +291,7 @@ def detect(root: Path, metadata: str = "auto", images: Layout = "auto", ids: pl.
     """
     root = Path(root)
     if not root.is_dir():
-        raise SourceError(f"mp16: root {root} is not a directory (set MP16_ROOT)")
+        raise SourceError(f"mp16: root {root} is not a directory; point MP16_ROOT (or --root) at the MP-16 folder")
     if _metadata_in(root) or (metadata != "auto" and (root / metadata).is_file()):
         bases = [root]
     else:
@@ -641,7 +641,7 @@ def read_mp16(
     out = StepOutput()
     root = Path(root)
     if not root.is_dir():
-        raise SourceError(f"mp16: root {root} is not a directory (set MP16_ROOT)")
+        raise SourceError(f"mp16: root {root} is not a directory; point MP16_ROOT (or --root) at the MP-16 folder")
     rel0 = detect(root, metadata, "none")
     df = _read_metadata(rel0.metadata).with_columns(split=pl.lit("train"))
     rel = detect(root, metadata, images, ids=df["id"].drop_nulls()) if images != "none" else rel0

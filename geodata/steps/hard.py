@@ -98,7 +98,8 @@ def join_predictions(
             f"({matched.height / rows.height:.1%}), fewer than min_prediction_coverage={need:g}: the hard set "
             f"would be most of the source. Are they predictions for this source?"
             + (f" (unmatched prediction ids: {ex} …)" if ex else "")
-            + " Set min_prediction_coverage in the spec to accept it"
+            + f"; to accept it, pass --set min_prediction_coverage={int(matched.height / rows.height * 100) / 100:g} "
+            "on the command line (or lower it in the spec)"
         )
     kept = rows.join(matched, on="id", how="left", maintain_order="left")
     kept = kept.with_columns(pl.col("pred_parsed").fill_null(False))

@@ -35,7 +35,7 @@ import numpy as np
 import polars as pl
 
 from ...context import StepContext, StepOutput
-from ...errors import SourceError
+from ...errors import ChoiceError, SourceError
 from ...registry import source
 from .common import drop_bad_rows, drop_missing_images, finish, read_fields, tiny_image
 from .._layout import find_root, official_splits
@@ -202,7 +202,12 @@ def read_vigor(
     if label_dir == "auto":
         found = [n for n in ("splits", "splits__corrected") if (root / n).is_dir()]
         if len(found) > 1:
-            raise SourceError(f"{root}: both splits/ and splits__corrected/ found; set label_dir to one of them")
+            sid = ctx.name.split(":", 1)[1] if ctx.name.startswith("read:") else "vigor"
+            raise ChoiceError(
+                f"{root}: both splits/ and splits__corrected/ found; set the source's label_dir to one of them "
+                f"(--set sources.{sid}.label_dir=splits or =splits__corrected; `geodata check vigor` counts both)",
+                "label_dir", found,
+            )
         label_dir = found[0]
     labels = root / label_dir
     if not labels.is_dir():
