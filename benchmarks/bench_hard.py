@@ -109,7 +109,7 @@ def main(argv: list[str] | None = None) -> None:
     if args.reward_n:
         import polars as pl
 
-        from geodata.rewards.geolocation import geolocation
+        from geodata.tasks.geolocation.rewards import geolocation
 
         rng = np.random.default_rng(args.seed + 2)
         n = args.reward_n

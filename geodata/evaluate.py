@@ -1,32 +1,26 @@
-"""Geolocation evaluation: accuracy at 1/25/200/750/2500 km, median error, GeoScore, admin levels.
+"""The one eval engine: predictions against a truth, every task by its registered scorer.
 
-``geodata eval PREDICTIONS --truth X`` scores a predictions table (see
-:mod:`geodata.sources.predictions`: ``id`` plus ``pred_lat``/``pred_lon`` or ``completion``)
-against ground truth, which is
+``geodata eval PREDICTIONS --truth X`` (docs/eval.md). The truth is
 
-* a built dataset folder (``datasets/mp16-hard-200k``) or its name: columns ``id``, ``lat``,
-  ``lon`` of the default config (or the ``solution`` JSON);
-* a CSV in the IM2GPS3K / YFCC4K layout: ``IMG_ID``, ``LAT``, ``LON`` (other columns ignored;
-  ``id``/``lat``/``lon`` also accepted).
+* a built dataset (folder or name under ``$GEODATA_DATASETS``): every config that holds a
+  ``task`` column is scored row by row by that task's scorer (:mod:`geodata.tasks`); configs
+  without one (e.g. ``hotspots``) are skipped and the report says which and why;
+* a truth table (CSV / Parquet) in the IM2GPS3K / YFCC4K layout (``IMG_ID, LAT, LON``; also
+  ``id, lat, lon``): geolocation rows.
 
-Metrics, over the predictions whose id is in the truth (``n``):
-
-* ``acc_km[T]`` — share with great-circle error ``<= T`` km (haversine, R = 6371 km);
-* ``median_km`` — median error, unparsed predictions counting as infinitely far
-  (null when more than half are unparsed); ``median_km_parsed`` over parsed ones only;
-* ``geoscore_mean`` — mean of ``5000 exp(-d / 1492.7)`` (0 for unparsed);
-* ``country_acc`` / ``admin1_acc`` / ``city_acc`` — the prediction and the truth reverse-geocode
-  (:func:`geodata.geocode.reverse_geocode`) to the same country, the same (country, admin1),
-  the same (country, admin1, city);
-* ``n_unparsed`` — predictions without usable coordinates, counted as wrong everywhere.
-
-Bad input is never silent: duplicate prediction ids are an error; prediction ids not in the
-truth are counted (``n_unknown_ids``) or, with ``unknown_ids="error"``, an error; duplicate
-or invalid truth rows are dropped and counted; no matching id at all is an error.
+Whatever the truth, the result is one :class:`EvalReport`. Truth rows are never dropped from
+the denominator: an unscorable row (NaN, latitude 95) is counted in ``n_truth_invalid`` and
+scored wrong; a duplicate truth id keeps its first row and is counted. A truth file that cannot
+be read (not UTF-8, empty, a ragged line, a stray quote) is a one-line error naming the file
+and the line. Duplicate prediction ids and a predictions file with no id in the truth are
+errors; prediction ids not in the truth are counted (``--unknown-ids error`` stops instead).
 """
 
 from __future__ import annotations
 
+import csv
+import io
+import json
 import logging
 import math
 from pathlib import Path
@@ -34,73 +28,201 @@ from typing import Any, Literal
 
 import numpy as np
 import polars as pl
+from pydantic import BaseModel, Field
 
 from .errors import SourceError
-from .geo import EARTH_RADIUS_KM, haversine, valid_coords
-from .sources.predictions import load_predictions, predictions_file
+from .registry import get_task
+from .tasks.base import DEFAULT_PROTOCOL, PROTOCOLS, ScoreContext, TaskResult
 
-__all__ = ["THRESHOLDS_KM", "GEOSCORE_SCALE_KM", "load_truth", "evaluate", "evaluate_files", "metrics", "format_report"]
+__all__ = [
+    "EvalReport",
+    "TaskResult",
+    "load_truth",
+    "evaluate",
+    "evaluate_files",
+    "format_report",
+]
 
 log = logging.getLogger("geodata")
 
-THRESHOLDS_KM: tuple[float, ...] = (1.0, 25.0, 200.0, 750.0, 2500.0)
-GEOSCORE_SCALE_KM = 1492.7
+_TRUTH_COLS = ("id", "task", "source", "split", "solution", "qtype", "category", "lat", "lon")
 
 
-def _find_col(df: pl.DataFrame, names: tuple[str, ...]) -> str | None:
-    low = {c.lower(): c for c in df.columns}
+class EvalReport(BaseModel):
+    """The one result schema of ``geodata eval``, whatever the truth."""
+
+    predictions: str = "-"
+    truth: str = "-"
+    protocol: str = DEFAULT_PROTOCOL
+    protocol_rule: str = PROTOCOLS[DEFAULT_PROTOCOL]
+    n_predictions: int
+    n_unknown_ids: int
+    n_truth: int
+    n_truth_without_prediction: int
+    n_truth_duplicate_id: int = 0
+    n_truth_invalid: int = 0
+    n_truth_lat_lon_swapped: int = 0
+    tasks: dict[str, TaskResult]
+    by: str | None = None
+    breakdown: dict[str, dict[str, TaskResult]] = Field(default_factory=dict)
+    skipped_configs: dict[str, str] = Field(default_factory=dict)
+    #: ``geodata eval --compare PAPER`` (:mod:`geodata.compare`): the paper's rows with ours, its tables
+    compare: list[dict[str, Any]] = Field(default_factory=list)
+    compare_tables: list[dict[str, Any]] = Field(default_factory=list)
+    notes: list[str] = Field(default_factory=list)
+
+
+# -- truth --------------------------------------------------------------------------------------
+def _find_col(cols: list[str], names: tuple[str, ...]) -> str | None:
+    low = {c.lower(): c for c in cols}
     for n in names:
         if n.lower() in low:
             return low[n.lower()]
     return None
 
 
-def _labels_swapped(df: pl.DataFrame, latc: str, lonc: str, where: Path) -> int:
-    """Rows of a table whose ``LAT``/``LON`` labels sit over lon/lat values (0: not swapped).
-
-    Decided from the values: latitudes never leave ±90, so a ``LAT`` column beyond ±90 (and
-    within ±180) while ``LON`` stays within ±90 is swapped (IM2GPS3K before GeoEstimation
-    commit 5e091c0) and says so; any other column beyond ±90 is undecidable: an error.
-    """
-    v = df.select(
-        a=(pl.col(latc).cast(pl.Float64, strict=False).abs() > 90).sum(),
-        b=(pl.col(lonc).cast(pl.Float64, strict=False).abs() > 90).sum(),
-        c=(pl.col(latc).cast(pl.Float64, strict=False).abs() > 180).sum(),
-        n=pl.len(),
-    ).row(0, named=True)
-    if not v["a"]:
-        return 0
-    if v["b"] or v["c"]:
+def _read_csv_checked(p: Path) -> pl.DataFrame:
+    """A truth CSV as strings; every unreadable-file class is a one-line error naming the line."""
+    data = p.read_bytes()
+    if not data.strip():
+        raise SourceError(f"truth: {p} line 1: the file is empty (expected a header such as IMG_ID,LAT,LON)")
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        line = data[: exc.start].count(b"\n") + 1
+        col = exc.start - (data.rfind(b"\n", 0, exc.start) + 1) + 1
         raise SourceError(
-            f"truth: {where}: cannot tell latitude from longitude: {v['a']} rows have |{latc}| > 90 "
-            f"({v['c']} beyond 180) and {v['b']} rows |{lonc}| > 90; fix the file (or its header)"
-        )
-    log.warning(
-        "truth: %s: columns labelled %s,%s hold longitude,latitude (%d of %d %s values beyond ±90, none of %s): "
-        "read swapped (IM2GPS3K copies before GeoEstimation commit 5e091c0 carry this header)",
-        where, latc, lonc, v["a"], v["n"], latc, lonc,
-    )
-    return int(v["n"])
+            f"truth: {p} line {line}: byte 0x{data[exc.start]:02x} at column {col} is not UTF-8 (a Latin-1 file?); "
+            f"re-save it as UTF-8 (e.g. iconv -f latin1 -t utf-8)"
+        ) from None
+    reader = csv.reader(io.StringIO(text, newline=""), strict=True)
+    start = 1
+    try:
+        header = next(reader)
+        rows = []
+        for row in reader:
+            first = start + 1
+            start = reader.line_num
+            if not row:
+                continue
+            if start != first:
+                raise SourceError(f"truth: {p} line {first}: a quoted field runs over {start - first + 1} lines "
+                                  f"(a stray quote?); fix that line")
+            if len(row) != len(header):
+                raise SourceError(f"truth: {p} line {first}: {len(row)} fields where the header has {len(header)} "
+                                  f"(a ragged line or an unquoted comma); fix that line")
+            rows.append(row)
+    except csv.Error as exc:
+        raise SourceError(f"truth: {p} line {start + 1}: {exc} (a stray quote?); fix that line") from None
+    return pl.DataFrame(rows, schema=[(h, pl.String) for h in header], orient="row")
+
+
+def _swapped(lat: pl.Series, lon: pl.Series) -> bool:
+    """Whether the columns labelled latitude / longitude hold longitude / latitude.
+
+    Decided from the whole columns, never from one row: latitudes never leave ±90, so a
+    latitude column with at least 2 values (and 5 %) beyond ±90 while the longitude column has
+    (almost) none is swapped — IM2GPS3K copies before GeoEstimation commit 5e091c0 carry such a
+    header. One mistyped ``LAT=95`` in a regional set is an invalid row, not a swap.
+    """
+    a, b = lat.abs(), lon.abs()
+    n = int((a.is_not_null() & a.is_not_nan()).sum()) if lat.dtype.is_float() else int(a.is_not_null().sum())
+    lat_out = int(((a > 90) & (a <= 180)).sum())
+    lon_out = int((b > 90).sum())
+    return lat_out >= 2 and lat_out >= 0.05 * n and lon_out * 10 < lat_out
+
+
+def _table_truth(p: Path) -> tuple[pl.DataFrame, dict[str, int]]:
+    if p.suffix == ".parquet":
+        try:
+            df = pl.read_parquet(p)
+        except (pl.exceptions.ComputeError, OSError) as exc:
+            raise SourceError(f"truth: {p}: cannot read: {str(exc).splitlines()[0]}") from None
+    else:
+        df = _read_csv_checked(p)
+    idc = _find_col(df.columns, ("id", "IMG_ID"))
+    if idc is None:
+        raise SourceError(f"truth: {p}: no id column (expected id or IMG_ID; found {df.columns})")
+    latc = _find_col(df.columns, ("lat", "LAT", "latitude"))
+    lonc = _find_col(df.columns, ("lon", "LON", "lng", "longitude"))
+    if not (latc and lonc):
+        raise SourceError(f"truth: {p}: no lat/lon columns (expected LAT, LON or lat, lon; found {df.columns})")
+    lat = df[latc].cast(pl.Float64, strict=False)
+    lon = df[lonc].cast(pl.Float64, strict=False)
+    counts = {}
+    if _swapped(lat, lon):
+        log.warning("truth: %s: columns labelled %s,%s hold longitude,latitude (the whole %s column leaves ±90, "
+                    "%s does not): read swapped (IM2GPS3K copies before GeoEstimation commit 5e091c0 carry this "
+                    "header)", p, latc, lonc, latc, lonc)
+        lat, lon = lon, lat
+        counts["truth_lat_lon_swapped"] = df.height
+    out = pl.DataFrame({"id": df[idc].cast(pl.String), "lat": lat, "lon": lon}).with_columns(
+        task=pl.lit("geolocation"), source=pl.lit(None, pl.String), split=pl.lit(None, pl.String),
+        solution=pl.lit(None, pl.String), qtype=pl.lit(None, pl.String), category=pl.lit(None, pl.String))
+    return out.select(_TRUTH_COLS), counts
+
+
+def _dataset_truth(p: Path) -> tuple[pl.DataFrame, dict[str, int], dict[str, str]]:
+    from .dataset import Dataset
+
+    ds = Dataset.open(p)
+    want = ("id", "task", "source", "split", "solution", "qtype", "category", "lat", "lon")
+    frames, skipped = [], {}
+    for config in ds.configs:
+        files = ds.files(config)
+        if not files:
+            skipped[config] = "no data files"
+            continue
+        schema = pl.read_parquet_schema(files[0])
+        if "task" not in schema:
+            skipped[config] = "no 'task' column (not answers to score)"
+            continue
+        for f in files:
+            cols = [c for c in pl.read_parquet_schema(f) if c in want]
+            frames.append(pl.read_parquet(f, columns=cols))
+    if not frames:
+        raise SourceError(f"truth: {ds.path}: no config holds a 'task' column to score "
+                          f"({', '.join(f'{c}: {w}' for c, w in skipped.items()) or 'no configs'})")
+    df = pl.concat(frames, how="diagonal_relaxed")
+    for c in ("id", "task"):
+        if c not in df.columns:
+            raise SourceError(f"truth: {ds.path}: no '{c}' column (found {df.columns})")
+    for c in ("source", "split", "solution", "qtype", "category"):
+        if c not in df.columns:
+            df = df.with_columns(pl.lit(None, dtype=pl.String).alias(c))
+    sol = pl.col("solution").cast(pl.String)
+    jlat = pl.coalesce(sol.str.json_path_match("$.lat"), sol.str.json_path_match("$.latitude")).cast(pl.Float64, strict=False)
+    jlon = pl.coalesce(sol.str.json_path_match("$.lon"), sol.str.json_path_match("$.longitude")).cast(pl.Float64, strict=False)
+    lat = pl.coalesce(pl.col("lat").cast(pl.Float64, strict=False), jlat) if "lat" in df.columns else jlat
+    lon = pl.coalesce(pl.col("lon").cast(pl.Float64, strict=False), jlon) if "lon" in df.columns else jlon
+    df = df.with_columns(pl.col("id").cast(pl.String), sol, lat=lat, lon=lon)
+    return df.select(_TRUTH_COLS), {}, skipped
 
 
 def load_truth(path: str | Path) -> tuple[pl.DataFrame, dict[str, int]]:
-    """Read ground truth as ``id, lat, lon`` (+ the drop counts of duplicate/invalid rows).
+    """Truth rows ``id, task, source, split, solution, qtype, category, lat, lon`` and their counts.
 
-    ``path`` is a built dataset folder (has ``manifest.json``), a dataset name under
-    ``./datasets`` (``$GEODATA_DATASETS``), or a CSV/Parquet truth table. A table whose
-    ``LAT``/``LON`` labels are swapped over the values (old IM2GPS3K copies) is recognised
-    from the values and read correctly, with a warning and ``truth_lat_lon_swapped`` (its row
-    count) in the returned counts; one that cannot be decided is an error.
+    ``path`` is a built dataset (folder or name under ``$GEODATA_DATASETS``), or a CSV /
+    Parquet truth table (IM2GPS3K / YFCC4K). Counts: ``truth_duplicate_id`` (the first row
+    of an id is kept), ``truth_invalid`` (geolocation rows whose coordinates cannot be scored;
+    kept, scored wrong), ``truth_lat_lon_swapped`` (rows of a table read swapped) and
+    ``skipped_configs`` in :func:`load_truth_full`.
 
     Examples
     --------
     >>> import tempfile, pathlib
     >>> p = pathlib.Path(tempfile.mkdtemp()) / "t.csv"
-    >>> _ = p.write_text("IMG_ID,LAT,LON\\na.jpg,1.5,2\\nb.jpg,x,3\\na.jpg,1.5,2\\n")
-    >>> df, drops = load_truth(p)
-    >>> df.rows(), drops
-    ([('a.jpg', 1.5, 2.0)], {'truth_duplicate_id': 1, 'truth_invalid_coordinates': 1})
+    >>> _ = p.write_text("IMG_ID,LAT,LON\\na.jpg,1.5,2\\nb.jpg,x,3\\na.jpg,1.5,2\\nc.jpg,0,0\\n")
+    >>> df, counts = load_truth(p)
+    >>> df.select("id", "lat", "lon").rows(), counts
+    ([('a.jpg', 1.5, 2.0), ('b.jpg', None, 3.0), ('c.jpg', 0.0, 0.0)], {'truth_duplicate_id': 1, 'truth_invalid': 1})
     """
+    df, counts, _ = load_truth_full(path)
+    return df, counts
+
+
+def load_truth_full(path: str | Path) -> tuple[pl.DataFrame, dict[str, int], dict[str, str]]:
+    """:func:`load_truth` plus the configs skipped (config → why)."""
     p = Path(path)
     if not p.exists():
         from .dataset import datasets_dir
@@ -110,178 +232,199 @@ def load_truth(path: str | Path) -> tuple[pl.DataFrame, dict[str, int]]:
             p = cand
         else:
             raise SourceError(f"truth: {path} is neither a file, a dataset folder nor a dataset under {datasets_dir()}")
+    skipped: dict[str, str] = {}
     if p.is_dir():
-        from .dataset import Dataset
-
         if not (p / "manifest.json").is_file():
             raise SourceError(f"truth: {p} is a folder without manifest.json (not a built dataset)")
-        files = Dataset.open(p).files()
-        df = pl.concat([pl.read_parquet(f, columns=None) for f in files], how="diagonal_relaxed")
-        df = df.drop([c for c in ("images", "prompt", "completion") if c in df.columns])
-    elif p.suffix == ".parquet":
-        df = pl.read_parquet(p)
+        df, extra, skipped = _dataset_truth(p)
     else:
-        df = pl.read_csv(p, infer_schema=False)
-    idc = _find_col(df, ("id", "IMG_ID"))
-    if idc is None:
-        raise SourceError(f"truth: {p}: no id column (expected id or IMG_ID; found {df.columns})")
-    latc = _find_col(df, ("lat", "LAT", "latitude"))
-    lonc = _find_col(df, ("lon", "LON", "lng", "longitude"))
-    if latc and lonc:
-        lat, lon = pl.col(latc).cast(pl.Float64, strict=False), pl.col(lonc).cast(pl.Float64, strict=False)
-        swapped = _labels_swapped(df, latc, lonc, p)
-        if swapped:
-            lat, lon = lon, lat
-    elif "solution" in df.columns:
-        swapped = 0
-        lat = pl.col("solution").str.json_path_match("$.lat").cast(pl.Float64, strict=False)
-        lon = pl.col("solution").str.json_path_match("$.lon").cast(pl.Float64, strict=False)
-    else:
-        raise SourceError(f"truth: {p}: no lat/lon columns (expected LAT, LON or lat, lon; found {df.columns})")
-    df = df.select(id=pl.col(idc).cast(pl.String), lat=lat, lon=lon)
+        df, extra = _table_truth(p)
     n0 = df.height
     df = df.unique("id", keep="first", maintain_order=True)
-    drops = {"truth_duplicate_id": n0 - df.height}
-    ok = valid_coords(df["lat"].fill_null(np.nan).to_numpy(), df["lon"].fill_null(np.nan).to_numpy())
-    drops["truth_invalid_coordinates"] = int((~ok).sum())
-    if swapped:
-        drops["truth_lat_lon_swapped"] = swapped
-    return df.filter(pl.Series(ok)), drops
+    counts = {"truth_duplicate_id": n0 - df.height}
+    geo = df.filter(pl.col("task") == "geolocation")
+    if geo.height:
+        from .tasks.geolocation.score import truth_usable
+
+        ok = truth_usable(geo["lat"].fill_null(np.nan).to_numpy(), geo["lon"].fill_null(np.nan).to_numpy())
+        counts["truth_invalid"] = int((~ok).sum())
+    else:
+        counts["truth_invalid"] = 0
+    counts.update(extra)
+    return df, counts, skipped
 
 
-def metrics(
-    pred_lat: np.ndarray,
-    pred_lon: np.ndarray,
-    lat: np.ndarray,
-    lon: np.ndarray,
-    *,
-    thresholds_km: tuple[float, ...] = THRESHOLDS_KM,
-    geocode: bool = True,
-) -> dict[str, Any]:
-    """Metrics for aligned arrays; NaN predictions are unparsed and count as wrong.
-
-    Examples
-    --------
-    >>> m = metrics(np.array([0.0, np.nan]), np.array([0.0, 0.0]), np.zeros(2), np.zeros(2), geocode=False)
-    >>> m["acc_km"]["1"], m["geoscore_mean"], m["n_unparsed"], m["median_km"]
-    (0.5, 2500.0, 1, None)
-    """
-    n = int(lat.size)
-    d = haversine(pred_lat, pred_lon, lat, lon, EARTH_RADIUS_KM)
-    parsed = np.isfinite(d)
-    d_all = np.where(parsed, d, np.inf)
-    out: dict[str, Any] = {"n": n, "n_unparsed": int((~parsed).sum())}
-    out["acc_km"] = {f"{t:g}": (float((d_all <= t).mean()) if n else 0.0) for t in thresholds_km}
-    med = float(np.median(d_all)) if n else math.nan
-    out["median_km"] = med if math.isfinite(med) else None
-    out["median_km_parsed"] = float(np.median(d[parsed])) if parsed.any() else None
-    out["geoscore_mean"] = float(np.mean(np.where(parsed, 5000.0 * np.exp(-d_all / GEOSCORE_SCALE_KM), 0.0))) if n else 0.0
-    if geocode and n:
-        from .geocode import reverse_geocode
-
-        t = reverse_geocode(lat, lon)
-        pl_ = np.where(parsed, pred_lat, 0.0)
-        po = np.where(parsed, pred_lon, 0.0)
-        g = reverse_geocode(pl_, po)
-        same_c = (t["country_code"] == g["country_code"]).fill_null(False).to_numpy() & parsed
-        same_a = same_c & (t["admin1"] == g["admin1"]).fill_null(False).to_numpy()
-        same_city = same_a & (t["city"] == g["city"]).fill_null(False).to_numpy()
-        out["country_acc"] = float(same_c.mean())
-        out["admin1_acc"] = float(same_a.mean())
-        out["city_acc"] = float(same_city.mean())
-    return out
+# -- scoring -------------------------------------------------------------------------------------
+def _score_frame(df: pl.DataFrame, ctx: ScoreContext) -> dict[str, TaskResult]:
+    out = {}
+    for (task,), g in df.group_by(["task"], maintain_order=True):
+        info = get_task(str(task))
+        comps = g["completion"].fill_null("").to_list() if "completion" in g.columns else [""] * g.height
+        sols = [json.loads(s) if s else {} for s in g["solution"].to_list()]
+        ctx.rows = g
+        out[str(task)] = info.score(comps, sols, ctx)
+    ctx.rows = None
+    return dict(sorted(out.items()))
 
 
 def evaluate(
     pred: pl.DataFrame,
     truth: pl.DataFrame,
     *,
-    unknown_ids: Literal["drop", "error"] = "drop",
-    thresholds_km: tuple[float, ...] = THRESHOLDS_KM,
-    geocode: bool = True,
-) -> dict[str, Any]:
-    """Join normalized predictions (``id, pred_lat, pred_lon``) to truth (``id, lat, lon``) and score.
+    by: str | None = None,
+    unknown_ids: Literal["drop", "error"] | str = "drop",
+    protocol: str = DEFAULT_PROTOCOL,
+    geocode: bool = False,
+    meteor: bool | None = None,
+    tokenizer: str = "auto",
+    iou_threshold: float = 0.5,
+) -> EvalReport:
+    """Score predictions (``id`` + ``completion`` and / or ``pred_lat``, ``pred_lon``) against truth rows.
+
+    ``truth`` is :func:`load_truth`'s frame; a frame of ``id, lat, lon`` alone is geolocation.
 
     Examples
     --------
-    >>> pred = pl.DataFrame({"id": ["a", "b"], "pred_lat": [0.0, None], "pred_lon": [0.1, None]})
-    >>> truth = pl.DataFrame({"id": ["a", "b", "c"], "lat": [0.0, 1.0, 2.0], "lon": [0.0, 1.0, 2.0]})
-    >>> r = evaluate(pred, truth, geocode=False)
-    >>> r["n"], r["acc_km"]["25"], r["n_unparsed"], r["n_truth_without_prediction"]
-    (2, 0.5, 1, 1)
+    >>> truth = pl.DataFrame({"id": ["a", "b"], "task": ["change_presence"] * 2, "source": ["x", "y"],
+    ...     "split": ["test"] * 2, "solution": ['{"changed": true}', '{"changed": false}']})
+    >>> pred = pl.DataFrame({"id": ["a", "b"], "completion": ["<answer>yes</answer>", "maybe"]})
+    >>> r = evaluate(pred, truth)
+    >>> r.tasks["change_presence"].metrics["accuracy"], r.tasks["change_presence"].n_unparsed
+    (0.5, 1)
     """
-    for c in ("id", "pred_lat", "pred_lon"):
-        if c not in pred.columns:
-            raise SourceError(f"eval: predictions lack column '{c}' (found {pred.columns})")
+    if protocol not in PROTOCOLS:
+        raise SourceError(f"eval: unknown protocol '{protocol}' (protocols: {', '.join(PROTOCOLS)})")
+    if by is not None and by not in ("source", "split"):
+        raise SourceError(f"eval: --by must be source or split, got '{by}'")
+    if tokenizer not in ("auto", "ptb", "simple"):
+        raise SourceError(f"eval: --tokenizer must be auto, ptb or simple, got '{tokenizer}'")
+    if unknown_ids not in ("drop", "error"):
+        raise SourceError(f"eval: --unknown-ids must be drop or error, got '{unknown_ids}'")
+    if "id" not in pred.columns:
+        raise SourceError(f"eval: predictions lack column 'id' (found {pred.columns})")
+    truth = truth.with_columns(pl.col("id").cast(pl.String))
+    for c, dt in (("task", pl.String), ("source", pl.String), ("split", pl.String), ("solution", pl.String),
+                  ("qtype", pl.String), ("category", pl.String), ("lat", pl.Float64), ("lon", pl.Float64)):
+        if c not in truth.columns:
+            truth = truth.with_columns(pl.lit("geolocation" if c == "task" else None, dtype=dt).alias(c))
+    keep = [c for c in ("id", "completion", "pred_lat", "pred_lon") if c in pred.columns]
+    pred = pred.select(keep).with_columns(pl.col("id").cast(pl.String))
+    if "completion" not in pred.columns and not {"pred_lat", "pred_lon"} <= set(pred.columns):
+        raise SourceError(f"eval: predictions need 'completion' (or pred_lat and pred_lon) (found {pred.columns})")
     dup = pred.group_by("id").len().filter(pl.col("len") > 1)
     if dup.height:
         raise SourceError(f"eval: duplicate prediction id '{dup['id'][0]}' ({dup.height} ids repeat)")
-    pred = pred.with_columns(pl.col("id").cast(pl.String))
-    joined = pred.join(truth, on="id", how="inner", maintain_order="left")
+    joined = truth.join(pred, on="id", how="inner", maintain_order="left")
     unknown = pred.join(truth, on="id", how="anti")
     if pred.height and joined.height == 0:
-        raise SourceError(
-            f"eval: no prediction id is in the truth (e.g. prediction '{pred['id'][0]}', "
-            f"truth '{truth['id'][0] if truth.height else '-'}')"
-        )
+        raise SourceError(f"eval: no prediction id is in the truth (e.g. prediction '{pred['id'][0]}', "
+                          f"truth '{truth['id'][0] if truth.height else '-'}')")
     if unknown.height and unknown_ids == "error":
         raise SourceError(f"eval: {unknown.height} prediction ids are not in the truth (e.g. '{unknown['id'][0]}')")
-    plat = joined["pred_lat"].cast(pl.Float64, strict=False).fill_null(np.nan).to_numpy()
-    plon = joined["pred_lon"].cast(pl.Float64, strict=False).fill_null(np.nan).to_numpy()
-    with np.errstate(invalid="ignore"):
-        bad = ~((np.abs(plat) <= 90) & (np.abs(plon) <= 180))
-    plat = np.where(bad, np.nan, plat)
-    plon = np.where(bad, np.nan, plon)
-    out = metrics(plat, plon, joined["lat"].to_numpy(), joined["lon"].to_numpy(),
-                  thresholds_km=thresholds_km, geocode=geocode)
-    out["n_predictions"] = pred.height
-    out["n_unknown_ids"] = unknown.height
-    out["n_truth"] = truth.height
-    out["n_truth_without_prediction"] = truth.height - joined.height
-    return out
+    no_task = joined.filter(pl.col("task").is_null())
+    joined = joined.filter(pl.col("task").is_not_null())
+    other = sorted(set(joined["task"].unique().to_list()) - {"geolocation"})
+    if other and "completion" not in joined.columns:
+        raise SourceError(f"eval: predictions need a 'completion' column for tasks {', '.join(other)}")
+    ctx = ScoreContext(protocol=protocol, geocode=geocode, meteor=meteor, tokenizer=tokenizer,
+                       iou_threshold=iou_threshold)
+    report = EvalReport(protocol=protocol, protocol_rule=PROTOCOLS[protocol], n_predictions=pred.height,
+                        n_unknown_ids=unknown.height, n_truth=truth.height,
+                        n_truth_without_prediction=truth.height - joined.height - no_task.height,
+                        tasks=_score_frame(joined, ctx), by=by)
+    if by:
+        for (val,), g in joined.with_columns(pl.col(by).fill_null("-")).group_by([by], maintain_order=True):
+            report.breakdown[str(val)] = _score_frame(g, ctx)
+        report.breakdown = dict(sorted(report.breakdown.items()))
+    notes = set(ctx.notes)
+    if no_task.height:
+        notes.add(f"{no_task.height} truth rows have no task value: not scored")
+    report.notes = sorted(notes)
+    return report
 
 
 def evaluate_files(
     predictions: str | Path,
     truth: str | Path,
     *,
-    unknown_ids: Literal["drop", "error"] = "drop",
-    geocode: bool = True,
-) -> dict[str, Any]:
-    """:func:`evaluate` on a predictions file (or folder) and a truth dataset/CSV."""
+    by: str | None = None,
+    unknown_ids: str = "drop",
+    protocol: str = DEFAULT_PROTOCOL,
+    geocode: bool = False,
+    meteor: bool | None = None,
+    tokenizer: str = "auto",
+) -> EvalReport:
+    """:func:`evaluate` on a predictions file (or folder) and a truth (dataset or table)."""
+    from .sources.predictions import load_predictions, predictions_file
+
     ppath = predictions_file(Path(predictions))
     if ppath.is_file() and ppath.stat().st_size == 0:
         raise SourceError(f"eval: predictions file {ppath} is empty")
     pred = load_predictions(ppath)
     if pred.height == 0:
         raise SourceError(f"eval: predictions file {ppath} has no rows (only a header?)")
-    tdf, drops = load_truth(truth)
-    out = evaluate(pred, tdf, unknown_ids=unknown_ids, geocode=geocode)
-    out.update({f"n_{k}": v for k, v in drops.items()})
-    out["predictions"] = str(ppath)
-    out["truth"] = str(truth)
-    return out
+    tdf, counts, skipped = load_truth_full(truth)
+    report = evaluate(pred, tdf, by=by, unknown_ids=unknown_ids, protocol=protocol, geocode=geocode,
+                      meteor=meteor, tokenizer=tokenizer)
+    report.predictions, report.truth = str(ppath), str(truth)
+    report.n_truth_duplicate_id = counts.get("truth_duplicate_id", 0)
+    report.n_truth_invalid = counts.get("truth_invalid", 0)
+    report.n_truth_lat_lon_swapped = counts.get("truth_lat_lon_swapped", 0)
+    report.skipped_configs = skipped
+    if skipped:
+        report.notes = sorted(set(report.notes) | {
+            f"config '{c}' not scored: {why}" for c, why in skipped.items()})
+    return report
 
 
-def format_report(r: dict[str, Any]) -> str:
-    """A short plain-text report of :func:`evaluate`'s result."""
-    acc = "  ".join(f"{k} km {100 * v:5.1f}%" for k, v in r["acc_km"].items())
-    lines = [
-        f"predictions {r.get('predictions', '-')}  vs  truth {r.get('truth', '-')}",
-        f"evaluated {r['n']} (unparsed {r['n_unparsed']}, counted wrong)",
-        f"accuracy   {acc}",
-        "median     " + (f"{r['median_km']:.1f} km" if r["median_km"] is not None else "n/a (most unparsed)")
-        + (f"   (parsed only: {r['median_km_parsed']:.1f} km)" if r.get("median_km_parsed") is not None else ""),
-        f"geoscore   {r['geoscore_mean']:.1f} (mean of 5000 exp(-d/1492.7))",
-    ]
-    if "country_acc" in r:
-        lines.append(
-            f"admin      country {100 * r['country_acc']:.1f}%  admin1 {100 * r['admin1_acc']:.1f}%  "
-            f"city {100 * r['city_acc']:.1f}%"
-        )
-    counts = [f"{k[2:].replace('_', ' ')} {v}" for k, v in r.items()
-              if k in ("n_unknown_ids", "n_truth_without_prediction", "n_truth_duplicate_id",
-                       "n_truth_invalid_coordinates") and v]
-    if counts:
-        lines.append("not scored " + ", ".join(counts))
+# -- the text report ---------------------------------------------------------------------------------
+def _fmt(v: float | None) -> str:
+    if v is None or (isinstance(v, float) and math.isnan(v)):
+        return "n/a"
+    return f"{v:.4f}" if abs(v) <= 1 else f"{v:.1f}"
+
+
+def _geo_lines(res: TaskResult, indent: str) -> list[str]:
+    m = res.metrics
+    acc = "  ".join(f"{k[4:-2]} km {100 * v:5.1f}%" for k, v in m.items() if k.startswith("acc@") and v is not None)
+    med = m.get("median_km")
+    lines = [f"{indent}geolocation      n {res.n} (unparsed {res.n_unparsed}, unscorable truth {res.n_truth_invalid}; "
+             f"counted wrong)",
+             f"{indent}  accuracy   {acc}",
+             f"{indent}  median     " + (f"{med:.1f} km" if med is not None else "n/a (most unparsed)")
+             + (f"   (parsed only: {m['median_km_parsed']:.1f} km)" if m.get("median_km_parsed") is not None else ""),
+             f"{indent}  geoscore   {m['geoscore_mean']:.1f} (mean of 5000 exp(-d/1492.7))"]
+    if m.get("country_acc") is not None:
+        lines.append(f"{indent}  admin      country {100 * m['country_acc']:.1f}%  admin1 {100 * m['admin1_acc']:.1f}%  "
+                     f"city {100 * m['city_acc']:.1f}%")
+    return lines
+
+
+def format_report(r: EvalReport) -> str:
+    """The report as plain text: one block per task (and the breakdown), counts, notes."""
+    def table(tasks: dict[str, TaskResult], indent: str = "") -> list[str]:
+        out = []
+        for t, res in tasks.items():
+            if t == "geolocation":
+                out += _geo_lines(res, indent)
+                continue
+            ms = "  ".join(f"{k} {_fmt(v)}" for k, v in res.metrics.items())
+            out.append(f"{indent}{t:<16} n {res.n:<6} unparsed {res.n_unparsed:<5} {ms}")
+            for qt, pm in res.per_type.items():
+                out.append(f"{indent}  {qt:<14} " + "  ".join(f"{k} {int(v) if k == 'n' else _fmt(v)}" for k, v in pm.items()))
+        return out
+
+    lines = [f"predictions {r.predictions}  vs  truth {r.truth}",
+             f"protocol {r.protocol}; scored {sum(t.n for t in r.tasks.values())} rows (unparsed answers count as wrong)"]
+    lines += table(r.tasks)
+    for val, tasks in r.breakdown.items():
+        lines.append(f"{r.by} = {val}")
+        lines += table(tasks, "  ")
+    counts = [(k, getattr(r, f"n_{k}")) for k in ("unknown_ids", "truth_without_prediction", "truth_duplicate_id")]
+    shown = [f"{k.replace('_', ' ')} {v}" for k, v in counts if v]
+    if shown:
+        lines.append("not scored " + ", ".join(shown))
+    if r.n_truth_invalid:
+        lines.append(f"unscorable truth rows {r.n_truth_invalid} (kept in the denominator, scored wrong)")
+    lines += [f"note: {n}" for n in r.notes]
     return "\n".join(lines)

@@ -18,6 +18,11 @@ writer so that the demo needs no download.
 A *reward* is ``fn(completions: Sequence[str], solutions: Sequence[str], **params) -> np.ndarray``
 returning one float per completion; the gold completion of a row scores ``max_score``.
 
+A *task* is the scorer of dataset rows whose ``task`` column holds its name:
+``fn(completions: list[str], solutions: list[dict], ctx: ScoreContext) -> TaskResult``
+(:mod:`geodata.tasks.base`). Its module in :mod:`geodata.tasks` also holds the task's answer
+contract and rewards; ``reference`` names the benchmark code it follows (repository, path).
+
 An *output format* is ``fn(df, root, prefix, *, config, split, output, max_image_pixels, on_rows,
 runner) -> PartitionResult`` (see :mod:`geodata.formats.parquet`): it writes one config/split of
 rows below ``root/prefix`` and says what files it wrote; a spec picks it by ``output.format``.
@@ -38,12 +43,16 @@ __all__ = [
     "StepInfo",
     "SourceInfo",
     "RewardInfo",
+    "TaskInfo",
     "step",
     "source",
     "reward",
     "get_step",
     "get_source",
     "get_reward",
+    "get_task",
+    "task",
+    "TASKS",
     "STEPS",
     "SOURCES",
     "REWARDS",
@@ -161,6 +170,15 @@ class RewardInfo:
 
 
 @dataclass(frozen=True)
+class TaskInfo:
+    name: str
+    score: Callable[..., Any]
+    doc: str
+    #: the benchmark code the scorer follows: ``owner/repo path`` (docs/eval.md)
+    reference: str
+
+
+@dataclass(frozen=True)
 class FormatInfo:
     name: str
     fn: Callable[..., Any]
@@ -170,6 +188,7 @@ class FormatInfo:
 STEPS: dict[str, StepInfo] = {}
 SOURCES: dict[str, SourceInfo] = {}
 REWARDS: dict[str, RewardInfo] = {}
+TASKS: dict[str, TaskInfo] = {}
 FORMATS: dict[str, FormatInfo] = {}
 
 
@@ -242,6 +261,21 @@ def reward(
     return deco
 
 
+def task(name: str, *, reference: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """Register ``fn(completions, solutions, ctx) -> TaskResult`` as the scorer of task ``name``.
+
+    ``reference`` is the benchmark code the scorer follows (``owner/repo path``).
+    """
+
+    def deco(fn: Callable[..., Any]) -> Callable[..., Any]:
+        if name in TASKS and TASKS[name].score is not fn:
+            raise ValueError(f"task '{name}' is registered twice")
+        TASKS[name] = TaskInfo(name, fn, _doc(fn), reference)
+        return fn
+
+    return deco
+
+
 def output_format(name: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
     """Register ``fn(df, root, prefix, *, config, split, output, ...)`` as the output format ``name``."""
 
@@ -252,9 +286,9 @@ def output_format(name: str) -> Callable[[Callable[..., Any]], Callable[..., Any
     return deco
 
 
-#: the packages whose modules register steps, sources, rewards and output formats when imported;
-#: a new module in one of these folders is found without editing any list
-PLUGIN_PACKAGES = ("geodata.sources", "geodata.steps", "geodata.rewards", "geodata.formats")
+#: the packages whose modules register steps, sources, rewards, tasks and output formats when
+#: imported; a new module in one of these folders is found without editing any list
+PLUGIN_PACKAGES = ("geodata.sources", "geodata.steps", "geodata.tasks", "geodata.formats")
 #: entry-point group through which other installed packages add their own modules
 ENTRY_POINT_GROUP = "geodata.plugins"
 _loaded = False
@@ -301,6 +335,14 @@ def get_source(name: str) -> SourceInfo:
 
 def get_reward(name: str) -> RewardInfo:
     return _get(REWARDS, "reward", name)
+
+
+def get_task(name: str) -> TaskInfo:
+    """The scorer registered for rows whose ``task`` column is ``name``."""
+    _load_all()
+    if name not in TASKS:
+        raise SpecError(f"no scorer for task '{name}' (tasks: {', '.join(sorted(TASKS))})")
+    return TASKS[name]
 
 
 def get_format(name: str) -> FormatInfo:

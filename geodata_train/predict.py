@@ -47,7 +47,7 @@ def parse_coords(texts: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
     Uses geodata's coordinate parser (the one the geolocation reward and ``geodata eval``
     use), so that a prediction counts exactly when they would count it.
     """
-    from geodata.parse import parse_coords as _parse
+    from geodata.tasks.geolocation.parse import parse_coords as _parse
 
     parsed = _parse(list(texts))
     return parsed.lat, parsed.lon

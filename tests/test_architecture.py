@@ -44,11 +44,75 @@ def test_geodata_never_imports_torch_ray_or_training_at_import_time(path: Path) 
     assert not bad, f"{path.name} imports {bad} at module level"
 
 
-@pytest.mark.parametrize("path", _modules("rewards", "contracts"), ids=lambda p: p.relative_to(PKG).as_posix())
-def test_rewards_and_contracts_never_import_sources_or_steps(path: Path) -> None:
+@pytest.mark.parametrize("path", _modules("tasks"), ids=lambda p: p.relative_to(PKG).as_posix())
+def test_tasks_never_import_sources_steps_or_the_engine(path: Path) -> None:
+    """A task (contract, rewards, scorer) reads rows, never the readers that make them."""
     bad = [(m, n) for m, n in _imports(path, top_level_only=False)
-           if m.startswith(("geodata.sources", "geodata.steps"))]
-    assert not bad, f"{path.name} imports {bad}: rewards score rows through geodata.contracts, not readers"
+           if m.startswith(("geodata.sources", "geodata.steps", "geodata.evaluate", "geodata.engine"))]
+    assert not bad, f"{path.name} imports {bad}: tasks score rows through their contract, not readers"
+
+
+@pytest.mark.parametrize("path", _modules("tasks"), ids=lambda p: p.relative_to(PKG).as_posix())
+def test_tasks_never_import_torch_anywhere(path: Path) -> None:
+    """Rewards run inside TRL but stay torch-free: not even a function-level import."""
+    bad = [(m, n) for m, n in _imports(path, top_level_only=False) if m.split(".")[0] in HEAVY]
+    assert not bad, f"{path.name} imports {bad}"
+
+
+def test_every_task_of_the_builders_has_a_scorer_and_a_reward() -> None:
+    """Each task value the steps write (EO_TASKS, geolocation, crossview_mcq) is registered."""
+    from geodata.registry import TASKS, _load_all, reward_for_task
+    from geodata.tasks.eo.contract import EO_TASKS
+
+    _load_all()
+    for t in (*EO_TASKS, "geolocation", "crossview_mcq"):
+        assert t in TASKS and TASKS[t].reference, t
+        assert reward_for_task(t).tasks, t
+
+
+PARITY = (
+    "import numpy as np\n"
+    "from geodata.registry import reward, task\n"
+    "from geodata.tasks.base import TaskResult, mean\n\n"
+    "@reward('parity_test_reward', tasks=('parity_test',))\n"
+    "def parity(completions, solutions):\n"
+    "    return np.array([float(c.strip() == s) for c, s in zip(completions, solutions)])\n\n"
+    "@task('parity_test', reference='(test)')\n"
+    "def score(comps, sols, ctx):\n"
+    "    ok = [c.strip() == s['parity'] for c, s in zip(comps, sols)]\n"
+    "    return TaskResult(task='parity_test', n=len(ok), n_unparsed=0, metrics={'accuracy': mean(ok)})\n"
+)
+
+
+def test_a_new_task_is_one_module(tmp_path, monkeypatch) -> None:
+    """Adding a task is one file in a plugin folder: its scorer and reward are found by name."""
+    import importlib
+    import sys
+
+    import polars as pl
+
+    import geodata.registry as registry
+    from geodata.evaluate import evaluate
+
+    pkg = tmp_path / "mytasks"
+    pkg.mkdir()
+    (pkg / "__init__.py").write_text("")
+    (pkg / "parity.py").write_text(PARITY)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.setattr(registry, "PLUGIN_PACKAGES", registry.PLUGIN_PACKAGES + ("mytasks",))
+    monkeypatch.setattr(registry, "_loaded", False)
+    try:
+        truth = pl.DataFrame({"id": ["a", "b"], "task": ["parity_test"] * 2,
+                              "solution": ['{"parity": "odd"}', '{"parity": "even"}']})
+        pred = pl.DataFrame({"id": ["a", "b"], "completion": ["odd", "odd"]})
+        assert evaluate(pred, truth).tasks["parity_test"].metrics["accuracy"] == 0.5
+        assert registry.reward_for_task("parity_test").name == "parity_test_reward"
+    finally:
+        registry.TASKS.pop("parity_test", None)
+        registry.REWARDS.pop("parity_test_reward", None)
+        sys.modules.pop("mytasks.parity", None)
+        sys.modules.pop("mytasks", None)
+        importlib.invalidate_caches()
 
 
 @pytest.mark.parametrize("path", _modules("sources"), ids=lambda p: p.relative_to(PKG).as_posix())
@@ -59,7 +123,7 @@ def test_sources_never_import_steps(path: Path) -> None:
 
 def test_registry_imports_no_plugin_package() -> None:
     mods = [m for m, _ in _imports(PKG / "registry.py", top_level_only=False)]
-    assert not [m for m in mods if m.startswith(("geodata.sources", "geodata.steps", "geodata.rewards"))]
+    assert not [m for m in mods if m.startswith(("geodata.sources", "geodata.steps", "geodata.tasks"))]
 
 
 def test_a_new_module_in_a_plugin_folder_is_found_without_editing_a_list(tmp_path, monkeypatch) -> None:
@@ -92,32 +156,35 @@ def test_a_new_module_in_a_plugin_folder_is_found_without_editing_a_list(tmp_pat
 
 # -- the rooms table of docs/architecture.md, checked on the whole import graph -------------------
 
+#: the answer contracts of the task rooms: how rows are written and read back. Readers and steps
+#: import them, so they sit in the core; the rest of a task module (rewards, scorer) is a plugin
+CONTRACTS = ("geodata.tasks.base", "geodata.tasks.eo.contract", "geodata.tasks.geolocation.parse")
+
 #: room -> its modules (prefixes of dotted names); the order of ROOMS is the order of the layers
 #: below: a module may import its own room and the rooms of lower layers, never a higher one
 ROOMS: dict[str, tuple[str, ...]] = {
     "core": ("geodata", "geodata.errors", "geodata.geo", "geodata.geocode", "geodata.context", "geodata.schema",
-             "geodata.parse", "geodata.spec", "geodata.registry", "geodata.images", "geodata.image_geometry",
+             "geodata.spec", "geodata.registry", "geodata.images", "geodata.image_geometry",
              "geodata._cache", "geodata._progress", "geodata.hotspots", "geodata.inference", "geodata.paths",
-             "geodata.contracts", "geodata.runners"),
+             "geodata.runners", *CONTRACTS),
     "dataset": ("geodata.dataset", "geodata.samples"),
     "sources": ("geodata.sources",),
     "steps": ("geodata.steps",),
-    "rewards": ("geodata.rewards",),
+    "tasks": ("geodata.tasks",),
     "formats": ("geodata.formats",),
     "engine": ("geodata.engine",),
     "commands": ("geodata.check", "geodata.validate", "geodata.report", "geodata.publish", "geodata.evaluate",
-                 "geodata.eval_tasks", "geodata.sql", "geodata.shell", "geodata.cli", "geodata.tasks",
-                 "geodata.compare", "geodata.chains"),
+                 "geodata.sql", "geodata.shell", "geodata.cli", "geodata.compare", "geodata.chains"),
 }
 #: room -> layer; the plugin rooms share one layer and never import each other
-LAYER = {"core": 0, "dataset": 1, "sources": 2, "steps": 2, "rewards": 2, "formats": 2, "engine": 3, "commands": 4}
+LAYER = {"core": 0, "dataset": 1, "sources": 2, "steps": 2, "tasks": 2, "formats": 2, "engine": 3, "commands": 4}
 #: rooms a room may import besides its own and the lower layers' (none: every rule is the table)
-PLUGIN_ROOMS = ("sources", "steps", "rewards", "formats")
+PLUGIN_ROOMS = ("sources", "steps", "tasks", "formats")
 #: what a room never imports although the layers alone would allow it
 NEVER: dict[str, tuple[str, ...]] = {
-    "contracts": ("geodata.sources", "geodata.steps", "geodata.rewards"),  # a contract is below every scorer
+    "contracts": ("geodata.sources", "geodata.steps"),  # a contract is below every scorer and reader
     "steps": ("geodata.dataset",),  # a step sees rows, never the folder they end up in
-    "rewards": ("geodata.dataset", "geodata.samples"),
+    "tasks": ("geodata.dataset", "geodata.samples"),
 }
 
 
@@ -214,7 +281,7 @@ def test_no_upward_import(module: str) -> None:
 
 @pytest.mark.parametrize("module", sorted(MODULES))
 def test_rooms_never_import_what_the_table_forbids(module: str) -> None:
-    sub = "contracts" if module.startswith("geodata.contracts") else _room(module)
+    sub = "contracts" if module.startswith(CONTRACTS) else _room(module)
     bad = [d for d in GRAPH[module] if d.startswith(tuple(p + "." for p in NEVER.get(sub, ())) + NEVER.get(sub, ()))]
     assert not bad, f"{module} imports {bad}"
 
@@ -225,7 +292,7 @@ def test_only_the_cli_entry_point_imports_the_cli() -> None:
 
 
 def test_engine_reaches_plugins_only_through_the_registry() -> None:
-    """The engine imports no source, step, reward or format module: it looks them up by name."""
+    """The engine imports no source, step, task or format module: it looks them up by name."""
     engine = [m for m in MODULES if m.startswith("geodata.engine")]
     assert engine and not [(m, d) for m in engine for d in GRAPH[m] if _room(d) in PLUGIN_ROOMS]
 

@@ -11,7 +11,7 @@ import pytest
 import shapely
 from PIL import Image, ImageDraw
 
-from geodata.contracts.eo import (
+from geodata.tasks.eo.contract import (
     GEOCHAT_INT_RE,
     answer_boxes,
     box_corners,
@@ -24,7 +24,7 @@ from geodata.contracts.eo import (
     rotated_iou,
     smart_resize,
 )
-from geodata.rewards.eo import eo_detection, eo_format, eo_referring
+from geodata.tasks.eo import eo_detection, eo_format, eo_referring
 
 
 def _mask(poly: np.ndarray, size: tuple[int, int]) -> np.ndarray:

@@ -129,7 +129,7 @@ def test_every_box_parses_with_geochat_regex_and_round_trips(built, sample_env) 
 
     import shapely
 
-    from geodata.contracts.eo import GEOCHAT_INT_RE, box_corners, extract_answer, parse_boxes
+    from geodata.tasks.eo.contract import GEOCHAT_INT_RE, box_corners, extract_answer, parse_boxes
 
     _, out = built
     df = _rows(out)
@@ -156,7 +156,7 @@ def test_every_box_parses_with_geochat_regex_and_round_trips(built, sample_env) 
 
 
 def test_qwen_convention_build(sample_env, tmp_path, monkeypatch) -> None:
-    from geodata.contracts.eo import parse_qwen, smart_resize
+    from geodata.tasks.eo.contract import parse_qwen, smart_resize
 
     monkeypatch.setenv("EO_BOXES", "qwen")
     _, out = None, tmp_path / "qwen"
@@ -178,14 +178,14 @@ def test_qwen_convention_build(sample_env, tmp_path, monkeypatch) -> None:
 
 
 def test_eval_scores_gold_predictions_as_perfect(built, tmp_path) -> None:
-    from geodata.eval_tasks import evaluate_task_files
+    from geodata.evaluate import evaluate_files
 
     _, out = built
     df = _rows(out)
     preds = tmp_path / "gold.parquet"
     df.select("id", completion=pl.col("completion").list.first().struct.field("content").list.first()
               .struct.field("text")).write_parquet(preds)
-    rep = evaluate_task_files(preds, out, by="source", meteor=False)
+    rep = evaluate_files(preds, out, by="source", meteor=False)
     assert set(rep.tasks) == set(EO_TASKS)
     for task, r in rep.tasks.items():
         assert r.n_unparsed == 0, task
@@ -194,3 +194,28 @@ def test_eval_scores_gold_predictions_as_perfect(built, tmp_path) -> None:
                              "recall", "sample_f1", "micro_f1", "macro_f1", "exact", "mean_iou")):
                 assert v == pytest.approx(1.0), (task, k, v)
     assert "dota" in rep.breakdown and "detection" in rep.breakdown["dota"]
+
+
+def test_gold_boxes_split_as_geochat_and_teochat_split_them(built) -> None:
+    """Every detection / referring gold answer of a built eo-instruct is read whole by GeoChat's
+    demo (``mbzuai-oryx/GeoChat`` ``geochat_demo.py``: ``}{`` → ``}<delim>{``) and TEOChat's
+    scorer (``ermongroup/TEOChat`` ``videollava/eval/eval_geochat_referring.py``
+    ``convert_geochat_string``): as many boxes as the solution holds."""
+    import re
+
+    from geodata.tasks.eo.contract import extract_answer, split_geochat_boxes
+
+    _, out = built
+    df = _rows(out).filter(pl.col("task").is_in(["detection", "referring"]))
+    texts = df.select(c=pl.col("completion").list.first().struct.field("content").list.first()
+                      .struct.field("text"))["c"].to_list()
+    n_multi = 0
+    for text, sol in zip(texts, map(json.loads, df["solution"].to_list())):
+        if sol.get("box_format") == "qwen" or not sol["boxes"]:
+            continue
+        ans = extract_answer(text)
+        assert len(split_geochat_boxes(ans)) == len(sol["boxes"]), ans
+        pieces = ans[ans.find("{"): ans.rfind("}") + 1].replace("}{", "}<delim>{").split("<delim>")
+        assert sum(len(re.findall(r"-?\d+", p)) == 5 for p in pieces) == len(sol["boxes"]), ans
+        n_multi += len(sol["boxes"]) > 1
+    assert n_multi > 0

@@ -12,7 +12,8 @@ from typer.testing import CliRunner
 
 from geodata.cli import app
 from geodata.errors import SourceError
-from geodata.evaluate import evaluate, evaluate_files, load_truth, metrics
+from geodata.evaluate import evaluate, evaluate_files, load_truth
+from geodata.tasks.geolocation.score import metrics
 
 
 def _east(km):
@@ -61,8 +62,8 @@ def test_im2gps_and_yfcc_csv_layouts(tmp_path):
     preds = tmp_path / "preds.csv"
     preds.write_text('id,completion\n1.jpg,"<answer>(48.86, 2.35)</answer>"\n2.jpg,no idea\n')
     for truth in (im, yf):
-        r = evaluate_files(preds, truth, geocode=False)
-        assert r["n"] == 2 and r["n_unparsed"] == 1 and r["acc_km"]["25"] == 0.5
+        r = evaluate_files(preds, truth, geocode=False).tasks["geolocation"]
+        assert r.n == 2 and r.n_unparsed == 1 and r.metrics["acc@25km"] == 0.5
 
 
 def test_built_dataset_truth(tmp_path):
@@ -71,11 +72,24 @@ def test_built_dataset_truth(tmp_path):
     out = tmp_path / "datasets" / "mp16-hard-200k"
     build("mp16-hard-200k", sets=["sample.n=40"], out=out)
     truth, drops = load_truth(out)
-    assert truth.height > 30 and drops == {"truth_duplicate_id": 0, "truth_invalid_coordinates": 0}
+    assert truth.height > 30 and drops == {"truth_duplicate_id": 0, "truth_invalid": 0}
     preds = tmp_path / "p.parquet"
     truth.select("id", pred_lat="lat", pred_lon="lon").write_parquet(preds)
-    r = evaluate_files(preds, out)
-    assert r["acc_km"]["1"] == 1.0 and r["country_acc"] == 1.0 and r["city_acc"] == 1.0
+    rep = evaluate_files(preds, out, geocode=True)
+    assert set(rep.tasks) == {"geolocation"} and "hotspots" in rep.skipped_configs  # issue 22 item 4
+    assert any("config 'hotspots' not scored" in n for n in rep.notes)
+    r = rep.tasks["geolocation"].metrics
+    # one report schema for every truth: a built dataset and a CSV give the same JSON keys
+    csv_truth = tmp_path / "truth.csv"
+    truth.select(IMG_ID="id", LAT="lat", LON="lon").write_csv(csv_truth)
+    keys = []
+    for t in (out, csv_truth):
+        res = CliRunner().invoke(app, ["eval", str(preds), "--truth", str(t), "--out", str(tmp_path / "r.json"),
+                                       "--no-geocode"])
+        assert res.exit_code == 0, res.output
+        keys.append(sorted(json.loads((tmp_path / "r.json").read_text())))
+    assert keys[0] == keys[1]
+    assert r["acc@1km"] == 1.0 and r["country_acc"] == 1.0 and r["city_acc"] == 1.0
     assert r["geoscore_mean"] == pytest.approx(5000.0)
 
 
@@ -86,7 +100,7 @@ def test_bad_input_is_never_silent(tmp_path):
         evaluate(dup, truth, geocode=False)
     stray = pl.DataFrame({"id": ["a", "zz"], "pred_lat": [1.0, 1.0], "pred_lon": [1.0, 1.0]})
     r = evaluate(stray, truth, geocode=False)
-    assert r["n"] == 1 and r["n_unknown_ids"] == 1 and r["n_truth_without_prediction"] == 1
+    assert r.tasks["geolocation"].n == 1 and r.n_unknown_ids == 1 and r.n_truth_without_prediction == 1
     with pytest.raises(SourceError, match="not in the truth.*zz"):
         evaluate(stray, truth, unknown_ids="error", geocode=False)
     with pytest.raises(SourceError, match="no prediction id is in the truth"):
@@ -97,8 +111,8 @@ def test_bad_input_is_never_silent(tmp_path):
     t = tmp_path / "t.csv"
     t.write_text("IMG_ID,LAT,LON\na,1,1\nb,2,2\nb,2,2\nc,,3\n")
     r = evaluate_files(p, t, geocode=False)
-    assert r["n_unparsed"] == 2 and r["acc_km"]["2500"] == 0.0
-    assert r["n_truth_duplicate_id"] == 1 and r["n_truth_invalid_coordinates"] == 1
+    assert r.tasks["geolocation"].n_unparsed == 2 and r.tasks["geolocation"].metrics["acc@2500km"] == 0.0
+    assert r.n_truth_duplicate_id == 1 and r.n_truth_invalid == 1
     with pytest.raises(SourceError, match="no id column"):
         t.write_text("X,LAT,LON\na,1,1\n")
         load_truth(t)
@@ -116,7 +130,8 @@ def test_cli_prints_and_writes_json(tmp_path):
     assert res.exit_code == 0, res.output
     assert "accuracy" in res.output and "geoscore" in res.output
     r = json.loads(out.read_text())
-    assert r["acc_km"]["1"] == 0.5 and r["country_acc"] == 0.5
+    g = r["tasks"]["geolocation"]["metrics"]
+    assert g["acc@1km"] == 0.5 and g["country_acc"] == 0.5
     p.write_text("id,pred_lat,pred_lon\na,1,1\na,1,1\n")
     res = CliRunner().invoke(app, ["eval", str(p), "--truth", str(t)])
     assert res.exit_code == 2 and "duplicate" in res.output

@@ -11,7 +11,8 @@ import pytest
 from typer.testing import CliRunner
 
 from geodata.cli import app
-from geodata.eval_tasks import caption_metrics, evaluate_tasks, voc_ap
+from geodata.evaluate import evaluate as evaluate_tasks
+from geodata.tasks.eo import caption_metrics, voc_ap
 
 
 def _truth(rows: list[tuple]) -> pl.DataFrame:
@@ -49,9 +50,9 @@ def test_classification_vqa_change_mcq() -> None:
         "v1": "<answer>15</answer>", "v2": "<answer>many</answer>", "v3": "<answer>Yes.</answer>",
         "v4": "<answer>Yes, there is one.</answer>", "v5": "<answer>urban</answer>",
         "c1": "<answer>yes</answer>", "c2": "<answer>hmm</answer>",
-        "x1": "<think>.</think><answer>B</answer>", "x2": "<answer>B or C</answer>",
+        "x1": "<think>.</think><answer>B</answer>", "x2": "<answer>(C)</answer>",  # Geo-R1's extract_choice reads no letter in "(C)"
     }
-    r = _run(rows, comps)
+    r = _run(rows, comps, protocol="synonyms")  # synonyms: "port" is a harbor (geochat would not count it)
     sc = r.tasks["scene_cls"]
     # predictions: forest, harbor, harbor, '' -> accuracy 2/4
     # F1 forest: tp 1, pred 1, gold 2 -> 2/3; harbor: tp 1, pred 2, gold 2 -> 1/2
@@ -88,8 +89,8 @@ def test_boxes_referring_and_detection() -> None:
         "r2": "<answer>{<5><0><15><10>|<0>}</answer>",                 # IoU 1/3
         "r3": '<answer>[{"bbox_2d": [0, 0, 196, 49], "label": "x"}]</answer>',  # IoU 1 (Qwen form)
         "r4": "<answer>{<0><0><10><10>|<-5>}</answer>",                # unreadable by GeoChat's parser
-        "r5": "<answer>{<0><0><10><10>|<0>} {<80><80><90><90>|<0>}</answer>",  # 1 of 2 gold boxes
-        "d1": "<answer>{<0><0><10><10>|<0>} {<70><70><80><80>|<0>}</answer>",  # 1 TP, 1 FP
+        "r5": "<answer>{<0><0><10><10>|<0>}{<80><80><90><90>|<0>}</answer>",  # 1 of 2 gold boxes
+        "d1": "<answer>{<0><0><10><10>|<0>}{<70><70><80><80>|<0>}</answer>",  # 1 TP, 1 FP
         "d2": "<answer>{<0><0><10><10>|<0>}</answer>",                 # 1 TP
         "d3": "<answer>none</answer>",                                 # no prediction, not unparsed
     }

@@ -62,7 +62,7 @@ def test_stats_and_card_say_what_happened(built):
 
 
 def test_gold_completions_score_one(built):
-    from geodata.rewards.geolocation import geolocation
+    from geodata.tasks.geolocation.rewards import geolocation
     from geodata.schema import messages_text
 
     _, out = built

@@ -109,19 +109,21 @@ def _swapped(tmp_path: Path) -> Path:
 def test_swapped_truth_labels_are_read_from_the_values(tmp_path, caplog):
     t = _swapped(tmp_path)
     df, drops = load_truth(t)
-    assert drops == {"truth_duplicate_id": 0, "truth_invalid_coordinates": 0, "truth_lat_lon_swapped": 4}
+    assert drops == {"truth_duplicate_id": 0, "truth_invalid": 0, "truth_lat_lon_swapped": 4}
+    df = df.select("id", "lat", "lon")
     assert df.row(0) == ("1000269685_e60e9cdfb4_1125_78841376@N00.jpg", 32.325436, -64.764404)
     assert "read swapped" in caplog.text
     p = tmp_path / "p.csv"
     p.write_text("id,pred_lat,pred_lon\n" + "".join(f"{i},{a},{b}\n" for i, a, b in df.iter_rows()))
-    r = evaluate_files(p, t, geocode=False)
-    assert r["acc_km"]["1"] == 1.0 and r["n"] == 4
+    r = evaluate_files(p, t, geocode=False).tasks["geolocation"]
+    assert r.metrics["acc@1km"] == 1.0 and r.n == 4
     # not swapped: as labelled
     t.write_text("IMG_ID,LAT,LON\na,10,120\nb,20,-170\n")
-    assert load_truth(t)[1] == {"truth_duplicate_id": 0, "truth_invalid_coordinates": 0}
+    assert load_truth(t)[1] == {"truth_duplicate_id": 0, "truth_invalid": 0}
+    # one latitude beyond ±90 where the longitudes are longitudes: one unscorable row, not a swap
+    # nor a refusal (issue 19 item 6)
     t.write_text("IMG_ID,LAT,LON\na,100,120\nb,20,-170\n")
-    with pytest.raises(SourceError, match=r"cannot tell latitude from longitude: 1 rows have \|LAT\| > 90 .* 2 rows \|LON\| > 90"):
-        load_truth(t)
+    assert load_truth(t)[1] == {"truth_duplicate_id": 0, "truth_invalid": 1}
 
 
 def test_eval_overlap_drops_benchmark_photos(tmp_path, monkeypatch):

@@ -8,7 +8,7 @@ import numpy as np
 import polars as pl
 import pytest
 
-from geodata.parse import answer_bodies, completion_texts, parse_coords
+from geodata.tasks.geolocation.parse import answer_bodies, completion_texts, parse_coords
 
 
 @pytest.mark.parametrize(

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from geodata.registry import get_reward, reward_for_task
-from geodata.rewards.eo import (
+from geodata.tasks.eo import (
     caption_score,
     detection_score,
     eo_caption,
@@ -168,14 +168,14 @@ def test_geodata_eo_does_not_import_torch() -> None:
     import subprocess
     import sys
 
-    code = "import sys, geodata.rewards.eo, geodata.steps.eo, geodata.sources.eo; print('torch' in sys.modules)"
+    code = "import sys, geodata.tasks.eo, geodata.steps.eo, geodata.sources.eo; print('torch' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
 
 
 def test_rsvqa_bins_reference_values() -> None:
     # syvlo/RSVQA VocabEncoder.py and big_vision rsvqa bin_answer: 0 | 1-10 | 11-100 | 101-1000 | >1000
-    from geodata.contracts.eo import rsvqa_bin
+    from geodata.tasks.eo.contract import rsvqa_bin
 
     assert [rsvqa_bin(v) for v in (0, 1, 10, 11, 100, 101, 1000, 1001, 10**6)] == [0, 1, 1, 2, 2, 3, 3, 4, 4]
     sol = [_sol("vqa", answer="12", numeric=True)] * 5

@@ -10,7 +10,7 @@ import pytest
 from geodata.errors import SpecError
 from geodata.geo import haversine
 from geodata.registry import get_reward, reward_for_task
-from geodata.rewards.geolocation import (
+from geodata.tasks.geolocation.rewards import (
     distance_score,
     format_ok,
     geo_distance,

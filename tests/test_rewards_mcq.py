@@ -7,7 +7,7 @@ import pytest
 
 from geodata.context import StepContext
 from geodata.registry import get_reward, reward_for_task
-from geodata.rewards.mcq import crossview_mcq, extract_choice, format_ok, mcq_format
+from geodata.tasks.mcq import crossview_mcq, extract_choice, format_ok, mcq_format
 from geodata.sources.crossview import cvact, vigor
 from geodata.steps.crossview import crossview_mcq as mcq_step
 

@@ -50,8 +50,8 @@ def build(
 @app.command()
 @cli_errors
 def steps() -> None:
-    """List the registered steps, sources and rewards."""
-    from ..registry import REWARDS, SOURCES, STEPS, _load_all
+    """List the registered steps, sources, rewards and tasks (with the benchmark code each follows)."""
+    from ..registry import REWARDS, SOURCES, STEPS, TASKS, _load_all
 
     _load_all()
     for title, table in (("steps", STEPS), ("sources", SOURCES), ("rewards", REWARDS)):
@@ -69,6 +69,13 @@ def steps() -> None:
                 params = f"inputs: {', '.join(ins)}" + (f"; {params}" if params else "")
             t.add_row(f"{n} ({kind})" if kind else n, params, info.doc)
         console.print(t)
+    t = Table(title="tasks (geodata eval scorers)")
+    t.add_column("task")
+    t.add_column("scored as")
+    t.add_column("reference code")
+    for n, info in sorted(TASKS.items()):
+        t.add_row(n, info.doc, info.reference)
+    console.print(t)
 
 
 @app.command()

@@ -8,7 +8,7 @@ Columns:
 id           the image id of the source rows (MP-16 ``IMG_ID``, e.g. ``34/8d/9055806529.jpg``)
 pred_lat     predicted latitude (degrees); with pred_lon, takes precedence
 pred_lon     predicted longitude (degrees)
-completion   raw model output; parsed with :func:`geodata.parse.parse_coords` where
+completion   raw model output; parsed with :func:`geodata.tasks.geolocation.parse.parse_coords` where
              pred_lat/pred_lon are absent or null
 ===========  ======================================================================
 
@@ -27,8 +27,8 @@ import polars as pl
 
 from ..context import StepContext, StepOutput
 from ..errors import SourceError
-from ..parse import parse_coords
 from ..dataset.ownership import is_sample
+from ..tasks.geolocation.parse import parse_coords
 from ..registry import source
 from ..samples import sample_root, write_sample_to
 

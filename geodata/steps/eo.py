@@ -36,7 +36,7 @@ from ..context import StepContext, StepOutput
 from ..errors import BuildError, SpecError
 from ..registry import step
 from ..schema import completion_expr, prompt_expr
-from ..contracts.eo import (
+from ..tasks.eo.contract import (
     BOX_FORMATS,
     BOX_RE_ANY,
     EO_TASKS,
@@ -376,7 +376,7 @@ def eo_tasks(
 
     A join: every table named in ``sources`` is one of the step's ``inputs``.
 
-    ``boxes`` picks the box convention of answers and prompts (:mod:`geodata.contracts.eo`):
+    ``boxes`` picks the box convention of answers and prompts (:mod:`geodata.tasks.eo.contract`):
     ``geochat`` (integer ``{<x1><y1><x2><y2>|<θ>}`` on the 0–100 grid) or ``qwen``
     (Qwen2.5-VL ``bbox_2d`` JSON in pixels of the image resized by the processor with
     ``min_pixels`` / ``max_pixels``; rotated objects become their axis-aligned hull).

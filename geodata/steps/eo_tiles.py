@@ -38,7 +38,7 @@ from .._cache import cache_dir, write_atomic
 from ..context import StepContext, StepOutput
 from ..errors import BuildError, SpecError
 from ..registry import step
-from ..contracts.eo import quads_to_boxes
+from ..tasks.eo.contract import quads_to_boxes
 from ..image_geometry import WINDOW_RE
 
 __all__ = ["eo_tiles", "window_starts"]

@@ -2,7 +2,7 @@
 
 :func:`model_predictions` (step id ``predict`` in ``pipelines/mp16-hard-200k.yaml``) asks an
 OpenAI-compatible endpoint (:mod:`geodata.inference`) the Chain-of-Region question for every
-photo, parses each answer with :func:`geodata.parse.parse_coords`, and puts the result in
+photo, parses each answer with :func:`geodata.tasks.geolocation.parse.parse_coords`, and puts the result in
 place of the ``predictions`` source table, in that table's columns (``id``, ``pred_lat``,
 ``pred_lon``, ``parsed``, ``completion``; see :mod:`geodata.sources.predictions`), so
 ``join_predictions`` and the hotspot steps after it run unchanged::
@@ -18,7 +18,7 @@ import numpy as np
 import polars as pl
 
 from ..context import StepContext, StepOutput
-from ..parse import parse_coords
+from ..tasks.geolocation.parse import parse_coords
 from ..registry import step
 from ..schema import THINK_ANSWER_SUFFIX
 from .core import _need

@@ -4,7 +4,7 @@ Box convention
 --------------
 The box convention (integer GeoChat grid boxes ``{<x1><y1><x2><y2>|<θ>}`` with θ in ``[0, 90)``
 measured in pixel space, or Qwen2.5-VL's ``bbox_2d`` JSON), its geometry and its parsers live in
-the EO contract :mod:`geodata.contracts.eo`; they are re-exported here so the readers keep
+the EO contract :mod:`geodata.tasks.eo.contract`; they are re-exported here so the readers keep
 importing them from this module. Converters translate pixel boxes: a horizontal pixel box
 becomes ``θ = 0``; a pixel quadrilateral (DOTA, DIOR-R) is replaced by its minimum-area
 rectangle **in pixel space**, whose centre and sides are then normalised onto the 0–100 grid.
@@ -27,7 +27,7 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 
-from ...contracts.eo import (  # noqa: F401 - re-exported: the contract is the one home
+from ...tasks.eo.contract import (  # noqa: F401 - re-exported: the contract is the one home
     BOX_RE,
     BOX_TASKS,
     EO_TASKS,

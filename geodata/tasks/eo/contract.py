@@ -1,7 +1,7 @@
 """The Earth-observation contract: task names, box conventions, answer parsing, RSVQA rules.
 
-``geodata.steps.eo`` writes rows in this form; ``geodata.rewards.eo`` and ``geodata.eval_tasks``
-read them with the same functions. Nothing here imports a source reader.
+``geodata.steps.eo`` writes rows in this form; the EO task modules of :mod:`geodata.tasks.eo`
+(rewards and scorers) read them with the same functions. Nothing here imports a source reader.
 
 Box conventions (``boxes:`` option of the ``eo_tasks`` step; docs/eo-instruct.md)
 --------------------------------------------------------------------------------
@@ -40,7 +40,7 @@ import numpy as np
 import shapely
 from numpy.typing import ArrayLike, NDArray
 
-from ..errors import SourceError
+from ...errors import SourceError
 
 __all__ = [
     "EO_TASKS",
@@ -70,6 +70,10 @@ __all__ = [
     "format_box",
     "format_boxes",
     "parse_boxes",
+    "split_geochat_boxes",
+    "parse_bracket_boxes",
+    "parse_qwen2_boxes",
+    "eval_boxes",
     "smart_resize",
     "boxes_to_qwen",
     "qwen_to_boxes",
@@ -79,6 +83,7 @@ __all__ = [
     "extract_answer",
     "normalize_answer",
     "parse_numeric",
+    "words_number",
     "rsvqa_bin",
     "numeric_match",
     "geochat_question_type",
@@ -296,10 +301,13 @@ def canonical_boxes(boxes: ArrayLike, size: ArrayLike | None = None) -> NDArray[
     return _grid_from_pixels(cx, cy, w, h, b[:, 4], W, H)
 
 
-def box_corners(boxes: ArrayLike, size: ArrayLike | None = None) -> NDArray[np.float64]:
+def box_corners(boxes: ArrayLike, size: ArrayLike | None = None, sense: str = "cw") -> NDArray[np.float64]:
     """Corners ``(n, 4, 2)`` of grid boxes, in pixels of an image of ``size`` (grid units without).
 
-    From the top-left corner of the unrotated rectangle, clockwise on screen.
+    From the top-left corner of the unrotated rectangle, clockwise on screen. ``sense="cw"``
+    turns θ clockwise on screen (geodata's rows; TEOChat ``convert_geochat_string``);
+    ``"ccw"`` counter-clockwise (EarthDial ``get_rotated_box_vertices``: ``rect @ R``; GeoChat's
+    demo with ``cv2.getRotationMatrix2D``).
 
     Examples
     --------
@@ -313,7 +321,7 @@ def box_corners(boxes: ArrayLike, size: ArrayLike | None = None) -> NDArray[np.f
     sx, sy = W / 100.0, H / 100.0
     cx, cy = (b[:, 0] + b[:, 2]) / 2 * sx, (b[:, 1] + b[:, 3]) / 2 * sy
     hw, hh = (b[:, 2] - b[:, 0]) / 2 * sx, (b[:, 3] - b[:, 1]) / 2 * sy
-    t = np.radians(b[:, 4])
+    t = np.radians(b[:, 4]) * (-1.0 if sense == "ccw" else 1.0)
     cos, sin = np.cos(t), np.sin(t)
     dx = np.stack([-hw, hw, hw, -hw], axis=1)
     dy = np.stack([-hh, -hh, hh, hh], axis=1)
@@ -322,13 +330,13 @@ def box_corners(boxes: ArrayLike, size: ArrayLike | None = None) -> NDArray[np.f
     return np.stack([x, y], axis=2)
 
 
-def box_polygons(boxes: ArrayLike, size: ArrayLike | None = None) -> NDArray[np.object_]:
+def box_polygons(boxes: ArrayLike, size: ArrayLike | None = None, sense: str = "cw") -> NDArray[np.object_]:
     """shapely polygons of grid boxes (vectorized), in pixels when ``size`` is given."""
-    c = box_corners(boxes, size)
+    c = box_corners(boxes, size, sense)
     return shapely.polygons(np.concatenate([c, c[:, :1]], axis=1))
 
 
-def rotated_iou_matrix(a: ArrayLike, b: ArrayLike, size: ArrayLike | None = None) -> NDArray[np.float64]:
+def rotated_iou_matrix(a: ArrayLike, b: ArrayLike, size: ArrayLike | None = None, sense: str = "cw") -> NDArray[np.float64]:
     """IoU ``(n, m)`` between rotated grid boxes ``a (n, 5)`` and ``b (m, 5)`` of one image.
 
     ``size = (width, height)`` evaluates the geometry in pixels (needed on non-square images:
@@ -346,7 +354,7 @@ def rotated_iou_matrix(a: ArrayLike, b: ArrayLike, size: ArrayLike | None = None
     if len(a) == 0 or len(b) == 0:
         return np.zeros((len(a), len(b)))
     s = None if size is None else np.asarray(size, dtype=np.float64).reshape(2)
-    pa, pb = box_polygons(a, s), box_polygons(b, s)
+    pa, pb = box_polygons(a, s, sense), box_polygons(b, s, sense)
     inter = shapely.area(shapely.intersection(pa[:, None], pb[None, :]))
     union = shapely.area(pa)[:, None] + shapely.area(pb)[None, :] - inter
     with np.errstate(invalid="ignore", divide="ignore"):
@@ -379,8 +387,14 @@ def format_box(box: Sequence[float]) -> str:
 
 
 def format_boxes(boxes: Iterable[Sequence[float]]) -> str:
-    """Boxes separated by spaces."""
-    return " ".join(format_box(b) for b in boxes)
+    """Boxes joined the way GeoChat writes them (``{…}{…}``): its demo and TEOChat split on ``}{``.
+
+    Examples
+    --------
+    >>> format_boxes([[1, 2, 3, 4, 0], [5, 6, 7, 8, 9]])
+    '{<1><2><3><4>|<0>}{<5><6><7><8>|<9>}'
+    """
+    return "".join(format_box(b) for b in boxes)
 
 
 def parse_boxes(text: str, *, strict: bool = False) -> list[list[float]]:
@@ -545,13 +559,143 @@ def answer_boxes(answer: str, solution: dict[str, Any]) -> list[list[float]] | N
     return None
 
 
+# -- boxes as the benchmarks' scorers read them (eval) ---------------------------------------------
+_GEOCHAT_INT = re.compile(r"<(\d+)>")
+
+
+def split_geochat_boxes(text: str) -> list[list[float]]:
+    r"""GeoChat boxes as TEOChat's GeoChat-bench scorer reads them.
+
+    ``ermongroup/TEOChat`` ``videollava/eval/eval_geochat_referring.py`` (commit 08c6eb3,
+    ``convert_geochat_string``; the text is cut from the first ``{`` to the last ``}`` first):
+    strip the outer braces, split on ``}{`` only, read each piece's ``<(\d+)>`` integers and
+    keep the pieces with exactly five (``x1 y1 x2 y2 θ``). A box without ``|<θ>`` and boxes
+    separated by a space (one piece of ten numbers) are therefore dropped. Corners are kept
+    as written (swapped corners still make the same rectangle).
+
+    Examples
+    --------
+    >>> split_geochat_boxes("{<1><2><3><4>|<5>}{<6><7><8><9>|<0>}")
+    [[1.0, 2.0, 3.0, 4.0, 5.0], [6.0, 7.0, 8.0, 9.0, 0.0]]
+    >>> split_geochat_boxes("{<1><2><3><4>|<5>} {<6><7><8><9>|<0>}"), split_geochat_boxes("{<1><2><3><4>}")
+    ([], [])
+    """
+    i, j = text.find("{"), text.rfind("}")
+    if i < 0 or j < 0:
+        return []
+    out = []
+    for piece in text[i : j + 1].strip("{}").split("}{"):
+        v = _GEOCHAT_INT.findall(piece)
+        if len(v) == 5:
+            out.append([float(x) for x in v])
+    return out
+
+
+_BRACKET = re.compile(r"\[\s*(\d+(?:,\s*\d+)*)\s*\]")
+
+
+def parse_bracket_boxes(text: str) -> list[list[float]]:
+    """Bracket boxes ``[[x1, y1, x2, y2, θ]]`` (EarthDial / InternVL) or ``[[x1, y1, x2, y2]]`` (θ = 0).
+
+    EarthDial's ``parse_bboxes`` (``hiyamdebary/EarthDial``
+    ``src/earthdial/eval/rs_detection/eval.py``): ``][`` gets a comma, every bracket list of
+    whole numbers is a box; it rotates only five-number boxes (others raise and are skipped
+    there). Four numbers are TEOChat's own answer form (``geochat_bench.py``: ``[[x1, y1, x2,
+    y2]]``, horizontal), read with θ = 0. Other lengths are dropped.
+
+    Examples
+    --------
+    >>> parse_bracket_boxes("[[10, 20, 30, 40, 15]][[1, 2, 3, 4]]")
+    [[10.0, 20.0, 30.0, 40.0, 15.0], [1.0, 2.0, 3.0, 4.0, 0.0]]
+    """
+    t = text.replace("][", "], [").replace("]], [[", "], [")
+    out = []
+    for m in _BRACKET.findall(t):
+        v = [float(x) for x in m.split(",")]
+        if len(v) == 5:
+            out.append(v)
+        elif len(v) == 4:
+            out.append(v + [0.0])
+    return out
+
+
+_QWEN2_BOX = re.compile(
+    r"<\|box_start\|>\s*\(\s*(\d+)\s*,\s*(\d+)\s*\)\s*,\s*\(\s*(\d+)\s*,\s*(\d+)\s*\)\s*<\|box_end\|>"
+)
+
+
+def parse_qwen2_boxes(text: str) -> list[list[float]]:
+    """Qwen2-VL grounding ``<|box_start|>(x1,y1),(x2,y2)<|box_end|>`` on its 0–1000 grid → 0–100 grid.
+
+    Qwen2-VL writes boxes normalised to 0–1000 whatever the image size (Qwen2-VL model card /
+    ``QwenLM/Qwen2-VL`` README, "Grounding"); geodata's grid is 0–100.
+
+    Examples
+    --------
+    >>> parse_qwen2_boxes("<|object_ref_start|>ship<|object_ref_end|><|box_start|>(100,200),(300,400)<|box_end|>")
+    [[10.0, 20.0, 30.0, 40.0, 0.0]]
+    """
+    return [[float(v) / 10.0 for v in m] + [0.0] for m in _QWEN2_BOX.findall(text)]
+
+
+def eval_boxes(answer: str, solution: dict[str, Any], protocol: str = "geochat") -> list[list[float]] | None:
+    """The boxes of an answer as the benchmark's scorer reads them (``None``: no box form found).
+
+    * ``geochat`` / ``synonyms``: GeoChat braces split as TEOChat does
+      (:func:`split_geochat_boxes`); else bracket lists (TEOChat's own four-number answers,
+      :func:`parse_bracket_boxes`);
+    * ``earthdial``: bracket lists first (EarthDial's parser reads nothing else), then braces;
+
+    Qwen2.5-VL ``bbox_2d`` JSON (rescaled as in :func:`answer_boxes`) and Qwen2-VL
+    ``<|box_start|>`` boxes are read first; a bare ``[x1, y1, x2, y2]`` on a ``qwen`` row is
+    VLM-R1's pixel box. ``[]``: GeoChat-form boxes were written but none is usable by the
+    scorer (e.g. space-separated). Swapped corners are put in order (TEOChat and EarthDial build the
+    polygon from the corners as written, which is the same rectangle); a zero-area box is
+    dropped.
+
+    Examples
+    --------
+    >>> eval_boxes("{<30><40><10><20>|<0>}", {})
+    [[10.0, 20.0, 30.0, 40.0, 0.0]]
+    >>> eval_boxes("[[1, 2, 3, 4, 5]]", {}, "earthdial"), eval_boxes("none", {})
+    ([[1.0, 2.0, 3.0, 4.0, 5.0]], None)
+    """
+    got: list[list[float]] | None = None
+    if _QWEN_BOX.search(answer):  # Qwen2.5-VL JSON: pixels of the resized image
+        got = answer_boxes(answer, {**solution, "box_format": "qwen"})
+    elif _QWEN2_BOX.search(answer):
+        got = parse_qwen2_boxes(answer)
+    else:
+        readers = [split_geochat_boxes, parse_bracket_boxes]
+        if protocol == "earthdial":
+            readers.reverse()
+        for fn in readers:
+            b = fn(answer)
+            if b:
+                got = b
+                break
+        if got and solution.get("box_format") == "qwen" and all(v[4] == 0 for v in got) and _BARE_BOX.search(answer):
+            got = answer_boxes(answer, solution)  # a bare [x1, y1, x2, y2] on a qwen row: VLM-R1's pixels
+        if got is None and BOX_RE_ANY.search(answer):
+            got = []  # GeoChat-form boxes the scorer drops (no θ, space-separated, signed)
+    if got is None:
+        return None
+    out = []
+    for b in got:
+        x1, x2 = sorted((b[0], b[2]))
+        y1, y2 = sorted((b[1], b[3]))
+        if x1 < x2 and y1 < y2:
+            out.append([x1, y1, x2, y2, b[4]])
+    return out
+
+
 # -- answers ------------------------------------------------------------------------------------
 _ANSWER = re.compile(r"<answer>(.*?)</answer>", re.S | re.I)
 
 
 def _text(c: Any) -> str:
     """:func:`geodata.schema.messages_text`, imported on use (contracts load no polars)."""
-    from ..schema import messages_text
+    from ...schema import messages_text
 
     return messages_text(c)
 
@@ -637,7 +781,40 @@ def normalize_answer(text: str) -> str:
 
 _NUMRX = r"(\d+(?:\.\d+)?)"
 _WORDS = {"zero": 0, "one": 1, "two": 2, "three": 3, "four": 4, "five": 5, "six": 6, "seven": 7,
-          "eight": 8, "nine": 9, "ten": 10, "none": 0, "no": 0}
+          "eight": 8, "nine": 9, "ten": 10, "eleven": 11, "twelve": 12, "thirteen": 13, "fourteen": 14,
+          "fifteen": 15, "sixteen": 16, "seventeen": 17, "eighteen": 18, "nineteen": 19, "twenty": 20,
+          "thirty": 30, "forty": 40, "fifty": 50, "sixty": 60, "seventy": 70, "eighty": 80, "ninety": 90,
+          "none": 0, "no": 0}
+_SCALES = {"hundred": 100, "thousand": 1000, "million": 1_000_000}
+
+
+def words_number(text: str) -> float | None:
+    """The first number written in English words (``"twenty-three"`` → 23), else ``None``.
+
+    Examples
+    --------
+    >>> words_number("There are twenty-three ships."), words_number("one hundred and five cars")
+    (23.0, 105.0)
+    >>> words_number("two thousand three hundred"), words_number("many")
+    (2300.0, None)
+    """
+    tok = re.findall(r"[a-z]+", str(text).lower())
+    total, cur, seen = 0, 0, False
+    for w in tok:
+        if w in _WORDS and w not in ("none", "no"):
+            cur += _WORDS[w]
+            seen = True
+        elif w in _SCALES and seen:
+            if _SCALES[w] == 100:
+                cur = max(cur, 1) * 100
+            else:
+                total += max(cur, 1) * _SCALES[w]
+                cur = 0
+        elif w == "and" and seen:
+            continue
+        elif seen:
+            break
+    return float(total + cur) if seen else None
 
 
 def parse_numeric(text: str) -> tuple[float, float] | None:
@@ -665,9 +842,11 @@ def parse_numeric(text: str) -> tuple[float, float] | None:
         v = float(m.group(1))
         return v, v
     tok = re.findall(r"[a-z]+", t)
-    for w in tok:
-        if w in _WORDS and w != "no":
-            return float(_WORDS[w]), float(_WORDS[w])
+    w = words_number(t)
+    if w is not None:
+        return w, w
+    if any(x == "none" for x in tok):
+        return 0.0, 0.0
     if len(tok) == 1 and tok[0] == "no":
         return 0.0, 0.0
     return None

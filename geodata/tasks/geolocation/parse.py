@@ -3,9 +3,13 @@
 A geolocation completion puts its estimate in one of a few shapes; in order of preference:
 
 1. ``Coordinates: (48.8566, 2.3522)`` (Geo-R's Chain-of-Region answer; parentheses optional);
-2. JSON keys ``{"latitude": 48.85, "longitude": 2.35}`` (also ``lat`` / ``lon`` / ``lng``);
-3. a parenthesized pair ``(48.8566, 2.3522)``;
-4. a bracketed pair ``[48.8566, 2.3522]``.
+2. ``[Lat. 48.8566, Long. 2.3522]`` (read by Geo-R's released code, ``aialt/geo-r``
+   ``src/open-r1-multimodal/src/open_r1/vlm_modules/qwen_module.py``
+   ``extract_coordinates_from_json_block``);
+3. JSON keys ``{"latitude": 48.85, "longitude": 2.35}`` (also ``lat`` / ``lon`` / ``lng``);
+4. a parenthesized pair ``(48.8566, 2.3522)``;
+5. a bracketed pair ``[48.8566, 2.3522]`` — also Geo-R's released answer form
+   ``{'LOC': [48.8566, 2.3522]}`` (same file, ``extract_loc_from_string``).
 
 When the text has ``<answer>…</answer>`` only the last answer block is searched (so numbers in
 the reasoning are ignored); otherwise the whole text is. Within a block the *last* match of a
@@ -35,7 +39,7 @@ import numpy as np
 import polars as pl
 from numpy.typing import NDArray
 
-from .schema import messages_text
+from ...schema import messages_text
 
 __all__ = ["ParsedCoords", "parse_coords", "completion_texts", "answer_bodies", "NUMBER", "ANSWER_RE", "PAIR_IN_PARENS"]
 
@@ -54,13 +58,14 @@ _PATTERNS = [
     rf"(?i)coordinates?\s*[:=]?\s*[\(\[]?\s*{_COORD}\s*[,;]\s*{_COORD}",
     rf"\(\s*{_COORD}\s*,\s*{_COORD}\s*\)",
     rf"\[\s*{_COORD}\s*,\s*{_COORD}\s*\]",
+    rf"(?i)\[\s*lat\.?\s*[:=]?\s*{_COORD}\s*,\s*long?\.?\s*[:=]?\s*{_COORD}\s*\]",
 ]
 _JSON_LAT = rf"(?i)[\"']lat(?:itude)?[\"']\s*:\s*[\"']?({NUMBER})"
 _JSON_LON = rf"(?i)[\"'](?:lon|lng|long|longitude)[\"']\s*:\s*[\"']?({NUMBER})"
 #: One number with its optional degree sign and hemisphere letter, capture-free.
 _TOKEN = rf"{NUMBER}\s*°?\s*(?:[NSEWnsew](?-u:\b))?"
 # (pattern, is-json) in order of preference
-_SHAPES = [(_PATTERNS[0], False), ("", True), (_PATTERNS[1], False), (_PATTERNS[2], False)]
+_SHAPES = [(_PATTERNS[0], False), (_PATTERNS[3], False), ("", True), (_PATTERNS[1], False), (_PATTERNS[2], False)]
 
 
 @dataclass
@@ -188,6 +193,8 @@ def parse_coords(completions: Sequence[Any] | pl.Series) -> ParsedCoords:
     >>> p = parse_coords(["(12.5, -70.0)", "Coordinates: (91.0, 10.0)", "(33.87°S, 151.21°E)"])
     >>> p.lat.tolist(), p.n_unparsed
     ([12.5, nan, -33.87], 1)
+    >>> parse_coords(["[Lat. 48.85, Long. 2.35]", "{'LOC': [48.8566, 2.3522]}"]).lon.tolist()
+    [2.35, 2.3522]
     """
     s = completion_texts(completions)
     n = s.len()

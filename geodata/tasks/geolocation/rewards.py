@@ -11,7 +11,14 @@ million completions score in about a second on one core (see ``docs/benchmarks.m
   breakpoints and the scores at them are parameters. An unparsed prediction scores 0.
 * ``geo_format`` — 1 only for ``<think>…</think><answer>…</answer>`` (each tag once, in this
   order, nothing but whitespace around them) whose answer holds exactly one
-  ``(latitude, longitude)`` pair of plain numbers in parentheses, comma-separated, in range.
+  ``(latitude, longitude)`` pair of plain numbers in parentheses, comma-separated, in range —
+  or, with no such pair, exactly one ``{'LOC': [lat, lon]}`` (the answer form of Geo-R's
+  released code, ``aialt/geo-r`` ``src/open-r1-multimodal/src/open_r1/vlm_modules/
+  qwen_module.py`` ``extract_loc_from_string``).
+
+``curve="paper"`` (default) is the paper's 750 / 2500 / 20000 km curve; ``curve="released"``
+is the released code's ``distance_to_reward`` (middle breakpoint 3000 km, rounded to 4
+decimals).
 * ``geolocation`` — ``geo_distance × geo_format`` (the reward of ``task: geolocation`` rows).
 
 Examples
@@ -26,16 +33,16 @@ Examples
 
 from __future__ import annotations
 
-from typing import Any, Sequence
+from typing import Any, Literal, Sequence
 
 import numpy as np
 import polars as pl
 from numpy.typing import NDArray
 
-from ..errors import SpecError
-from ..geo import EARTH_RADIUS_KM, haversine
-from ..parse import NUMBER, PAIR_IN_PARENS, completion_texts, parse_coords
-from ..registry import reward
+from ...errors import SpecError
+from ...geo import EARTH_RADIUS_KM, haversine
+from .parse import NUMBER, PAIR_IN_PARENS, completion_texts, parse_coords
+from ...registry import reward
 
 __all__ = [
     "geo_distance",
@@ -45,12 +52,44 @@ __all__ = [
     "solution_coords",
     "DEFAULT_BREAKPOINTS_KM",
     "DEFAULT_SCORES",
+    "RELEASED_BREAKPOINTS_KM",
+    "curve_score",
 ]
 
 #: Geo-R's breakpoints (km) and the reward at each; linear in between, 0 beyond the last.
 DEFAULT_BREAKPOINTS_KM = (0.0, 750.0, 2500.0, 20000.0)
 DEFAULT_SCORES = (1.0, 0.5, 0.2, 0.0)
+#: Geo-R's released code (``qwen_module.py`` ``distance_to_reward``): 3000 km, not the paper's 2500
+RELEASED_BREAKPOINTS_KM = (0.0, 750.0, 3000.0, 20000.0)
+CURVES = ("paper", "released")
+#: ``{'LOC': [lat, lon]}`` (quotes either way), capture-free
+LOC_PAIR = rf"\{{\s*['\"]LOC['\"]\s*:\s*\[\s*{NUMBER}\s*,\s*{NUMBER}\s*\]\s*\}}"
 _TAGS = "<think></think><answer></answer>"
+
+
+def curve_score(d_km: Any, curve: str = "paper") -> NDArray[np.float64]:
+    """Geo-R's distance reward on the paper's curve or the released code's.
+
+    Examples
+    --------
+    >>> curve_score([2500, 3000], "paper").round(4).tolist(), curve_score([2500, 3000], "released").round(4).tolist()
+    ([0.2, 0.1943], [0.2667, 0.2])
+    """
+    if curve not in CURVES:
+        raise SpecError(f"geo_distance: curve must be paper or released, got {curve!r}")
+    if curve == "released":
+        return np.round(distance_score(d_km, RELEASED_BREAKPOINTS_KM, DEFAULT_SCORES), 4)
+    return distance_score(d_km)
+
+
+def _curve(d: Any, curve: str, breakpoints_km: Sequence[float], scores: Sequence[float]) -> NDArray[np.float64]:
+    if curve not in CURVES:
+        raise SpecError(f"geo_distance: curve must be paper or released, got {curve!r}")
+    if curve == "released":
+        if tuple(breakpoints_km) != DEFAULT_BREAKPOINTS_KM or tuple(scores) != DEFAULT_SCORES:
+            raise SpecError("geo_distance: curve: released sets the breakpoints; drop breakpoints_km / scores")
+        return curve_score(d, "released")
+    return distance_score(d, breakpoints_km, scores)
 
 
 def distance_score(
@@ -176,12 +215,16 @@ def format_check(
     if require_think:
         parts["gap"] = _bytes_between(t, pl.col("b") + len("</think>"), pl.col("c")).str.strip_chars().str.len_bytes() == 0
     sub = sub.select(**parts)
-    sub = sub.with_columns(m=pl.col("body").str.extract_all(PAIR_IN_PARENS))
+    sub = sub.with_columns(m=pl.col("body").str.extract_all(PAIR_IN_PARENS), k=pl.col("body").str.extract_all(LOC_PAIR))
+    # one (lat, lon) pair; else, with none, one {'LOC': [lat, lon]} (Geo-R's released form)
+    n_p, n_k = pl.col("m").list.len(), pl.col("k").list.len()
     sub = sub.select(
-        one=pl.col("m").list.len() == 1,
+        one=(n_p == 1) | ((n_p == 0) & (n_k == 1)),
         gap=pl.col("gap") if require_think else pl.lit(True),
-        xy=pl.col("m").list.first().str.strip_chars("() \t\r\n").str.split_exact(",", 1),
-    ).unnest("xy")
+        xy=pl.when(n_p > 0).then(pl.col("m").list.first()).otherwise(pl.col("k").list.first())
+        .str.extract_all(NUMBER),
+    ).select("one", "gap", field_0=pl.col("xy").list.get(0, null_on_oob=True),
+             field_1=pl.col("xy").list.get(1, null_on_oob=True))
     la = sub["field_0"].str.strip_chars().cast(pl.Float64, strict=False).fill_null(np.nan).to_numpy()
     lo = sub["field_1"].str.strip_chars().cast(pl.Float64, strict=False).fill_null(np.nan).to_numpy()
     with np.errstate(invalid="ignore"):
@@ -216,8 +259,11 @@ def geo_distance(
     *,
     breakpoints_km: list[float] = list(DEFAULT_BREAKPOINTS_KM),
     scores: list[float] = list(DEFAULT_SCORES),
+    curve: Literal["paper", "released"] = "paper",
 ) -> NDArray[np.float64]:
     """Geo-R distance reward: piecewise linear in the great-circle error, 1 at 0 km.
+
+    ``curve: released`` is the released code's curve (3000 km middle breakpoint).
 
     Examples
     --------
@@ -225,7 +271,7 @@ def geo_distance(
     >>> geo_distance(["(0, 0)", "(0, 6.7449)", "no idea"], sol).round(3).tolist()
     [1.0, 0.5, 0.0]
     """
-    return distance_score(_errors_km(completions, solutions), breakpoints_km, scores)
+    return _curve(_errors_km(completions, solutions), curve, breakpoints_km, scores)
 
 
 @reward("geo_format")
@@ -249,8 +295,12 @@ def geolocation(
     breakpoints_km: list[float] = list(DEFAULT_BREAKPOINTS_KM),
     scores: list[float] = list(DEFAULT_SCORES),
     require_think: bool = True,
+    curve: Literal["paper", "released"] = "paper",
 ) -> NDArray[np.float64]:
     """Geo-R reward: distance reward × format reward (0 unless the format holds).
+
+    Both answer forms are read: ``(lat, lon)`` (the paper) and ``{'LOC': [lat, lon]}`` (the
+    released code); ``curve`` picks the paper's or the released code's distance curve.
 
     Examples
     --------
@@ -262,4 +312,4 @@ def geolocation(
         raise ValueError(f"{len(completions)} completions for {len(solutions)} solutions")
     ok, lat, lon = format_check(completions, require_think)
     slat, slon = solution_coords(solutions)
-    return distance_score(haversine(lat, lon, slat, slon, EARTH_RADIUS_KM), breakpoints_km, scores) * ok
+    return _curve(haversine(lat, lon, slat, slon, EARTH_RADIUS_KM), curve, breakpoints_km, scores) * ok
