@@ -98,8 +98,10 @@ sft: install-train ## SFT with a recipe (RECIPE=geo-r-sft SET="train.max_steps=1
 grpo: install-train ## GRPO with a recipe (RECIPE=geo-r-grpo SET="grpo.num_generations=4" RESUME=1)
 	$(BIN)/geodata train grpo $(or $(RECIPE),geo-r-grpo) $(RESUME_ARGS) $(SET_ARGS)
 
-predict: install-train ## predictions Parquet (RECIPE=mp16-predict SET="model.name_or_path=runs/geo-r-sft")
-	$(BIN)/geodata predict $(or $(RECIPE),mp16-predict) $(SET_ARGS)
+predict: install-train ## predictions Parquet (RECIPE=mp16-predict, or DATASET=x MODEL=path|PREDICT_URL=http://h:8000/v1 CONFIG=name|all)
+	$(BIN)/geodata predict $(if $(DATASET),,$(or $(RECIPE),mp16-predict)) $(if $(DATASET),--dataset $(DATASET)) \
+	  $(if $(MODEL),--model $(MODEL)) $(if $(CONFIG),--config $(CONFIG)) $(if $(PREDICT_URL),--base-url $(PREDICT_URL)) \
+	  $(if $(OUT),--out $(OUT)) $(SET_ARGS)
 
 tiny-model: install-train ## random-init tiny Qwen2.5-VL for CPU smoke runs (OUT=runs/tiny-model)
 	$(BIN)/geodata train tiny-model $(or $(OUT),runs/tiny-model)
@@ -135,8 +137,11 @@ EVAL_TRUTH = $(or $(TRUTH),mp16-hard-200k)
 mp16-hard-200k: install ## MP16-Hard-200K (PREDICTIONS=preds.parquet or PREDICT_URL=http://host:8000/v1 MP16_ROOT=/data/mp16; default: sample predictions)
 	$(if $(PREDICTIONS),PREDICTIONS=$(PREDICTIONS)) $(if $(PREDICT_URL),PREDICT_URL=$(PREDICT_URL)) $(BIN)/geodata build mp16-hard-200k $(SET_ARGS)
 
+EVAL_DATASETS = $(or $(GEODATA_DATASETS),datasets)
+
 eval: install ## score predictions (PREDICTIONS=preds.csv TRUTH=dataset-name|folder|im2gps3k_places365.csv)
-	@if [ -z "$(TRUTH)" ]; then $(BIN)/geodata build mp16-hard-200k; fi
+	@# builds mp16-hard-200k only when it is missing: never over one built from other inputs
+	@if [ -z "$(TRUTH)" ] && [ ! -f "$(EVAL_DATASETS)/mp16-hard-200k/manifest.json" ]; then $(BIN)/geodata build mp16-hard-200k; fi
 	@if [ ! -f "$(EVAL_PREDICTIONS)" ]; then $(BIN)/geodata sample-data --only mp16 --only predictions >/dev/null; fi
 	$(BIN)/geodata eval $(EVAL_PREDICTIONS) --truth $(EVAL_TRUTH)
 

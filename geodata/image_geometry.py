@@ -11,6 +11,7 @@ import re
 from pathlib import Path
 
 from .errors import SourceError
+from .images import read_ref, strict_pil
 
 __all__ = ["image_size", "WINDOW_RE"]
 
@@ -23,25 +24,19 @@ def image_size(path: Path | str) -> tuple[int, int]:
 
     ``path`` may also be an image reference (``tar://``, ``deflate://``, ``hfarrow://`` …, see
     :mod:`geodata.images`): its bytes are read first. Pillow's decompression-bomb guard is
-    lifted for the call: only the header is read, and DOTA-v2 images (about 20000×20000 px)
-    would otherwise abort the build.
+    lifted for the call (:class:`geodata.images.strict_pil`, safe across threads): only the
+    header is read, and DOTA-v2 images (about 20000×20000 px) would otherwise abort the build.
     """
     import io
 
     from PIL import Image
 
-    guard = Image.MAX_IMAGE_PIXELS
-    Image.MAX_IMAGE_PIXELS = None
     try:
         if isinstance(path, str) and "://" in path:
-            from .images import read_ref
-
             src: Path | str | io.BytesIO = io.BytesIO(read_ref(path))
         else:
             src = path
-        with Image.open(src) as im:
+        with strict_pil(), Image.open(src) as im:
             return int(im.width), int(im.height)
     except Exception as exc:  # noqa: BLE001 - any decoder failure is a bad file
         raise SourceError(f"{path}: cannot read image size ({type(exc).__name__})") from None
-    finally:
-        Image.MAX_IMAGE_PIXELS = guard

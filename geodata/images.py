@@ -26,6 +26,7 @@ images to metadata is a vectorized join and reading one image is one seek; rows 
 from __future__ import annotations
 
 import io
+import threading
 import os
 import re
 import tarfile
@@ -224,13 +225,19 @@ _PNG_CHANNELS = {0: 1, 2: 3, 3: 1, 4: 2, 6: 4}
 _ADAM7 = ((0, 0, 8, 8), (4, 0, 8, 8), (0, 4, 4, 8), (2, 0, 4, 4), (0, 2, 2, 4), (1, 0, 2, 2), (0, 1, 1, 2))
 
 
+# Pillow's settings are process-wide and checks run in threads (the served-model step, tiling):
+# the first ``strict_pil`` to enter saves them and the last to leave restores them.
+_STRICT_LOCK = threading.Lock()
+_STRICT: dict = {"depth": 0}
+
+
 class strict_pil:
     """Pillow set up for a full check: no truncated-image leniency, no bomb guard (our own limit).
 
     ``ImageFile.LOAD_TRUNCATED_IMAGES`` (which another library may have switched on) is False
     inside, so a short file raises instead of decoding into grey padding; Pillow's pixel guard
     and its ``DecompressionBombWarning`` are lifted (the caller reads the size from the header
-    and applies ``max_pixels`` itself). Both are restored on exit.
+    and applies ``max_pixels`` itself). Both are restored when the last one open leaves.
     """
 
     def __enter__(self) -> "strict_pil":
@@ -238,19 +245,25 @@ class strict_pil:
 
         from PIL import Image, ImageFile
 
-        self._warn = warnings.catch_warnings()
-        self._warn.__enter__()
-        warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-        self._saved = (Image.MAX_IMAGE_PIXELS, ImageFile.LOAD_TRUNCATED_IMAGES)
-        Image.MAX_IMAGE_PIXELS = None
-        ImageFile.LOAD_TRUNCATED_IMAGES = False
+        with _STRICT_LOCK:
+            if _STRICT["depth"] == 0:
+                _STRICT["saved"] = (Image.MAX_IMAGE_PIXELS, ImageFile.LOAD_TRUNCATED_IMAGES)
+                _STRICT["warn"] = warnings.catch_warnings()
+                _STRICT["warn"].__enter__()
+                warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+                Image.MAX_IMAGE_PIXELS = None
+                ImageFile.LOAD_TRUNCATED_IMAGES = False
+            _STRICT["depth"] += 1
         return self
 
     def __exit__(self, *exc: object) -> None:
         from PIL import Image, ImageFile
 
-        Image.MAX_IMAGE_PIXELS, ImageFile.LOAD_TRUNCATED_IMAGES = self._saved
-        self._warn.__exit__(*exc)
+        with _STRICT_LOCK:
+            _STRICT["depth"] -= 1
+            if _STRICT["depth"] == 0:
+                Image.MAX_IMAGE_PIXELS, ImageFile.LOAD_TRUNCATED_IMAGES = _STRICT["saved"]
+                _STRICT["warn"].__exit__(None, None, None)
 
 
 def _png_raw_size(w: int, h: int, depth: int, color: int, interlace: int) -> int:

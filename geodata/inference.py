@@ -6,8 +6,17 @@ with images given as ``image_url`` parts; :func:`chat` sends a batch of requests
 * **bounded concurrency**: ``concurrency`` workers, so at most that many requests are in flight;
 * **retries** on 429, 5xx, timeouts and dropped connections: exponential backoff with jitter
   (``backoff * 2**attempt`` seconds, times a factor in [0.5, 1.5), capped at ``max_backoff``),
-  or the server's ``Retry-After`` when it sends one; other 4xx fail the request (401, 403 and
-  404 fail the whole run, as no request can succeed);
+  or the server's ``Retry-After`` when it sends one; other 4xx fail the request with the
+  server's own message (401, 403 and 404 fail the whole run, as no request can succeed; a 404
+  from a base URL without ``/v1`` says to add it);
+* **images checked first**: a request whose image does not decode
+  (:func:`geodata.images.image_problem`) is never sent; its result says why
+  (``ChatResult.skipped``), so the caller drops and counts the row;
+* **failures told apart**: every result that has no answer carries a ``reason``
+  (``connection``, ``timeout``, ``429``, ``5xx`` codes, ``4xx``, ``empty``); :class:`RunStats`
+  counts requests sent, retries and give-ups by reason and answers cut by the token limit
+  (``finish_reason: length``). Failed requests are never cached, so the next run sends them
+  again;
 * a **per-request timeout** (``timeout`` seconds);
 * **images as base64 data URLs** read from the dataset's own bytes
   (:func:`geodata.images.read_ref`);
@@ -125,21 +134,34 @@ class Endpoint:
 
 @dataclass(frozen=True)
 class ChatRequest:
-    """One chat turn: optional system text, then a user turn of images (refs) and text."""
+    """One chat turn: optional system text, then a user turn of images and text.
+
+    An image is a reference :func:`geodata.images.read_ref` reads (a path, ``msgpack://``,
+    ``tar://``) or the encoded bytes themselves.
+    """
 
     text: str
-    images: tuple[str, ...] = ()
+    images: tuple[str | bytes, ...] = ()
     system: str | None = None
     seed: int | None = None
 
 
 @dataclass
 class ChatResult:
-    """A response (``text``) or why there is none (``error``); ``cached`` when no call was made."""
+    """A response (``text``) or why there is none (``error``); ``cached`` when no call was made.
+
+    ``reason`` is the short cause of an error (``connection``, ``timeout``, ``429``, ``503``,
+    ``400`` ..., ``empty``, or an image problem such as ``undecodable_image``); ``skipped`` is
+    true when the request was never sent because an image failed the decode check.
+    """
 
     text: str | None = None
     error: str | None = None
     cached: bool = False
+    reason: str | None = None
+    skipped: bool = False
+    #: the server's message or the exception behind ``error`` (no URL, no key)
+    detail: str | None = None
     finish_reason: str | None = None
     prompt_tokens: int = 0
     completion_tokens: int = 0
@@ -151,12 +173,22 @@ class RunStats:
 
     model: str = ""
     kind: str = "openai-compatible"
+    base_url: str = ""
     requests: int = 0
     cache_hits: int = 0
     sent: int = 0
     errors: int = 0
     retries: int = 0
     retried: dict[str, int] = field(default_factory=dict)
+    #: requests that failed for good, by reason (``connection``, ``timeout``, ``500``, ``400`` ...)
+    gave_up: dict[str, int] = field(default_factory=dict)
+    #: requests never sent because an image failed the decode check, by reason
+    skipped: dict[str, int] = field(default_factory=dict)
+    #: answers cut by the token limit (``finish_reason: length``)
+    truncated: int = 0
+    #: the server's message (or the exception) of the first give-up of each reason
+    examples: dict[str, str] = field(default_factory=dict)
+    max_attempts: int = 1
     prompt_tokens: int = 0
     completion_tokens: int = 0
     seconds: float = 0.0
@@ -165,8 +197,13 @@ class RunStats:
     def hit_rate(self) -> float:
         return self.cache_hits / self.requests if self.requests else 0.0
 
+    @property
+    def failed(self) -> int:
+        """Requests sent that still have no answer (give-ups of every reason)."""
+        return sum(self.gave_up.values())
+
     def note(self, sampling: dict[str, Any]) -> dict[str, Any]:
-        """Model, endpoint kind, sampling and cache facts (no URL secrets, no key, no timings)."""
+        """Model, endpoint kind, sampling, cache and failure facts (no URL secrets, no key, no timings)."""
         return {
             "model": self.model,
             "endpoint": self.kind,
@@ -174,8 +211,40 @@ class RunStats:
             "requests": self.requests,
             "cache_hits": self.cache_hits,
             "cache_hit_rate": round(self.hit_rate, 4),
+            "sent": self.sent,
+            "retries": self.retries,
+            "retried": dict(sorted(self.retried.items())),
+            "gave_up": dict(sorted(self.gave_up.items())),
+            "skipped_images": dict(sorted(self.skipped.items())),
+            "truncated": self.truncated,
             "errors": self.errors,
         }
+
+    def cause(self) -> str:
+        """The give-ups in words, most frequent first, e.g. ``103 requests gave up on the connection
+        to http://h:8000/v1 after 6 attempts``; each reason with the server's first message."""
+        parts = []
+        for reason, n in sorted(self.gave_up.items(), key=lambda t: (-t[1], t[0])):
+            what = _REASON_WORDS.get(reason) or (
+                f"{'was' if n == 1 else 'were'} answered {reason} by" if reason.isdigit() else f"failed ({reason}) at")
+            line = f"{n} request{'s' if n != 1 else ''} {what} {self.base_url}"
+            if reason in _RETRIED_REASONS:
+                line += f" after {self.max_attempts} attempt{'s' if self.max_attempts != 1 else ''}"
+            ex = self.examples.get(reason)
+            if ex:
+                line += f" ({ex})"
+            parts.append(line)
+        return "; ".join(parts)
+
+
+#: how :meth:`RunStats.cause` words each give-up reason (status codes: ``were answered <code> by``)
+_REASON_WORDS = {
+    "connection": "gave up on the connection to",
+    "timeout": "timed out at",
+    "empty": "got an empty answer from",
+}
+#: reasons that are retried before a request gives up
+_RETRIED_REASONS = {"connection", "timeout", "429"} | {str(c) for c in range(500, 600)}
 
 
 # -- content keys and the cache -----------------------------------------------------------
@@ -290,7 +359,8 @@ async def _probe(ep: Endpoint, client: Any) -> tuple[str, str]:
         raise BuildError(f"{ep.base_url}: the server refused the API key (401); check api_key_env") from None
     except openai.APIStatusError as exc:  # no /models: a plain chat endpoint
         if ep.model is None:
-            raise BuildError(f"{ep.base_url}/models answered {exc.status_code}: set model explicitly") from None
+            raise BuildError(f"{ep.base_url}/models answered {exc.status_code}: set model explicitly"
+                             f"{_v1_hint(ep.base_url, exc.status_code)}") from None
         return ep.model, endpoint_kind(None, dict(exc.response.headers))
     served = {m.id: getattr(m, "owned_by", None) for m in models}
     if ep.model is None:
@@ -315,6 +385,46 @@ def probe(ep: Endpoint) -> tuple[str, str]:
             await client.close()
 
     return _run_sync(go())
+
+
+def _v1_hint(base_url: str, status: int | None) -> str:
+    """``; the base URL has no /v1 ...`` for a 404 from a base URL whose path does not end in /v1.
+
+    Examples
+    --------
+    >>> _v1_hint("http://h:8000", 404)
+    '; the base URL has no /v1: try http://h:8000/v1'
+    >>> _v1_hint("http://h:8000/v1", 404), _v1_hint("http://h:8000", 400)
+    ('', '')
+    """
+    from urllib.parse import urlparse
+
+    path = urlparse(base_url).path.rstrip("/")
+    if status != 404 or path.endswith("/v1"):
+        return ""
+    return f"; the base URL has no /v1: try {base_url.rstrip('/')}/v1"
+
+
+def server_message(exc: Any) -> str:
+    """The server's own words in an error response (``error.message``, ``message``, ``detail``
+    or the body's text), one line, at most 300 characters; the exception's name without one."""
+    body = getattr(exc, "body", None)
+    msg: Any = None
+    if isinstance(body, dict):
+        err = body.get("error", body)
+        msg = err.get("message") if isinstance(err, dict) else err
+        if msg is None:
+            msg = body.get("message") or body.get("detail")
+    elif isinstance(body, str):
+        msg = body
+    if not msg:
+        resp = getattr(exc, "response", None)
+        try:
+            msg = resp.text if resp is not None else None
+        except Exception:  # a streamed or closed response
+            msg = None
+    text = " ".join(str(msg).split()) if msg else type(exc).__name__
+    return text[:300]
 
 
 def _retry_after(exc: Any) -> float | None:
@@ -385,17 +495,20 @@ async def _call(client: Any, ep: Endpoint, model: str, messages: list[dict], sam
                 stats: RunStats) -> ChatResult:
     import openai
 
-    last = ""
+    last, reason = "", "connection"
     for attempt in range(ep.max_retries + 1):
         try:
             resp = await client.chat.completions.create(model=model, messages=messages, **sampling)
         except (openai.AuthenticationError, openai.PermissionDeniedError, openai.NotFoundError) as exc:
-            raise BuildError(f"{ep.base_url}: {exc.status_code} for model '{model}': no request can succeed") from None
+            raise BuildError(
+                f"{ep.base_url}: {exc.status_code} for model '{model}' ({server_message(exc)}): no request can "
+                f"succeed{_v1_hint(ep.base_url, exc.status_code)}"
+            ) from None
         except (openai.APITimeoutError, openai.APIConnectionError, openai.RateLimitError,
                 openai.InternalServerError) as exc:
             status = getattr(exc, "status_code", None)
             reason = str(status) if status else ("timeout" if isinstance(exc, openai.APITimeoutError) else "connection")
-            last = f"{reason}: {type(exc).__name__}"
+            last = server_message(exc) if status else type(exc).__name__
             if attempt == ep.max_retries:
                 break
             stats.retries += 1
@@ -405,12 +518,13 @@ async def _call(client: Any, ep: Endpoint, model: str, messages: list[dict], sam
                 wait = ep.backoff * (2**attempt) * (0.5 + random.random())
             await asyncio.sleep(min(wait, ep.max_backoff))
             continue
-        except openai.APIStatusError as exc:  # other 4xx: this request is at fault
-            return ChatResult(error=f"{exc.status_code}: {type(exc).__name__}")
+        except openai.APIStatusError as exc:  # other 4xx: this request is at fault; say what the server said
+            msg = server_message(exc)
+            return ChatResult(error=f"{exc.status_code}: {msg}", reason=str(exc.status_code), detail=msg)
         choice = resp.choices[0] if resp.choices else None
         text = choice.message.content if choice is not None and choice.message is not None else None
         if text is None:
-            return ChatResult(error="empty response")
+            return ChatResult(error="empty response", reason="empty", detail="no message content")
         usage = resp.usage
         return ChatResult(
             text=text,
@@ -418,14 +532,34 @@ async def _call(client: Any, ep: Endpoint, model: str, messages: list[dict], sam
             prompt_tokens=int(getattr(usage, "prompt_tokens", 0) or 0),
             completion_tokens=int(getattr(usage, "completion_tokens", 0) or 0),
         )
-    return ChatResult(error=f"gave up after {ep.max_retries + 1} attempts ({last})")
+    return ChatResult(error=f"gave up after {ep.max_retries + 1} attempts ({reason}: {last})", reason=reason,
+                      detail=last)
+
+
+def _read_images(refs: Sequence[str | bytes], max_pixels: int | None) -> tuple[list[bytes], str | None]:
+    """The encoded bytes of ``refs``, or the first problem (``missing_image``, ``undecodable_image``,
+    ``image_too_large``) when one cannot be read or fails the decode check."""
+    from .images import image_problem
+
+    blobs = []
+    for ref in refs:
+        try:
+            data = bytes(ref) if isinstance(ref, (bytes, bytearray)) else read_ref(ref)
+        except (OSError, ValueError):
+            return [], "missing_image"
+        problem = image_problem(data, max_pixels)
+        if problem is not None:
+            return [], problem
+        blobs.append(data)
+    return blobs, None
 
 
 async def _chat(requests: Sequence[ChatRequest], ep: Endpoint, cache_path: Path | None, label: str,
-                on_result: Callable[[int, ChatResult], None] | None) -> tuple[list[ChatResult], RunStats]:
+                on_result: Callable[[int, ChatResult], None] | None,
+                max_pixels: int | None = None) -> tuple[list[ChatResult], RunStats]:
     client = _client(ep)
     cache = ResponseCache(cache_path)
-    stats = RunStats(requests=len(requests))
+    stats = RunStats(requests=len(requests), base_url=ep.base_url, max_attempts=ep.max_retries + 1)
     results: list[ChatResult | None] = [None] * len(requests)
     t0 = time.monotonic()
     try:
@@ -435,7 +569,9 @@ async def _chat(requests: Sequence[ChatRequest], ep: Endpoint, cache_path: Path 
 
         async def one(i: int) -> ChatResult:
             req = requests[i]
-            blobs = [await asyncio.to_thread(read_ref, ref) for ref in req.images]
+            blobs, problem = await asyncio.to_thread(_read_images, req.images, max_pixels)
+            if problem is not None:  # never sent: the caller drops and counts the row
+                return ChatResult(error=f"image not sent: {problem}", reason=problem, skipped=True)
             sampling = ep.sampling(req.seed)
             key = request_key(stats.model, req, [hashlib.sha256(b).hexdigest() for b in blobs], sampling)
             hit = cache.get(key)
@@ -461,8 +597,15 @@ async def _chat(requests: Sequence[ChatRequest], ep: Endpoint, cache_path: Path 
             for i in todo:  # one shared iterator: each index goes to exactly one worker
                 res = await one(i)
                 results[i] = res
-                if res.error is not None:
+                if res.skipped:
+                    stats.skipped[res.reason or "image"] = stats.skipped.get(res.reason or "image", 0) + 1
+                elif res.error is not None:
                     stats.errors += 1
+                    r = res.reason or "error"
+                    stats.gave_up[r] = stats.gave_up.get(r, 0) + 1
+                    stats.examples.setdefault(r, (res.detail or res.error or "")[:300])
+                if res.finish_reason == "length":
+                    stats.truncated += 1
                 stats.prompt_tokens += res.prompt_tokens if not res.cached else 0
                 stats.completion_tokens += res.completion_tokens if not res.cached else 0
                 progress.update(res)
@@ -496,17 +639,20 @@ def chat(
     cache_path: Path | None = None,
     label: str = "inference",
     on_result: Callable[[int, ChatResult], None] | None = None,
+    max_pixels: int | None = None,
 ) -> tuple[list[ChatResult], RunStats]:
     """Answer ``requests`` at ``endpoint``; results come back in request order.
 
     Responses are looked up in, and written to, the response cache first (``cache_path``,
     default ``$GEODATA_CACHE/inference.sqlite``). A request that still fails after its
-    retries gets a result with ``error`` set; the caller decides what that row becomes.
-    ``on_result(i, result)`` is called as each request completes.
+    retries gets a result with ``error`` and ``reason`` set (and is not cached: the next run
+    sends it again); the caller decides what that row becomes. A request whose image cannot
+    be read or fails the decode check (more than ``max_pixels`` pixels included) is not sent
+    (``skipped``). ``on_result(i, result)`` is called as each request completes.
     """
     if not requests:
-        return [], RunStats(model=endpoint.model or "")
-    return _run_sync(_chat(list(requests), endpoint, cache_path, label, on_result))
+        return [], RunStats(model=endpoint.model or "", base_url=endpoint.base_url)
+    return _run_sync(_chat(list(requests), endpoint, cache_path, label, on_result, max_pixels))
 
 
 def endpoint_from_params(where: str, **params: Any) -> Endpoint:

@@ -10,6 +10,8 @@ variable                what                                         default
 ``GEODATA_CATALOGS``    a catalog folder searched first              ``./catalogs``, the repository's
 ``GEODATA_CHAINS``      a reproduce-chain folder searched first      ``./pipelines/chains``, the repo's
 ``GEODATA_PUBLISH_DIR`` assembled publish folders (``<name>/``)      ``./build/hub``
+``GEODATA_RUNS``        ``geodata predict``'s default outputs        ``./runs``
+                        (``*/predictions.parquet``) that builds check
 ``GEODATA_DEBUG``       tracebacks instead of one-line errors        off
 ``<SOURCE>_ROOT``       a source's root, named by its reader         its embedded sample
 ======================  ===========================================  ===================================
@@ -30,7 +32,7 @@ import os
 from pathlib import Path
 
 __all__ = ["datasets_dir", "data_dir", "cache_dir", "pipeline_dirs", "catalog_dirs", "chain_dirs", "publish_dir", "debug",
-           "source_root"]
+           "source_root", "runs_dir"]
 
 #: the repository (or installed tree) holding the shipped pipelines/ and catalogs/
 _REPO = Path(__file__).resolve().parent.parent
@@ -77,6 +79,11 @@ def chain_dirs() -> list[Path]:
 def publish_dir(name: str) -> Path:
     """``$GEODATA_PUBLISH_DIR/<name>``, else ``build/hub/<name>``."""
     return Path(os.environ.get("GEODATA_PUBLISH_DIR") or "build/hub") / name
+
+
+def runs_dir() -> Path:
+    """Where training and ``geodata predict`` runs write by default: ``$GEODATA_RUNS`` or ``./runs``."""
+    return Path(os.environ.get("GEODATA_RUNS") or "runs")
 
 
 def debug() -> bool:

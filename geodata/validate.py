@@ -141,6 +141,9 @@ class ValidationReport:
     rewards: dict[str, dict[str, Any]] = field(default_factory=dict)
     images_checked: int = 0
     max_issues: int = 1000
+    #: facts that do not fail the dataset but a user must see (an empty config, predictions
+    #: that solved nothing: the build's ``*.warning`` notes)
+    warnings: list[str] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
@@ -156,10 +159,12 @@ class ValidationReport:
         cfg = ", ".join(
             f"{c}/{s}={n}" for c, splits in self.configs.items() for s, n in splits.items()
         )
+        warned = f", {len(self.warnings)} warning{'s' if len(self.warnings) != 1 else ''}" if self.warnings else ""
         lines = [
             f"{self.name}: {'ok' if self.ok else 'FAILED'} ({self.rows} rows; {cfg}; "
-            f"{self.images_checked} images decoded)"
+            f"{self.images_checked} images decoded{warned})"
         ]
+        lines += [f"  warning: {w}" for w in self.warnings]
         for task, r in sorted(self.rewards.items()):
             if r["reward"] is None:
                 lines.append(f"  reward self-check {task}: no reward registered for this task ({r['rows']} rows unchecked)")
@@ -639,8 +644,16 @@ def validate_dataset(
                     report.add(Issue("layout", f"not a readable parquet file: its data does not decode ({msg})",
                                      file=rel, config=config, split=split))
         report.configs[config][split] = rows
+        if rows == 0 and s.files:
+            report.warnings.append(
+                f"config '{config}' split '{split}' is empty (0 rows): polars, DuckDB and `geodata sql` read its "
+                f"columns, but datasets.load_dataset(path, '{config}') cannot load a split without rows "
+                f"(huggingface/datasets#8401)"
+            )
         if kinds.get(config, True):
             report.rows += rows
+    notes = ds.manifest.stats.notes if ds.manifest is not None else {}
+    report.warnings += [f"{k}: {v}" for k, v in sorted(notes.items()) if k.endswith(".warning") and v]
     if not any(kinds.values()):
         report.add(Issue("schema", "no config holds schema rows (id, images, prompt, completion, solution)"))
     elif report.rows == 0 and not any(i.check == "layout" for i in report.issues):

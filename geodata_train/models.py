@@ -37,7 +37,7 @@ from transformers.processing_utils import ProcessorMixin
 
 from geodata.errors import SpecError
 
-from .recipe import LoraSpec, ModelSpec
+from .recipe import _TINY, LoraSpec, ModelSpec, _hub_cached, check_model
 
 __all__ = [
     "DeviceSettings",
@@ -46,6 +46,7 @@ __all__ = [
     "device_settings",
     "image_size",
     "has_stock_processor",
+    "check_model",
     "load_processor",
     "load_model",
     "lora_config",
@@ -266,6 +267,7 @@ def load_processor(spec: ModelSpec, padding_side: str = "left") -> ProcessorMixi
     ``model.min_pixels`` / ``max_pixels`` override the image size bounds. Folders saved by
     older versions of this module (``processor_class: ImageOnlyQwenVLProcessor``) load too.
     """
+    check_model(spec)
     path = spec.name_or_path
     local = Path(path)
     cfg = _read_json(local / "processor_config.json") if local.is_dir() else {}
@@ -277,7 +279,15 @@ def load_processor(spec: ModelSpec, padding_side: str = "left") -> ProcessorMixi
     elif cfg.get("processor_class") == ImageOnlyQwenVLProcessor.__name__:
         processor = Qwen2_5_VLProcessor.from_pretrained(path) if stock else _image_only(path)
     else:
-        processor = AutoProcessor.from_pretrained(path)
+        try:
+            processor = AutoProcessor.from_pretrained(path)
+        except OSError as exc:  # the Hub cannot be reached and the model is not cached
+            if local.is_dir() or _hub_cached(path):
+                raise
+            raise SpecError(
+                f"model '{path}' could not be downloaded ({str(exc).splitlines()[0][:200]}): download it where the "
+                f"Hub is reachable (huggingface-cli download {path}), or use a local model: {_TINY}"
+            ) from None
     if not isinstance(processor, ProcessorMixin):
         raise SpecError(f"{path}: AutoProcessor returned {type(processor).__name__}, not a processor")
     if spec.min_pixels or spec.max_pixels:
@@ -293,6 +303,7 @@ def save_processor(processor: ProcessorMixin, out: Path) -> None:
 
 def load_model(spec: ModelSpec, settings: DeviceSettings, for_training: bool = True) -> PreTrainedModel:
     """Load the image-text-to-text model with the resolved dtype and attention."""
+    check_model(spec)
     model = AutoModelForImageTextToText.from_pretrained(
         spec.name_or_path, dtype=settings.dtype, attn_implementation=settings.attn_implementation
     )

@@ -30,6 +30,8 @@ not typed here imports TRL's config class to check the name.
 from __future__ import annotations
 
 import copy
+import os
+import re
 import dataclasses
 from functools import lru_cache
 from pathlib import Path
@@ -250,8 +252,17 @@ class PredictSpec(_Strict):
     do_sample: bool = False
     temperature: float = Field(1.0, gt=0)
     output: str | None = Field(None, description="default: <output_dir>/predictions.parquet")
-    engine: Literal["auto", "hf", "vllm"] = Field(
-        "auto", description="vllm where it is installed and CUDA is present (auto), else transformers generate"
+    engine: Literal["auto", "hf", "vllm", "openai"] = Field(
+        "auto", description="openai when base_url is set; else vllm where it is installed and CUDA is present "
+                            "(auto), else transformers generate"
+    )
+    base_url: str | None = Field(None, description="an OpenAI-compatible endpoint (http://host:8000/v1): engine openai")
+    api_key_env: str | None = Field(None, description="engine openai: the environment variable holding the key")
+    concurrency: int = Field(16, gt=0, description="engine openai: requests in flight")
+    timeout: float = Field(120.0, gt=0, description="engine openai: seconds per request")
+    max_retries: int = Field(5, ge=0, description="engine openai: retries on 429, 5xx, timeouts, dropped connections")
+    max_failed_fraction: float = Field(
+        0.0, ge=0, le=1, description="engine openai: failed requests accepted (their rows are left for the next run)"
     )
     save_every: int = Field(1, gt=0, description="write a partial output every N batches (resume point)")
     vllm_gpu_memory_utilization: float = Field(0.85, gt=0, le=1)
@@ -284,6 +295,89 @@ class Recipe(_Strict):
         if section is None:
             raise SpecError(f"{self.where}: recipe '{self.name}' has no '{method}' section")
         return section
+
+
+def adhoc_recipe(dataset: str, sets: Iterable[str] = ()) -> Recipe:
+    """A predict-only recipe over ``dataset`` (``geodata predict --dataset X --model M``), with ``sets``.
+
+    Its name is ``predict-<dataset name>`` and its output ``runs/predict-<dataset name>/predictions.parquet``.
+    """
+    stem = re.sub(r"[^a-z0-9._-]+", "-", Path(str(dataset).rstrip("/")).name.lower()).strip("-.") or "dataset"
+    raw: dict[str, Any] = {"name": f"predict-{stem}", "description": f"predictions over {dataset}",
+                           "data": {"dataset": str(dataset)}}
+    where = f"geodata predict --dataset {dataset}"
+    raw = apply_overrides(raw, sets, where)
+    recipe = validate_model(Recipe, raw, where)
+    return recipe
+
+
+# -- is the model there? (one line naming the command that makes it) ------------------------
+
+
+def _looks_local(path: str) -> bool:
+    """A folder path rather than a Hub id (``org/name``)."""
+    return (path.startswith(("/", ".", "~")) or path.count("/") != 1 or Path(path).parts[0] == "runs"
+            or os.sep != "/" and os.sep in path)
+
+
+def _made_by(path: str) -> str | None:
+    """The command that writes the run folder ``path`` (``runs/<recipe>`` of a shipped recipe)."""
+    name = Path(path).name
+    for recipe in list_recipes():  # the raw YAML: no TRL import, no variable needed
+        try:
+            raw = read_mapping(RECIPES_DIR / f"{recipe}.yaml", "recipe")
+            out = interpolate((raw.get("train") or {}).get("output_dir") or f"runs/{recipe}", None, recipe)
+        except Exception:  # noqa: BLE001 - unreadable: not the one
+            continue
+        if str(out).rstrip("/") == path.rstrip("/") or recipe == name:
+            stage = "grpo" if raw.get("grpo") is not None else "sft" if raw.get("sft") is not None else None
+            if stage:
+                return f"geodata train {stage} {recipe} (make {stage} RECIPE={recipe})"
+    return None
+
+
+def _hub_cached(repo_id: str) -> bool:
+    try:
+        from huggingface_hub import try_to_load_from_cache
+
+        hit = try_to_load_from_cache(repo_id, "config.json")
+    except Exception:  # noqa: BLE001 - not a valid repo id: let transformers say so
+        return True
+    return isinstance(hit, str)
+
+
+_TINY = "geodata train tiny-model runs/tiny, then --set model.name_or_path=runs/tiny"
+
+
+def check_model(spec: ModelSpec, where: str = "") -> None:
+    """A one-line error naming a model or checkpoint that is not there, with the command that makes it.
+
+    A missing local folder (``runs/geo-r-sft`` before its SFT stage ran) names the stage that
+    writes it; a Hub id that is not in the local Hugging Face cache while ``HF_HUB_OFFLINE`` is
+    set names the download and the offline alternative (``geodata train tiny-model``), instead
+    of a Hub connection error.
+    """
+    path = str(spec.name_or_path)
+    where = f"{where}: " if where else ""
+    local = Path(path).expanduser()
+    if local.is_dir():
+        if not (local / "config.json").is_file():
+            made = _made_by(path)
+            raise SpecError(f"{where}model.name_or_path {path}: the folder holds no model (no config.json)"
+                            + (f"; it is made by {made}" if made else ""))
+        return
+    if _looks_local(path) or local.exists():
+        made = _made_by(path)
+        raise SpecError(
+            f"{where}model.name_or_path {path}: no such model folder; "
+            + (f"it is made by the earlier stage: {made}" if made else f"for a small offline model: {_TINY}")
+        )
+    offline = os.environ.get("HF_HUB_OFFLINE", "").lower() in ("1", "true", "yes", "on")
+    if offline and not _hub_cached(path):
+        raise SpecError(
+            f"{where}model '{path}' is not in the local Hugging Face cache and HF_HUB_OFFLINE is set: download "
+            f"it where the Hub is reachable (huggingface-cli download {path}), or use a local model: {_TINY}"
+        )
 
 
 def list_recipes() -> list[str]:

@@ -16,6 +16,7 @@ _SESSION = Path(tempfile.mkdtemp(prefix="geodata-tests-"))
 os.environ["GEODATA_CACHE"] = str(_SESSION / "cache")
 os.environ["GEODATA_DATA"] = str(_SESSION / "data")
 os.environ["GEODATA_DATASETS"] = str(_SESSION / "datasets")
+os.environ["GEODATA_RUNS"] = str(_SESSION / "runs")  # where builds look for `geodata predict` outputs
 os.environ["HF_DATASETS_CACHE"] = str(_SESSION / "hf-datasets")
 os.environ["HF_HOME"] = str(_SESSION / "hf-home")
 for var in ("MP16_ROOT", "PREDICTIONS", "SAMPLE_N", "MP16_IMAGES", "IM2GPS3K_ROOT", "YFCC4K_ROOT"):

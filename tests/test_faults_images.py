@@ -342,3 +342,36 @@ def test_dataset_on_a_real_full_tmpfs_leaves_nothing(tmp_path):
     errors = [ln for ln in out.stderr.splitlines() if ln.strip()]
     assert len(errors) == 1 and "No space left on device" in errors[0] and "Traceback" not in out.stderr
     assert out.stdout.split("rc=2")[1].split() == [str(mnt)]  # the mount is empty again: no partial shard
+
+
+def test_strict_pil_restores_pillow_settings_when_checks_overlap_in_threads() -> None:
+    """Two overlapping checks (the served-model step checks images in threads): the one that
+    leaves first must not restore, and the last must restore what was there before either."""
+    import threading
+
+    from PIL import Image, ImageFile
+
+    from geodata.images import strict_pil
+
+    before = (Image.MAX_IMAGE_PIXELS, ImageFile.LOAD_TRUNCATED_IMAGES)
+    a_in, b_in, a_out = threading.Event(), threading.Event(), threading.Event()
+
+    def a() -> None:
+        with strict_pil():
+            a_in.set()
+            b_in.wait(5)
+        a_out.set()
+
+    def b() -> None:
+        a_in.wait(5)
+        with strict_pil():
+            b_in.set()
+            a_out.wait(5)
+            assert Image.MAX_IMAGE_PIXELS is None  # still inside b's check
+
+    ts = [threading.Thread(target=a), threading.Thread(target=b)]
+    for t in ts:
+        t.start()
+    for t in ts:
+        t.join()
+    assert (Image.MAX_IMAGE_PIXELS, ImageFile.LOAD_TRUNCATED_IMAGES) == before

@@ -404,3 +404,17 @@ def test_hard_200k_builds_from_served_predictions(
     assert m1["files"] == m2["files"]
     for path, data in _all_bytes(res.path) + _all_bytes(cache):
         assert KEY.encode() not in data, path
+
+
+def test_stats_count_give_ups_by_reason_with_the_servers_message(cache: Path) -> None:
+    reqs = [ChatRequest(text=f"Country: X (Y); state or region: A; nearest city: G{i}; coordinates: (1.5, 1.25)")
+            for i in range(3)]
+    with _Server(failures=False, stall=False) as srv:
+        srv.answer = lambda body: (503, {"error": {"message": "engine overloaded"}}, {})  # type: ignore[method-assign]
+        ep = Endpoint(base_url=srv.url, model=MODEL, api_key_env=KEY_ENV, max_retries=1, backoff=0.01, concurrency=1)
+        res, stats = chat(reqs, ep)
+    assert [r.reason for r in res] == ["503"] * 3 and stats.failed == 3 and stats.retries == 3
+    note = stats.note({})
+    assert note["gave_up"] == {"503": 3} and note["retried"] == {"503": 3} and note["sent"] == 3
+    assert stats.cause() == f"3 requests were answered 503 by {srv.url} after 2 attempts (engine overloaded)"
+    assert len(ResponseCache(cache / "inference.sqlite")) == 0  # a failure is never cached: the next run resends it

@@ -413,6 +413,9 @@ def test_predict_writes_the_predictions_file(grpo_run: tuple[Path, Record], mp16
     ids = datasets.load_dataset(str(mp16), split="train")["id"][:3]
     assert df["id"].to_list() == list(ids) and set(df["task"]) == {"geolocation"}
     assert all(isinstance(c, str) for c in df["completion"])
+    # the one predictions schema: which engine and model answered, and why each answer ended
+    assert set(df["engine"]) == {"hf"} and set(df["model"]) == {str(grpo_run[0])}
+    assert set(df["finish_reason"]) <= {"stop", "length"} and df["finish_reason"].null_count() == 0
     # its own file it may write again; a user's file of the same name it never overwrites
     sets = [f"model.name_or_path={grpo_run[0]}", f"data.dataset={mp16}", "data.max_rows=1",
             "predict.max_new_tokens=4", "model.max_pixels=3136"]

@@ -128,18 +128,43 @@ def train_tiny_model(
 @app.command("predict")
 @cli_errors
 def predict(
-    recipe: str = typer.Argument(..., help="recipe name or a YAML path (its model, data and predict sections)"),
-    model: Optional[str] = typer.Option(None, "--model", help="model folder or Hub id (model.name_or_path)"),
+    recipe: Optional[str] = typer.Argument(
+        None, help="recipe name or a YAML path (its model, data and predict sections); "
+                   "without one: --dataset and --model (or --base-url)"),
+    model: Optional[str] = typer.Option(None, "--model", help="model folder or Hub id; with --base-url the served "
+                                                              "model id (model.name_or_path)"),
     dataset: Optional[str] = typer.Option(None, "--dataset", help="dataset name, folder or Hub id (data.dataset)"),
+    config: Optional[str] = typer.Option(None, "--config", help="config of the dataset (data.config); 'all' for every "
+                                                                "config of rows, each row labelled by its config"),
+    split: Optional[str] = typer.Option(None, "--split", help="split to predict (data.split; default train)"),
+    engine: Optional[str] = typer.Option(None, "--engine", help="auto | hf | vllm | openai (predict.engine)"),
+    base_url: Optional[str] = typer.Option(None, "--base-url", help="OpenAI-compatible endpoint, "
+                                                                    "http://host:8000/v1 (engine openai)"),
+    api_key_env: Optional[str] = typer.Option(None, "--api-key-env", help="environment variable holding the "
+                                                                          "endpoint's key (its name, not the key)"),
     out: Optional[Path] = typer.Option(None, "--out", help="predictions Parquet (predict.output)"),
     set_: Optional[List[str]] = typer.Option(None, "--set", help=_SET_HELP),
 ) -> None:
-    """Batch generation over a dataset -> Parquet with id, task, completion, pred_lat, pred_lon."""
+    """Predict over any built dataset -> Parquet in the one predictions schema (id, config, task, completion,
+    pred_lat, pred_lon, answer, parsed, finish_reason, engine, model). Resumable; sharded under accelerate launch."""
     from geodata_train import predict as run_predict
+    from geodata_train.recipe import adhoc_recipe
+
+    from ..errors import SpecError
 
     sets = list(set_ or [])
-    if model:
-        sets.append(f"model.name_or_path={model}")
-    if dataset:
-        sets.append(f"data.dataset={dataset}")
+    for key, value in (("model.name_or_path", model), ("data.dataset", dataset), ("data.config", config),
+                       ("data.split", split),
+                       ("predict.engine", engine), ("predict.base_url", base_url),
+                       ("predict.api_key_env", api_key_env)):
+        if value:
+            sets.append(f"{key}={value}")
+    if recipe is None:
+        if not dataset:
+            raise SpecError("predict: give a recipe, or --dataset NAME with --model PATH (or --base-url URL)")
+        if not model and not base_url:
+            raise SpecError(f"predict: --dataset {dataset}: give --model PATH (a folder or Hub id) or --base-url URL")
+        rec = adhoc_recipe(dataset, sets)
+        console.print(f"wrote {run_predict.run(rec, out=out)}")
+        return
     console.print(f"wrote {run_predict.run(recipe, sets, out=out)}")

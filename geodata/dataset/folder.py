@@ -96,6 +96,9 @@ class Manifest(_Model):
     spec_fingerprint: str | None = None
     spec_file: str | None = None
     inputs: dict[str, Any] = Field(default_factory=dict)
+    #: the sources read from geodata's embedded sample (no root, no environment variable); None
+    #: in manifests written before it was recorded
+    sample_sources: list[str] | None = None
     #: digest of the size and mtime of every embedded image file (the up-to-date check re-stats them)
     images_digest: str | None = None
     images_files: int = 0

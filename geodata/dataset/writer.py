@@ -228,7 +228,8 @@ def write_partition(
         if writer is None:
             open_new()
         assert writer is not None
-        writer.write_table(table, row_group_size=max(table.num_rows, 1))
+        if table.num_rows:  # an empty row group makes datasets' parquet reader fail (batch size 0)
+            writer.write_table(table, row_group_size=table.num_rows)
         cur_rows += table.num_rows
         cur_bytes += est
         res.rows += table.num_rows

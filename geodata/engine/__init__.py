@@ -27,7 +27,7 @@ from ..dataset.layout import IMAGES_SIDECAR
 from ..runners import get_runner
 from ..spec import Spec, load_spec
 from .flow import DATA_LOSS_REASONS, Flow, StepStat, loss_reason, read_sources, run_steps
-from .plan import Plan, make_plan, up_to_date
+from .plan import Plan, check_not_downgraded, make_plan, up_to_date
 from .roots import data_dir, resolve_root, sample_root, write_sample_to
 from .write import select_rows, write_dataset
 
@@ -79,6 +79,8 @@ def build(
     spec = name_or_path if isinstance(name_or_path, Spec) else load_spec(name_or_path, sets)
     run = get_runner(runner, workers)  # checked before the up-to-date test; starts nothing yet
     plan = make_plan(spec, out)
+    if not force:
+        check_not_downgraded(plan)  # never the sample's over a dataset built from the user's input
     old = None if force else up_to_date(plan)
     if old is not None:
         return _result(plan, "up to date", old)

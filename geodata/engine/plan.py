@@ -9,6 +9,7 @@ their size and mtime) is not rebuilt.
 from __future__ import annotations
 
 import hashlib
+import logging
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -20,11 +21,15 @@ from .._cache import files_digest, stat_digest, stat_files
 from ..dataset import Dataset, DatasetError, Manifest, datasets_dir
 from ..dataset import ownership as own
 from ..dataset.layout import IMAGES_SIDECAR, MANIFEST
+from ..errors import BuildError
+from ..paths import source_root
 from ..registry import SourceInfo, get_format, get_source
 from ..spec import Spec
 from .roots import resolve_root
 
-__all__ = ["Plan", "make_plan", "up_to_date"]
+__all__ = ["Plan", "make_plan", "up_to_date", "check_not_downgraded", "incomplete"]
+
+log = logging.getLogger("geodata")
 
 @dataclass(frozen=True)
 class Plan:
@@ -41,6 +46,8 @@ class Plan:
     fingerprint: str
     #: the data-loss limits every step sees in its context
     limits: dict[str, Any]
+    #: the sources read from geodata's embedded sample (no root in the spec, no ``$<ENV>``)
+    sample_sources: tuple[str, ...] = ()
 
 
 def make_plan(spec: Spec, out: Path | None = None) -> Plan:
@@ -55,7 +62,42 @@ def make_plan(spec: Spec, out: Path | None = None) -> Plan:
     spec_fp = spec.fingerprint()
     limits = {"max_drop_fraction": spec.max_drop_fraction, "min_prediction_coverage": spec.min_prediction_coverage,
               "max_image_pixels": spec.max_image_pixels}
-    return Plan(spec, out, roots, inputs, spec_fp, _combine(spec_fp, inputs), limits)
+    from_sample = tuple(sorted(n for n, s in spec.sources.items()
+                               if not s.root and source_root(get_source(s.reader).env) is None))
+    return Plan(spec, out, roots, inputs, spec_fp, _combine(spec_fp, inputs), limits, from_sample)
+
+
+def check_not_downgraded(plan: Plan) -> None:
+    """Refuse to replace a dataset built from the user's own input with one from the embedded sample.
+
+    A plain rerun without the environment variable (a bare ``make eval`` rebuilding
+    ``mp16-hard-200k``) would otherwise swap the user's predictions for the simulated ones;
+    ``--force`` skips this check.
+    """
+    if not (plan.out / MANIFEST).exists():
+        return
+    try:
+        old = Dataset.open(plan.out).manifest
+    except DatasetError:
+        return
+    if old.sample_sources is None:  # written before it was recorded
+        return
+    newly = [n for n in plan.sample_sources if n not in old.sample_sources]
+    if not newly:
+        return
+    name = newly[0]
+    env = get_source(plan.spec.sources[name].reader).env
+    raise BuildError(
+        f"{plan.out}: built from your own '{name}' input, and {env} is not set now: this build would replace it "
+        f"with one from the embedded sample. Set {env} again (or --set sources.{name}.root=PATH), build into "
+        f"another folder with --out, or pass --force to replace it"
+    )
+
+
+def incomplete(manifest: Manifest) -> list[tuple[str, Any]]:
+    """Notes ``<step>.incomplete`` of a build (e.g. model requests that failed, see
+    :mod:`geodata.steps.predict`): such a build is never up to date, the next one retries."""
+    return [(k, v) for k, v in sorted(manifest.stats.notes.items()) if k.endswith(".incomplete") and v]
 
 
 def up_to_date(plan: Plan) -> Manifest | None:
@@ -65,6 +107,9 @@ def up_to_date(plan: Plan) -> Manifest | None:
     try:
         old = Dataset.open(plan.out).manifest
     except DatasetError:  # unreadable or not ours: rebuild (the ownership rule guards the folder)
+        return None
+    for key, why in incomplete(old):  # e.g. model requests that failed: this build sends them again
+        log.warning("%s: the last build is incomplete (%s: %s): rebuilding", plan.spec.name, key, why)
         return None
     if old.fingerprint == plan.fingerprint and _images_unchanged(plan.out, old.images_digest):
         return old

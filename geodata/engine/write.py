@@ -63,6 +63,7 @@ def write_dataset(plan: Plan, flow: Flow, df: pl.DataFrame, stats: list[StepStat
         spec_fingerprint=plan.spec_fingerprint,
         spec_file=_project_path(spec.path),
         inputs=plan.inputs,
+        sample_sources=list(plan.sample_sources),
         images_digest=files_digest(image_stats) if image_files else None,
         images_files=len(image_files),
         geodata_version=__version__,

@@ -1,25 +1,23 @@
-"""Model predictions: a table of ``id`` plus ``pred_lat``/``pred_lon`` or the raw ``completion``.
+"""Model predictions: the reader of predictions files (the one schema is :mod:`geodata.predictions`).
 
-Any inference run can produce it (the training backend's ``predict``, vLLM, an API): a
-Parquet or CSV file, or a folder holding ``predictions.parquet`` / ``predictions.csv``.
-Columns:
+``geodata predict`` (local generation, the vLLM offline engine or an OpenAI-compatible
+endpoint) and the served-model step of MP16-Hard-200K (:mod:`geodata.steps.predict`) all write
+:data:`~geodata.predictions.PREDICTION_COLUMNS`, made by :func:`~geodata.predictions.prediction_table`:
 
-===========  ======================================================================
-id           the image id of the source rows (MP-16 ``IMG_ID``, e.g. ``34/8d/9055806529.jpg``)
-pred_lat     predicted latitude (degrees); with pred_lon, takes precedence
-pred_lon     predicted longitude (degrees)
-completion   raw model output; parsed with :func:`geodata.tasks.geolocation.parse.parse_coords` where
-             pred_lat/pred_lon are absent or null
-===========  ======================================================================
-
-Reading normalizes to ``id, pred_lat, pred_lon, parsed`` (+ ``completion`` when given).
-Non-numeric or out-of-range coordinates and unparsable completions become null coordinates
-with ``parsed = false`` (counted, never an exception). A duplicate id or a missing ``id``
-column is an error naming the file.
+=============  =============================================================
+Reading (:func:`load_predictions`) takes this schema and any narrower table of ``id`` plus
+``pred_lat``/``pred_lon`` or ``completion`` (files written before the schema was one, or by
+other tools; the reader notes which columns were missing). It normalizes to ``id, pred_lat,
+pred_lon, parsed`` plus the schema's other columns that are present. Completions are parsed
+for coordinates only where ``pred_lat``/``pred_lon`` are absent or null and the task is
+geolocation (or unknown). Non-numeric or out-of-range coordinates and unparsable completions
+become null coordinates with ``parsed = false`` (counted, never an exception). A duplicate
+id or a missing ``id`` column is an error naming the file.
 """
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 import numpy as np
@@ -28,11 +26,15 @@ import polars as pl
 from ..context import StepContext, StepOutput
 from ..errors import SourceError
 from ..dataset.ownership import is_sample
+from ..predictions import PREDICTION_COLUMNS, PREDICTION_SCHEMA, RUN_COLUMNS, missing_schema_columns, prediction_table
 from ..tasks.geolocation.parse import parse_coords
 from ..registry import source
 from ..samples import sample_root, write_sample_to
 
-__all__ = ["read_predictions", "load_predictions", "predictions_file", "write_sample", "simulate_predictions"]
+log = logging.getLogger("geodata")
+
+__all__ = ["read_predictions", "load_predictions", "predictions_file", "write_sample", "simulate_predictions",
+           "PREDICTION_COLUMNS", "PREDICTION_SCHEMA", "prediction_table", "missing_schema_columns"]
 
 _NAMES = ("predictions.parquet", "predictions.csv")
 
@@ -95,7 +97,11 @@ def load_predictions(path: Path) -> pl.DataFrame:
         lat = df["pred_lat"].cast(pl.Float64, strict=False).fill_null(np.nan).to_numpy().astype(np.float64, copy=True)
         lon = df["pred_lon"].cast(pl.Float64, strict=False).fill_null(np.nan).to_numpy().astype(np.float64, copy=True)
     if "completion" in cols:
-        todo = np.flatnonzero(np.isnan(lat) | np.isnan(lon))
+        need = np.isnan(lat) | np.isnan(lon)
+        if "task" in cols:  # coordinates are a geolocation answer only
+            t = df["task"].cast(pl.String)
+            need &= (t.is_null() | t.is_in(["geolocation", ""])).to_numpy()
+        todo = np.flatnonzero(need)
         if todo.size:
             p = parse_coords(df["completion"].cast(pl.String).gather(todo))
             lat[todo], lon[todo] = p.lat, p.lon
@@ -103,20 +109,95 @@ def load_predictions(path: Path) -> pl.DataFrame:
         ok = np.isfinite(lat) & np.isfinite(lon) & (np.abs(lat) <= 90) & (np.abs(lon) <= 180)
     lat[~ok] = np.nan
     lon[~ok] = np.nan
+    parsed = ok
+    if {"task", "parsed"} <= cols:  # other tasks' answers are not coordinates: the writer's parse stands
+        t = df["task"].cast(pl.String)
+        geo_rows = (t.is_null() | t.is_in(["geolocation", ""])).to_numpy()
+        theirs = df["parsed"].cast(pl.Boolean, strict=False).fill_null(False).to_numpy()
+        parsed = np.where(geo_rows, ok, theirs)
     out = pl.DataFrame(
         {
             "id": df["id"],
             "pred_lat": pl.Series(lat).fill_nan(None),
             "pred_lon": pl.Series(lon).fill_nan(None),
-            "parsed": ok,
+            "parsed": pl.Series(parsed, dtype=pl.Boolean),
         }
     )
     if "completion" in cols:
         out = out.with_columns(completion=df["completion"].cast(pl.String))
+    keep = [c for c in RUN_COLUMNS if c in cols]
+    if keep:
+        out = out.with_columns(df.select(pl.col(c).cast(PREDICTION_SCHEMA[c]) for c in keep))
     return out
 
 
+#: ``geodata predict``'s default outputs under :func:`geodata.paths.runs_dir`:
+#: ``<train.output_dir>/predictions.parquet``, ``runs/<recipe>/`` unless the recipe says otherwise
+PREDICT_OUTPUTS = "*/predictions.parquet"
+
+
+def made_predictions(runs: Path | None = None) -> list[Path]:
+    """Predictions files ``geodata predict`` wrote at its default place (``runs/*/predictions.parquet``
+    with geodata's marker in the Parquet schema metadata), newest first."""
+    import pyarrow.parquet as pq
+
+    from ..dataset.layout import MANIFEST_MARKER
+    from ..paths import runs_dir
+
+    found = []
+    for f in Path(runs or runs_dir()).glob(PREDICT_OUTPUTS):
+        try:
+            meta = pq.read_schema(f).metadata or {}
+        except Exception:  # noqa: BLE001 - unreadable: not one to offer
+            continue
+        if meta.get(MANIFEST_MARKER[0].encode()) == MANIFEST_MARKER[1].encode() and _geolocation(f):
+            found.append(f)
+    return sorted(found, key=lambda f: (-f.stat().st_mtime, str(f)))
+
+
+def _geolocation(path: Path) -> bool:
+    """The file holds coordinates of geolocation rows (not, say, predictions over an EO set)."""
+    try:
+        lf = pl.scan_parquet(path)
+        names = lf.collect_schema().names()
+        if "pred_lat" not in names:
+            return False
+        if "task" not in names:
+            return True
+        return bool(lf.select((pl.col("task") == "geolocation").any()).collect().item())
+    except Exception:  # noqa: BLE001 - unreadable: not one to offer
+        return False
+
+
+def check_not_shadowed(root: Path) -> None:
+    """Refuse the embedded simulated predictions when the user made their own.
+
+    When ``PREDICTIONS`` is unset the build falls back to the embedded sample; if ``geodata
+    predict`` has written predictions at its default place, mining hotspots from the simulated
+    ones instead would quietly ignore them, so this names the command that passes them.
+    """
+    from ..paths import source_root
+
+    sample = sample_root("predictions")
+    if source_root("PREDICTIONS") is not None or Path(root).resolve() != sample.resolve():
+        return
+    mine = made_predictions()
+    if not mine:
+        return
+    cwd = Path.cwd()
+    rel = [str(f.absolute().relative_to(cwd)) if f.absolute().is_relative_to(cwd) else str(f) for f in mine]
+    first = rel[0]
+    others = f" (also: {', '.join(rel[1:4])})" if len(rel) > 1 else ""
+    raise SourceError(
+        f"source 'predictions': PREDICTIONS is not set, so this build would use the embedded simulated "
+        f"predictions, but `geodata predict` wrote {first}{others}. Pass yours: PREDICTIONS={first} geodata build "
+        f"mp16-hard-200k (or --set sources.predictions.root={first}; make: PREDICTIONS={first}). To use the "
+        f"simulated sample anyway: PREDICTIONS={sample}"
+    )
+
+
 def _fingerprint(root: Path) -> list[Path]:
+    check_not_shadowed(root)
     return [predictions_file(root)]
 
 
@@ -217,4 +298,14 @@ def read_predictions(ctx: StepContext, *, root: Path) -> StepOutput:
     out.note("predictions.file", str(path))
     out.note("predictions.rows", df.height)
     out.note("predictions.unparsed", bad)
+    if df.height and bad == df.height:
+        log.warning("predictions %s: none of the %d predictions could be parsed: no row counts as solved", path, bad)
+        out.note("predictions.warning", f"none of the {bad} predictions could be parsed")
+    gaps = missing_schema_columns(pl.read_parquet_schema(path) if path.suffix == ".parquet"
+                                  else pl.read_csv(path, n_rows=0, infer_schema=False).columns)
+    if gaps:
+        out.note("predictions.schema", f"older or foreign predictions file without {', '.join(gaps)}; "
+                                       f"read from id with pred_lat/pred_lon or completion")
+    if "finish_reason" in df.columns:
+        out.note("predictions.truncated", int((df["finish_reason"] == "length").sum()))
     return out.result(df)

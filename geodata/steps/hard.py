@@ -17,6 +17,7 @@ hotspot is excluded; the long tail that remains is sampled for diversity over H3
 
 from __future__ import annotations
 
+import logging
 from typing import Literal
 
 import h3
@@ -29,6 +30,8 @@ from ..geo import haversine
 from ..hotspots import exclude_near, latlng_to_cells
 from ..registry import step
 from .core import _need
+
+log = logging.getLogger("geodata")
 
 __all__ = ["join_predictions", "mine_hotspots", "exclude_near_hotspots", "diverse_sample", "round_robin_order"]
 
@@ -131,6 +134,12 @@ def mine_hotspots(
     solved = (df["error_km"] <= threshold_km).fill_null(False).to_numpy()
     idx = np.flatnonzero(solved)
     out.note(f"{ctx.name}.solved", int(idx.size))
+    if df.height and idx.size == 0:
+        with_pred = int(df["error_km"].is_not_null().sum())
+        msg = (f"no row is solved within {threshold_km:g} km ({with_pred} of {df.height} rows have a usable "
+               f"prediction): 0 hotspots, nothing is excluded and the hard set is the whole source")
+        log.warning("step '%s': %s", ctx.name, msg)
+        out.note(f"{ctx.name}.warning", msg)
     if idx.size > n:
         order = np.argsort(df["id"].cast(pl.String).gather(idx).to_numpy(), kind="stable")
         idx = np.sort(ctx.rng("hotspots").choice(idx[order], size=n, replace=False))

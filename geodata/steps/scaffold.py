@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import logging
 from importlib import resources
 from typing import Sequence
 
@@ -54,6 +55,8 @@ from ..schema import (
 )
 from .core import _need
 from .mp16 import COR_QUESTION, cor_answer_expr
+
+log = logging.getLogger("geodata")
 
 __all__ = [
     "geo_r1_scaffold",
@@ -502,20 +505,23 @@ def teacher_rationale(
     except BuildError as exc:
         raise BuildError(f"step '{ctx.name}': {exc}") from None
     answers = [r.text.strip() if r.text is not None else None for r in results]
-    error = np.array([a is None for a in answers])
-    if df.height and error.all():
+    skipped = np.array([r.skipped for r in results], dtype=bool)  # an image failed the decode check: never sent
+    error = np.array([a is None for a in answers], dtype=bool) & ~skipped
+    if df.height and (error | skipped).all():
         raise BuildError(
             f"step '{ctx.name}': all {df.height} requests to {base_url} failed (e.g. {results[0].error})"
         )
     filled = [a or "" for a in answers]
     solutions = df["solution"].to_list()  # scored by name: steps never import the rewards
-    fmt = (np.asarray(get_reward("geo_format").fn(filled, solutions)) > 0) & ~error
+    fmt = (np.asarray(get_reward("geo_format").fn(filled, solutions)) > 0) & ~error & ~skipped
     leak = coordinate_leak(filled, df["lat"].to_numpy(), df["lon"].to_numpy(), leak_decimals) & fmt
     score = get_reward("geolocation").fn(filled, solutions)
     low = fmt & ~leak & (score < min_reward)
     keep = fmt & ~leak & ~low
     out.drop("teacher_error", int(error.sum()))
-    out.drop("unparsed", int((~error & ~fmt).sum()))
+    for reason, n in stats.skipped.items():
+        out.drop(reason, n)
+    out.drop("unparsed", int((~error & ~skipped & ~fmt).sum()))
     out.drop("coordinate_leak", int(leak.sum()))
     out.drop("low_reward", int(low.sum()))
     sampling = ep.sampling()
@@ -523,6 +529,10 @@ def teacher_rationale(
         sampling["seed"] = "per row (build seed, id)"
     out.note(f"{ctx.name}.inference", stats.note(sampling))
     out.note(f"{ctx.name}.rationales", f"teacher ({stats.model}), min_reward {min_reward}")
+    if stats.failed:  # dropped for this build, never silently for good: the next build sends them again
+        msg = f"{stats.failed} requests failed ({stats.cause()}); the next build sends them again"
+        log.warning("step '%s': %s", ctx.name, msg)
+        out.note(f"{ctx.name}.incomplete", msg)
     if not keep.any():
         raise BuildError(
             f"step '{ctx.name}': no rationale passed the checks ({out.drops})"
