@@ -21,7 +21,7 @@ from .errors import BuildError
 from .paths import cache_dir
 
 __all__ = ["cache_dir", "file_sha256", "stat_digest", "cached_frame", "stat_files", "files_digest", "ref_file",
-           "walk_dirs", "write_atomic", "DiskFullError"]
+           "walk_dirs", "write_atomic", "DiskFullError", "is_disk_full", "disk_full_error"]
 
 #: errors that mean the disk (or the user's quota on it) is full
 _FULL = {errno.ENOSPC, errno.EDQUOT} if hasattr(errno, "EDQUOT") else {errno.ENOSPC}
@@ -76,15 +76,37 @@ def write_atomic(path: Path, data: bytes | memoryview) -> None:
         raise
 
 
-def _full_message(folder: Path, needed: int) -> str:
+def _free(folder: Path) -> str:
+    """``N bytes free`` on the disk of ``folder`` (or of its nearest existing parent)."""
+    where = Path(folder)
+    while not where.exists() and where != where.parent:
+        where = where.parent
     try:
-        st = os.statvfs(folder)
-        free = f"{st.f_bavail * st.f_frsize:,} bytes free"
+        st = os.statvfs(where)
+        return f"{st.f_bavail * st.f_frsize:,} bytes free"
     except OSError:
-        free = "free space unknown"
+        return "free space unknown"
+
+
+def _full_message(folder: Path, needed: int) -> str:
     hint = ("free space there or set GEODATA_CACHE to a folder on a larger disk"
             if _inside(folder, cache_dir()) else "free space there")
-    return f"no space left on {folder}: {needed:,} bytes needed ({free}); {hint}"
+    return f"no space left on {folder}: {needed:,} bytes needed ({_free(folder)}); {hint}"
+
+
+def is_disk_full(exc: BaseException) -> bool:
+    """True for the error of a write that did not fit (``ENOSPC`` / ``EDQUOT``, pyarrow's included)."""
+    return isinstance(exc, OSError) and exc.errno in _FULL
+
+
+def disk_full_error(folder: Path, what: str, exc: OSError, hint: str) -> DiskFullError:
+    """The one-line :class:`DiskFullError` for ``exc`` on ``folder``: ``no space left on <folder>: …``.
+
+    >>> e = disk_full_error(Path("/nowhere/ds"), "3 bytes written", OSError(errno.ENOSPC, "x"), "free space there")
+    >>> str(e).startswith("no space left on /nowhere/ds: 3 bytes written ("), str(e).endswith("(No space left on device)")
+    (True, True)
+    """
+    return DiskFullError(f"no space left on {folder}: {what} ({_free(folder)}); {hint} ({os.strerror(exc.errno or errno.ENOSPC)})")
 
 
 def _inside(path: Path, folder: Path) -> bool:

@@ -8,15 +8,13 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
 
-_ACTIVE: "BuildProgress | None" = None
-
-
-def active() -> "BuildProgress | None":
-    """The live build display, if one is shown (steps add their own counters to it)."""
-    return _ACTIVE
-
-
 class BuildProgress:
+    """The live display of one build: its stage, rows written and the counters steps add.
+
+    The engine hands it to the steps that want a counter through their context
+    (:attr:`geodata.context.StepContext.progress`), never through a global.
+    """
+
     def __init__(self, name: str, enabled: bool = True) -> None:
         self.enabled = enabled
         self.name = name
@@ -32,14 +30,9 @@ class BuildProgress:
             )
             self._p.__enter__()
             self._stage = self._p.add_task(f"{self.name}: starting", total=None)
-            global _ACTIVE
-            _ACTIVE = self
         return self
 
     def __exit__(self, *exc: Any) -> None:
-        global _ACTIVE
-        if _ACTIVE is self:
-            _ACTIVE = None
         if self._p is not None:
             self._p.__exit__(*exc)
 

@@ -48,13 +48,19 @@ class StepContext:
     part
         The chunk of the rows a ``map`` step sees (0 for the first chunk, and for a frame
         that is one chunk); see ``output.map_chunk_rows``.
+    progress
+        The build's live display when one is shown (``add_counter(label, total)`` /
+        ``update_counter(task, advance=…, description=…)``, see :mod:`geodata._progress`), else
+        None. It only shows; it never changes what a step returns, is not compared, and stays
+        behind when the context travels to a worker.
 
-    A context pickles (it travels to the runner's workers with its chunk):
+    A context pickles (it travels to the runner's workers with its chunk, without the display):
 
     >>> import pickle
-    >>> ctx = StepContext(seed=1, name="scaffold", limits={"max_image_pixels": 10}, part=2)
-    >>> pickle.loads(pickle.dumps(ctx)) == ctx
-    True
+    >>> ctx = StepContext(seed=1, name="scaffold", limits={"max_image_pixels": 10}, part=2, progress=object())
+    >>> back = pickle.loads(pickle.dumps(ctx))
+    >>> back == ctx, back.progress is None
+    (True, True)
     """
 
     seed: int = 0
@@ -62,13 +68,14 @@ class StepContext:
     limits: Mapping[str, Any] = field(default_factory=lambda: _EMPTY)
     spec_path: Path | None = None
     part: int = 0
+    progress: Any = field(default=None, compare=False, repr=False)
 
     def __post_init__(self) -> None:
         if not isinstance(self.limits, types.MappingProxyType):
             object.__setattr__(self, "limits", types.MappingProxyType(dict(self.limits)))
 
     def __reduce__(self) -> tuple[Any, ...]:
-        # a MappingProxyType does not pickle: ship the plain fields, rebuild on load
+        # a MappingProxyType does not pickle: ship the plain fields, rebuild on load (no live display)
         return (StepContext, (self.seed, self.name, dict(self.limits), self.spec_path, self.part))
 
     def rng(self, salt: str = "") -> np.random.Generator:

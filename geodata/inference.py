@@ -443,16 +443,14 @@ def _retry_after(exc: Any) -> float | None:
 
 
 class _Progress:
-    """requests/s and tokens/s: a bar in the build's live display (or its own on a terminal),
-    and a log line every ``every`` seconds."""
+    """requests/s and tokens/s: a bar in the build's live display ``ui`` when given (a step's
+    ``ctx.progress``), else its own on a terminal, and a log line every ``every`` seconds."""
 
-    def __init__(self, label: str, total: int, every: float = 10.0) -> None:
-        from ._progress import active
-
+    def __init__(self, label: str, total: int, every: float = 10.0, ui: Any = None) -> None:
         self.label, self.total, self.every = label, total, every
         self.t0 = self.last = time.monotonic()
         self.done = self.sent = self.tokens = 0
-        self._ui = active()
+        self._ui = ui
         self._bar: Any = None
         self._task: Any = None
         if self._ui is not None and total:
@@ -556,7 +554,7 @@ def _read_images(refs: Sequence[str | bytes], max_pixels: int | None) -> tuple[l
 
 async def _chat(requests: Sequence[ChatRequest], ep: Endpoint, cache_path: Path | None, label: str,
                 on_result: Callable[[int, ChatResult], None] | None,
-                max_pixels: int | None = None) -> tuple[list[ChatResult], RunStats]:
+                max_pixels: int | None = None, ui: Any = None) -> tuple[list[ChatResult], RunStats]:
     client = _client(ep)
     cache = ResponseCache(cache_path)
     stats = RunStats(requests=len(requests), base_url=ep.base_url, max_attempts=ep.max_retries + 1)
@@ -564,7 +562,7 @@ async def _chat(requests: Sequence[ChatRequest], ep: Endpoint, cache_path: Path 
     t0 = time.monotonic()
     try:
         stats.model, stats.kind = await _probe(ep, client)
-        progress = _Progress(label, len(requests))
+        progress = _Progress(label, len(requests), ui=ui)
         todo = iter(range(len(requests)))
 
         async def one(i: int) -> ChatResult:
@@ -640,6 +638,7 @@ def chat(
     label: str = "inference",
     on_result: Callable[[int, ChatResult], None] | None = None,
     max_pixels: int | None = None,
+    progress: Any = None,
 ) -> tuple[list[ChatResult], RunStats]:
     """Answer ``requests`` at ``endpoint``; results come back in request order.
 
@@ -648,11 +647,12 @@ def chat(
     retries gets a result with ``error`` and ``reason`` set (and is not cached: the next run
     sends it again); the caller decides what that row becomes. A request whose image cannot
     be read or fails the decode check (more than ``max_pixels`` pixels included) is not sent
-    (``skipped``). ``on_result(i, result)`` is called as each request completes.
+    (``skipped``). ``on_result(i, result)`` is called as each request completes. ``progress``:
+    the build's live display (a step passes ``ctx.progress``) to add the requests' bar to.
     """
     if not requests:
         return [], RunStats(model=endpoint.model or "", base_url=endpoint.base_url)
-    return _run_sync(_chat(list(requests), endpoint, cache_path, label, on_result, max_pixels))
+    return _run_sync(_chat(list(requests), endpoint, cache_path, label, on_result, max_pixels, progress))
 
 
 def endpoint_from_params(where: str, **params: Any) -> Endpoint:

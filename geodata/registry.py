@@ -146,6 +146,9 @@ class StepInfo:
     any_inputs: bool = False
     #: a ``map`` step runs in chunks on the build's runner; ``False``: on the driver, one call
     parallel: bool = True
+    #: ``fingerprint(**params)``: files outside the sources a step reads (e.g. a benchmark's
+    #: truth CSV); their size and mtime decide whether a build is up to date, like a source's
+    fingerprint: Callable[..., list[Path]] | None = None
 
 
 @dataclass(frozen=True)
@@ -196,11 +199,15 @@ def _doc(fn: Callable[..., Any]) -> str:
     return (inspect.getdoc(fn) or "").split("\n\n")[0].replace("\n", " ")
 
 
-def step(name: str, *, kind: str, parallel: bool = True) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+def step(
+    name: str, *, kind: str, parallel: bool = True, fingerprint: Callable[..., list[Path]] | None = None,
+) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
     """Register ``fn(df, ctx, *, ...)`` as the pipeline step ``name`` of ``kind`` (map, frame, join).
 
     ``parallel=False`` (map steps only) runs the step on the driver over the whole frame, e.g.
-    one that calls a remote server under one concurrency bound and cache.
+    one that calls a remote server under one concurrency bound and cache. ``fingerprint(**params)``
+    lists the files outside the sources that the step reads (a benchmark's truth CSV): the plan
+    adds their size and mtime to the build's fingerprint, as it does a source's files.
     """
     if kind not in STEP_KINDS:
         raise ValueError(f"step '{name}': kind must be one of {STEP_KINDS}, got {kind!r}")
@@ -214,7 +221,7 @@ def step(name: str, *, kind: str, parallel: bool = True) -> Callable[[Callable[.
         if bool(req or opt or var) != (kind == "join"):
             raise ValueError(f"step '{name}': only a join step takes input tables (kind={kind})")
         STEPS[name] = StepInfo(name, fn, params_model(fn, name, skip=2), _doc(fn), kind, req, opt, var,
-                               parallel=kind == "map" and parallel)
+                               parallel=kind == "map" and parallel, fingerprint=fingerprint)
         return fn
 
     return deco

@@ -90,7 +90,7 @@ class StepSpec(BaseModel):
     step: str
     id: str | None = None
     #: a join's input tables: its parameter name -> a source name, an earlier step's id
-    #: (the one table it provides) or ``<step id>.<table>``
+    #: (the one table it provides), ``<step id>.<table>`` or ``<source>.<table>`` (a table its reader provides)
     inputs: dict[str, str] = Field(default_factory=dict)
 
     @property
@@ -342,7 +342,9 @@ def _check_inputs(spec: Spec, i: int, info: Any, earlier: set[str], where: str) 
     for name, ref in st.inputs.items():
         if (name not in allowed and not info.any_inputs) or name in info.params.model_fields or name == "df":
             raise SpecError(f"{at}: inputs: unknown input '{name}' (allowed: {', '.join(sorted(allowed)) or 'any name but a parameter'})")
-        if ref not in spec.sources and ref not in earlier - {st.key} and ref.split(".", 1)[0] not in earlier - {st.key}:
+        head = ref.split(".", 1)[0]  # <source>.<table> / <step>.<table>: a table a reader or step provides
+        if ref not in spec.sources and ref not in earlier - {st.key} and head not in earlier - {st.key} \
+                and not ("." in ref and head in spec.sources):
             raise SpecError(
                 f"{at}: inputs.{name}: '{ref}' is neither a source of the spec ({sources}) "
                 f"nor an earlier step"

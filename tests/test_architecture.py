@@ -166,7 +166,7 @@ ROOMS: dict[str, tuple[str, ...]] = {
     "core": ("geodata", "geodata.errors", "geodata.geo", "geodata.geocode", "geodata.context", "geodata.schema",
              "geodata.spec", "geodata.registry", "geodata.images", "geodata.image_geometry",
              "geodata._cache", "geodata._progress", "geodata.hotspots", "geodata.inference", "geodata.paths",
-             "geodata.predictions", "geodata.runners", *CONTRACTS),
+             "geodata.predictions", "geodata.runners", "geodata.truth_files", *CONTRACTS),
     "dataset": ("geodata.dataset", "geodata.samples"),
     "sources": ("geodata.sources",),
     "steps": ("geodata.steps",),

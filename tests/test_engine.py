@@ -201,7 +201,7 @@ def test_multi_config_output(mp16_small, tmp_path, monkeypatch):
 @pytest.mark.parametrize(
     "sets, message",
     [
-        (["sample.size=3"], r"steps\[4\] \(sample\): unknown key 'size' \(allowed: n, sort_by, splits\)"),
+        (["sample.size=3"], r"steps\[5\] \(sample\): unknown key 'size' \(allowed: n, sort_by, splits\)"),
         (["sample.n=abc"], r"bad value for 'n'"),
         (["nosuchstep.n=3"], r"'nosuchstep' is neither a top-level key"),
         (["output.shard_max_mb=-1"], r"'output.shard_max_mb'"),

@@ -6,7 +6,9 @@
 * a raw DOTA image with a PNG header and no pixel data is a counted drop of its objects in
   ``eo_tiles``, not an ``OSError`` that aborts ``eo-instruct``;
 * the cache's disk filling up mid-write is one line naming the folder and the bytes needed,
-  and leaves no partial file (also on a real 256 KiB tmpfs, where the machine lets us mount one).
+  and leaves no partial file (also on a real 256 KiB tmpfs, where the machine lets us mount one);
+* the dataset's disk filling up while the shards are written is one line naming the dataset's
+  folder; the dataset already at the path stays byte-identical and no partial file is left.
 """
 
 from __future__ import annotations
@@ -276,6 +278,37 @@ def test_build_on_a_full_cache_disk_keeps_the_dataset(tmp_path, monkeypatch):
     assert not [p for p in (tmp_path / "cache2").rglob("*") if p.is_file()]
 
 
+def test_build_on_a_full_dataset_disk_is_one_line_and_keeps_the_old_dataset(tmp_path, monkeypatch):
+    import pyarrow.parquet as pq
+
+    from geodata.cli import app
+    from geodata.sources.mp16 import write_sample
+
+    write_sample(tmp_path / "mp16", n=30, layouts=("folder",), bad_rows=False)
+    monkeypatch.setenv("MP16_ROOT", str(tmp_path / "mp16"))
+    monkeypatch.setenv("GEODATA_CACHE", str(tmp_path / "cache"))
+    ds = tmp_path / "out" / "ds"
+    build("mp16-rand-500k", out=ds, force=True)
+    (tmp_path / "out" / "notes.txt").write_text("the user's, beside the dataset")
+    before = {p: p.read_bytes() for p in (tmp_path / "out").rglob("*") if p.is_file()}
+    real = pq.ParquetWriter.write_table
+
+    def full(self, table, *a, **kw):  # noqa: ANN001, ANN002, ANN003, ANN202 - pyarrow's own signature
+        real(self, table, *a, **kw)  # part of the shard reaches the disk, then it is full (pyarrow's error)
+        raise OSError(errno.ENOSPC, "Error writing bytes to file. Detail: [errno 28] No space left on device")
+
+    monkeypatch.setattr(pq.ParquetWriter, "write_table", full)
+    res = CliRunner().invoke(app, ["build", "mp16-rand-500k", "--out", str(ds), "--force"])
+    assert res.exit_code == 2, res.output
+    lines = [ln for ln in res.output.splitlines() if ln.strip()]
+    assert len(lines) == 1 and "Traceback" not in res.output, res.output
+    assert f"no space left on {ds}: the new dataset did not fit (" in lines[0] and "bytes free); " in lines[0]
+    assert "--out" in lines[0] and lines[0].endswith("(No space left on device)")
+    # the old dataset is byte-identical, the user's file stays, no partial shard or temp folder is left
+    assert {p: p.read_bytes() for p in (tmp_path / "out").rglob("*") if p.is_file()} == before
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["ds", "notes.txt"]
+
+
 def test_eo_tiles_full_disk_leaves_no_partial_window(tmp_path, monkeypatch):
     from geodata.registry import SOURCES, _load_all
     from geodata.steps.eo_tiles import eo_tiles
@@ -341,6 +374,7 @@ def test_dataset_on_a_real_full_tmpfs_leaves_nothing(tmp_path):
     assert "rc=2" in out.stdout, (out.stdout, out.stderr)
     errors = [ln for ln in out.stderr.splitlines() if ln.strip()]
     assert len(errors) == 1 and "No space left on device" in errors[0] and "Traceback" not in out.stderr
+    assert f"no space left on {mnt / 'ds'}: the new dataset did not fit" in errors[0]  # names the dataset's folder
     assert out.stdout.split("rc=2")[1].split() == [str(mnt)]  # the mount is empty again: no partial shard
 
 
@@ -375,3 +409,34 @@ def test_strict_pil_restores_pillow_settings_when_checks_overlap_in_threads() ->
     for t in ts:
         t.join()
     assert (Image.MAX_IMAGE_PIXELS, ImageFile.LOAD_TRUNCATED_IMAGES) == before
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="mounts a tmpfs in a user namespace")
+def test_dataset_on_a_real_full_tmpfs_keeps_the_old_dataset(tmp_path):
+    """A small dataset fits on a 96 KiB tmpfs; a bigger rebuild into the same path does not:
+    one line naming the folder, and the small dataset is byte-identical afterwards."""
+    from geodata.sources.mp16 import write_sample
+
+    mnt = tmp_path / "small"
+    mnt.mkdir()
+    probe = subprocess.run(["unshare", "--user", "--map-root-user", "--mount", "sh", "-c",
+                            f"mount -t tmpfs -o size=96k tmpfs {mnt}"], capture_output=True)
+    if probe.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here: {probe.stderr.decode().strip()[:100]}")
+    write_sample(tmp_path / "mp16", n=60, layouts=("folder",), bad_rows=False)
+    geodata = f"{sys.executable} -c 'from geodata.cli import app; app()'"
+    ds, sums = mnt / "ds", f"find {mnt} -type f -exec sha256sum {{}} + | sort"
+    out = subprocess.run(
+        ["unshare", "--user", "--map-root-user", "--mount", "sh", "-c",
+         f"mount -t tmpfs -o size=96k tmpfs {mnt} && export MP16_ROOT={tmp_path / 'mp16'} "
+         f"GEODATA_CACHE={tmp_path / 'cache'} && {geodata} build mp16-rand-500k --out {ds} --set sample.n=3 "
+         f">/dev/null 2>&1 && {sums} > {tmp_path / 'before'} && "
+         f"{geodata} build mp16-rand-500k --out {ds} --set sample.n=60 >/dev/null; echo rc=$?; "
+         f"{sums} > {tmp_path / 'after'}; find {mnt} -name '.*tmp*'"],
+        capture_output=True, text=True, timeout=300)
+    assert "rc=2" in out.stdout, (out.stdout, out.stderr)
+    errors = [ln for ln in out.stderr.splitlines() if ln.strip()]
+    assert len(errors) == 1 and f"no space left on {ds}: the new dataset did not fit" in errors[0], out.stderr
+    before = (tmp_path / "before").read_text()
+    assert "manifest.json" in before and (tmp_path / "after").read_text() == before  # the old dataset, unchanged
+    assert out.stdout.split("rc=2")[1].split() == []  # no temp folder or partial file left on the mount

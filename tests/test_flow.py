@@ -87,7 +87,7 @@ def test_join_without_its_input_fails_on_load(tmp_path: Path) -> None:
 
 def test_map_step_takes_no_inputs(tmp_path: Path) -> None:
     raw = yaml.safe_load((REPO / "pipelines/mp16-rand-500k.yaml").read_text())
-    raw["steps"][0]["inputs"] = {"mp16": "mp16"}
+    next(s for s in raw["steps"] if s["step"] == "validate_coords")["inputs"] = {"mp16": "mp16"}
     p = tmp_path / "x.yaml"
     p.write_text(yaml.safe_dump(raw))
     with pytest.raises(SpecError, match=r"\(validate_coords\): inputs: a map step takes no input tables"):
@@ -122,3 +122,47 @@ def test_builds_are_byte_identical_and_match_main(datasets_tmp: Path) -> None:
     for name, want in MAIN["builds"].items():
         res = a if name == "crossview-pairs" else build(name, out=datasets_tmp / name, force=True)
         assert _shards(res.path) == want, name
+
+
+def test_steps_get_the_build_display_through_their_context(tmp_path: Path) -> None:
+    """No global: the engine hands its live display to each step as ``ctx.progress``."""
+    import geodata._progress as gp
+    from geodata.inference import ChatResult, _Progress
+    from geodata.registry import step
+
+    assert not hasattr(gp, "_ACTIVE") and not hasattr(gp, "active")
+    seen: list = []
+
+    @step("progress_probe_test", kind="frame")
+    def probe(df, ctx):  # noqa: ANN001, ANN202
+        seen.append(ctx.progress)
+        return StepOutput(df)
+
+    spec = tmp_path / "probe.yaml"
+    spec.write_text(yaml.safe_dump({"name": "probe", "seed": 1, "sources": {"mp16": {"reader": "mp16"}},
+                                    "steps": [{"step": "progress_probe_test"}, {"step": "validate_coords"},
+                                              {"step": "require_images"}, {"step": "sample", "n": 20},
+                                              {"step": "reverse_geocode"}, {"step": "chain_of_region"}]}))
+    try:
+        build(spec, out=tmp_path / "shown", progress=True)
+        build(spec, out=tmp_path / "quiet", progress=False)
+    finally:
+        STEPS.pop("progress_probe_test")
+    assert isinstance(seen[0], gp.BuildProgress) and seen[1] is None
+
+    class Display:  # what a step's requests bar talks to
+        def __init__(self) -> None:
+            self.calls: list = []
+
+        def add_counter(self, label: str, total: int) -> str:
+            self.calls.append(("add", label, total))
+            return "bar"
+
+        def update_counter(self, task: str, **kw: object) -> None:
+            self.calls.append(("update", task, kw["advance"]))
+
+    ui = Display()
+    bar = _Progress("predict", 2, ui=ui)
+    bar.update(ChatResult(text="x"))
+    bar.close()
+    assert ui.calls == [("add", "predict", 2), ("update", "bar", 1)]

@@ -141,7 +141,7 @@ def test_eval_overlap_drops_benchmark_photos(tmp_path, monkeypatch):
     yf.write_text("IMG_ID,LAT,LON\n6123450987.jpg,41.89,12.49\n")
     monkeypatch.setenv("MP16_ROOT", str(res))
     monkeypatch.setenv("IM2GPS3K_ROOT", str(im))
-    r = build(PIPE, sets=["sample.n=100", f"sources.mp16.exclude_eval.yfcc4k={yf}"], out=tmp_path / "ds")
+    r = build(PIPE, sets=["sample.n=100", f"exclude_eval.benchmarks.yfcc4k={yf}"], out=tmp_path / "ds")
     assert r.drops["eval_overlap"] == 3 and r.rows == 7
     note = r.notes["mp16.eval_overlap"]
     assert "im2gps3k: 2 rows (1 by photo id, 1 by identical image" in note and "yfcc4k: 1 rows (1 by photo id" in note
@@ -156,6 +156,39 @@ def test_eval_overlap_drops_benchmark_photos(tmp_path, monkeypatch):
     monkeypatch.delenv("IM2GPS3K_ROOT")
     r = build(PIPE, sets=["sample.n=100"], out=tmp_path / "ds2")
     assert "eval_overlap" not in r.drops and "not checked" in r.notes["mp16.eval_overlap"]
+
+
+def test_exclude_eval_is_a_step_whose_truth_files_are_fingerprinted(tmp_path, monkeypatch):
+    res = fx.geoestimation(tmp_path / "mp16", missing=())
+    # the reader keeps its columns and offers the image sizes as a table, not a hidden column
+    direct = read_mp16(StepContext(), root=res)
+    assert not [c for c in direct.rows.columns if c.startswith("_")] and "eval_overlap" not in direct.drops
+    sizes = direct.provides["image_sizes"]
+    assert sizes.columns == ["ref", "size"] and sizes.height == 10 and sizes["ref"].n_unique() == 10
+    assert dict(zip(sizes["ref"], sizes["size"]))[direct.rows["images"][4][0]] == len(fx.jpeg(4))
+    yf = tmp_path / "yfcc4k.csv"
+    yf.write_text("IMG_ID,LAT,LON\n6123450987.jpg,41.89,12.49\n")
+    monkeypatch.setenv("MP16_ROOT", str(res))
+    monkeypatch.setenv("YFCC4K_ROOT", str(yf))
+    r = build(PIPE, sets=["sample.n=100"], out=tmp_path / "ds")
+    steps = {s["step"]: s for s in json.loads((tmp_path / "ds" / "manifest.json").read_text())["stats"]["steps"]}
+    assert steps["exclude_eval"]["drops"] == {"eval_overlap": 1} and "eval_overlap" not in steps["read:mp16"]["drops"]
+    assert r.status == "built" and r.rows == 9
+    assert build(PIPE, sets=["sample.n=100"], out=tmp_path / "ds").status == "up to date"
+    # a changed truth file is a changed input: the build is not up to date and drops the new overlap
+    yf.write_text(yf.read_text() + f"{fx.ids()[2].rsplit('/', 1)[1]},1,1\n")
+    r = build(PIPE, sets=["sample.n=100"], out=tmp_path / "ds")
+    assert r.status == "built" and r.drops["eval_overlap"] == 2 and r.rows == 8
+
+
+def test_exclude_eval_after_images_are_loaded_is_a_clear_error():
+    from geodata.errors import BuildError
+    from geodata.steps.eval_overlap import exclude_eval
+
+    df = pl.DataFrame({"id": ["1.jpg"], "images": [[{"bytes": b"x", "path": "1.jpg"}]]})
+    sizes = pl.DataFrame({"ref": ["r"], "size": [1]})
+    with pytest.raises(BuildError, match=r"step 'ev': compares images by their references .*right after the reader"):
+        exclude_eval(df, StepContext(name="ev"), benchmarks={"yfcc4k": str(Path(__file__))}, sizes=sizes)
 
 
 def test_check_reports_layout_rows_images_splits_and_drops(tmp_path):

@@ -312,6 +312,40 @@ def write_dota_raw(d: Path) -> None:
     (d / "val/labelTxt/P0006.txt").write_text("10 10 50 10 50 40 10 40 plane 0\n")
 
 
+def _plant_broken_headers(d: Path) -> None:
+    """Two raw DOTA images whose header cannot be read, beside write_dota_raw's good ones: an
+    interrupted download (0 bytes) and a file that is not an image at all (an HTML error page)."""
+    (d / "train/images/P0010.png").write_bytes(b"")
+    (d / "train/images/P0011.png").write_bytes(b"<html><body>503 Service Unavailable</body></html>\n")
+    for stem in ("P0010", "P0011"):
+        (d / "train/labelTxt" / f"{stem}.txt").write_text(
+            "imagesource:GoogleEarth\ngsd:0.146\n"
+            "100 100 160 100 160 140 100 140 plane 0\n"
+            "300 300 360 300 360 340 300 340 ship 0\n"
+            "500 500 560 500 560 540 500 540 small-vehicle 0\n")
+
+
+def test_dota_image_with_a_broken_header_is_a_counted_drop(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    write_dota_raw(tmp_path / "DOTA")
+    _plant_broken_headers(tmp_path / "DOTA")
+    with pytest.raises(SourceError, match=r"P0010\.png: cannot read image size"):
+        _read("dota", tmp_path / "DOTA")  # on_error: raise (the default) names the file
+    df, res = _read("dota", tmp_path / "DOTA", on_error="skip")
+    assert res.drops["dota: undecodable image"] == 6  # the 3 objects of each broken image
+    assert set(df["image_id"]) == {"P0005", "P0006"} and df.height == 4
+    assert [Path(p).name for p in res.notes["dota.undecodable_examples"]] == ["P0010.png", "P0011.png"]
+    # the whole eo-instruct build (on_error: skip for DOTA) goes on and counts them
+    monkeypatch.setenv("DOTA_ROOT", str(tmp_path / "DOTA"))
+    monkeypatch.setenv("GEODATA_CACHE", str(tmp_path / "cache"))
+    r = build("eo-instruct", out=tmp_path / "out", force=True, sets=["max_drop_fraction=0.9"])
+    assert r.status == "built" and r.drops["dota: undecodable image"] == 6
+    steps = {s["step"]: s for s in json.loads((tmp_path / "out" / "manifest.json").read_text())["stats"]["steps"]}
+    assert steps["read:dota"]["drops"]["dota: undecodable image"] == 6
+    det = pl.concat([pl.read_parquet(f) for f in (tmp_path / "out" / "detection").glob("*.parquet")])
+    shown = set(det.filter(pl.col("source") == "dota")["id"].str.extract(r"(P\d{4})").to_list())
+    assert shown and shown <= {"P0005", "P0006"}
+
+
 def test_eo_tiles_cuts_windows_with_clipped_objects(tmp_path: Path) -> None:
     from geodata.steps.eo_tiles import eo_tiles
 

@@ -445,14 +445,22 @@ def remove_owned(folder: Path) -> list[str]:
     Returns what stays (files geodata did not write); the folder itself goes when nothing stays.
     """
     folder = Path(folder)
-    ours = dataset_files(folder)
-    for rel in sorted(ours, key=lambda r: (r == "manifest.json", r)):  # the manifest last: until then
-        f = folder / rel  # the folder stays recognisably geodata's, so a killed clean-up is finished later
+    # the manifest last: until then the folder stays recognisably geodata's, so a killed
+    # clean-up is finished later
+    return _remove_listed(folder, dataset_files(folder), TEMP_MARKER, last="manifest.json")
+
+
+def _remove_listed(folder: Path, listed: Iterable[str], marker: str, last: str = "") -> list[str]:
+    """Unlink the listed files (``last`` after the others), then ``marker``, then the folders
+    they leave empty and ``folder`` itself if empty; return what stays (the user's files)."""
+    listed = set(listed)
+    for rel in sorted(listed, key=lambda r: (r == last, r)):
+        f = folder / rel
         if f.is_file() and not f.is_symlink():
             f.unlink()
             _step(f"unlinked {rel}")
-    (folder / TEMP_MARKER).unlink(missing_ok=True)
-    for rel in sorted(_our_dirs(ours), key=lambda r: -len(Path(r).parts)):
+    (folder / marker).unlink(missing_ok=True)
+    for rel in sorted(_our_dirs(listed), key=lambda r: -len(Path(r).parts)):
         try:
             (folder / rel).rmdir()
         except OSError:
@@ -717,20 +725,7 @@ def remove_sample(folder: Path) -> list[str]:
     listed = sample_files(folder)
     if listed is None or folder.is_symlink():
         return _all_files(folder)
-    for rel in sorted(listed):
-        if (folder / rel).is_file() and not (folder / rel).is_symlink():
-            (folder / rel).unlink()
-    (folder / SAMPLE_MARKER).unlink(missing_ok=True)
-    for rel in sorted(_our_dirs(listed), key=lambda r: -len(Path(r).parts)):
-        try:
-            (folder / rel).rmdir()
-        except OSError:
-            pass
-    try:
-        folder.rmdir()
-    except OSError:
-        pass
-    return _all_files(folder) if folder.exists() else []
+    return _remove_listed(folder, listed, SAMPLE_MARKER)
 
 
 def clean_built(*parents: Path | str) -> list[str]:

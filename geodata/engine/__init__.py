@@ -85,7 +85,7 @@ def build(
     if old is not None:
         return _result(plan, "up to date", old)
     ui = BuildProgress(spec.name, enabled=progress)
-    flow = Flow(seed=spec.seed, spec_path=spec.path, limits=dict(plan.limits))
+    flow = Flow(seed=spec.seed, spec_path=spec.path, limits=dict(plan.limits), progress=ui if progress else None)
     tmp: Path | None = None
     try:
         with ui, run:

@@ -49,8 +49,9 @@ class StepStat:
 class Flow:
     """The tables and facts of one build so far; owned by the engine, never handed to a step.
 
-    ``tables`` maps every name a join may give in ``inputs`` (the sources, then
-    ``<step>.<table>`` and ``<step>`` for what earlier steps provide) to its table;
+    ``tables`` maps every name a join may give in ``inputs`` (the sources and
+    ``<source>.<table>`` for what their readers provide, then ``<step>.<table>`` and
+    ``<step>`` for what earlier steps provide) to its table;
     ``emitted`` holds the further configs to write, ``notes`` the notes in step order.
     """
 
@@ -60,10 +61,13 @@ class Flow:
     tables: dict[str, pl.DataFrame] = field(default_factory=dict)
     emitted: dict[str, pl.DataFrame] = field(default_factory=dict)
     notes: dict[str, Any] = field(default_factory=dict)
+    #: the build's live display (None when not shown); steps get it as ``ctx.progress``
+    progress: Any = None
 
     def context(self, name: str, part: int = 0) -> StepContext:
         """The read-only context of the step or reader ``name`` (``part``: a map step's chunk)."""
-        return StepContext(seed=self.seed, name=name, limits=self.limits, spec_path=self.spec_path, part=part)
+        return StepContext(seed=self.seed, name=name, limits=self.limits, spec_path=self.spec_path, part=part,
+                           progress=self.progress)
 
     def collect(self, name: str, res: Any, what: str) -> StepOutput:
         """Check what a step or reader returned; merge its notes and emitted tables in order."""
@@ -181,7 +185,8 @@ def _check_losses(
 
 
 def read_sources(spec: Spec, flow: Flow, roots: dict[str, Path]) -> list[StepStat]:
-    """Run each source reader with its own context; its rows become table ``<source name>``.
+    """Run each source reader with its own context; its rows become table ``<source name>``
+    and each table it provides ``<source name>.<table>``.
 
     A source with no rows, or one that lost too many for one data-loss reason, is an error.
     """
@@ -202,6 +207,8 @@ def read_sources(spec: Spec, flow: Flow, roots: dict[str, Path]) -> list[StepSta
                 + (f" (dropped {lost})" if lost else "") + "; a build needs at least one"
             )
         flow.tables[name] = df
+        for tname, table in res.provides.items():  # e.g. mp16.image_sizes
+            flow.tables[f"{name}.{tname}"] = table
         stats.append(StepStat(key, 0, df.height, time.perf_counter() - t, drops))
     return stats
 

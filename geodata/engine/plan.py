@@ -23,7 +23,7 @@ from ..dataset import ownership as own
 from ..dataset.layout import IMAGES_SIDECAR, MANIFEST
 from ..errors import BuildError
 from ..paths import source_root
-from ..registry import SourceInfo, get_format, get_source
+from ..registry import SourceInfo, get_format, get_source, get_step
 from ..spec import Spec
 from .roots import resolve_root
 
@@ -40,7 +40,7 @@ class Plan:
     out: Path
     #: source name -> its root folder
     roots: dict[str, Path]
-    #: source name -> the digest of its input files' stats
+    #: source name (``step:<key>`` for a step that reads files) -> the digest of its input files' stats
     inputs: dict[str, str]
     spec_fingerprint: str
     fingerprint: str
@@ -59,6 +59,7 @@ def make_plan(spec: Spec, out: Path | None = None) -> Plan:
     own.restore_interrupted(out)
     roots = {n: resolve_root(s, get_source(s.reader)) for n, s in spec.sources.items()}
     inputs = {n: _input_fingerprint(get_source(s.reader), roots[n], s.params) for n, s in spec.sources.items()}
+    inputs.update(_step_fingerprints(spec))
     spec_fp = spec.fingerprint()
     limits = {"max_drop_fraction": spec.max_drop_fraction, "min_prediction_coverage": spec.min_prediction_coverage,
               "max_image_pixels": spec.max_image_pixels}
@@ -122,6 +123,17 @@ def _input_fingerprint(info: SourceInfo, root: Path, params: dict[str, Any]) -> 
     else:
         files = sorted(p for p in Path(root).rglob("*") if p.is_file())
     return stat_digest([root, *files]) if files else stat_digest([root])
+
+
+def _step_fingerprints(spec: Spec) -> dict[str, str]:
+    """``step:<key>`` -> the digest of the files a step reads besides the sources (none: no entry)."""
+    out = {}
+    for st in spec.steps:
+        info = get_step(st.step)
+        files = info.fingerprint(**st.params) if info.fingerprint is not None else []
+        if files:
+            out[f"step:{st.key}"] = stat_digest(files)
+    return out
 
 
 def _images_unchanged(out: Path, want: str | None) -> bool:

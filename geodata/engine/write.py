@@ -17,7 +17,7 @@ from typing import Any, Iterable
 import polars as pl
 
 from .. import __version__
-from .._cache import files_digest, ref_file, stat_files
+from .._cache import disk_full_error, files_digest, is_disk_full, ref_file, stat_files
 from ..dataset import BuildStats, Dataset, FileEntry, Manifest, SplitEntry
 from ..dataset import ownership as own
 from ..dataset.card import build_card
@@ -44,8 +44,24 @@ def write_dataset(plan: Plan, flow: Flow, df: pl.DataFrame, stats: list[StepStat
                   ui: Any, runner: Any) -> Manifest:
     """Write everything a dataset folder holds into ``tmp``; return its manifest.
 
-    ``stats`` (the readers' and steps') gains the write stage's own line.
+    ``stats`` (the readers' and steps') gains the write stage's own line. A full disk is one
+    :class:`~geodata._cache.DiskFullError` naming the dataset's folder (the build then removes
+    ``tmp``, so the dataset at the path is left as it was and no partial file stays).
     """
+    try:
+        return _write_files(plan, flow, df, stats, tmp, ui, runner)
+    except OSError as exc:
+        if not is_disk_full(exc):
+            raise
+        written = sum(p.stat().st_size for p in tmp.rglob("*") if p.is_file())
+        raise disk_full_error(
+            plan.out, f"the new dataset did not fit ({written:,} bytes written when the disk filled; "
+            "the dataset at this path is left as it was)", exc,
+            "free space there or build into a folder on a larger disk with --out") from None
+
+
+def _write_files(plan: Plan, flow: Flow, df: pl.DataFrame, stats: list[StepStat], tmp: Path,
+                 ui: Any, runner: Any) -> Manifest:
     spec = plan.spec
     image_files = _embedded_files([df, *flow.emitted.values()])
     image_stats = stat_files(image_files)

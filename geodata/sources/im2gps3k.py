@@ -26,7 +26,8 @@ from ..context import StepContext, StepOutput
 from ..errors import SourceError
 from ..images import folder_dirs, index_folder
 from ..registry import source
-from .mp16 import _eval_files, match_images
+from ..truth_files import eval_files as _eval_files
+from .mp16 import match_images
 
 __all__ = ["read_im2gps3k", "read_geo_benchmark", "read_truth_csv", "write_benchmark_sample", "benchmark_files"]
 

@@ -20,7 +20,6 @@ is ambiguous.
 
 from __future__ import annotations
 
-import csv
 import hashlib
 import io
 import json
@@ -35,12 +34,13 @@ import polars as pl
 from .._cache import cached_frame
 from ..context import StepContext, StepOutput
 from ..errors import SourceError
-from ..images import folder_dirs, index_folder, index_msgpack, index_tar, iter_msgpack_records, read_ref
+from ..images import folder_dirs, index_folder, index_msgpack, index_tar, iter_msgpack_records
 from ..registry import source
+from ..truth_files import photo_id_expr, read_csv_checked
 
 __all__ = [
     "read_mp16", "write_sample", "detect", "detect_layout", "Release", "METADATA_FILES",
-    "read_csv_checked", "photo_id_expr",
+    "read_csv_checked", "photo_id_expr",  # from geodata.truth_files, where the exclude_eval step reads them too
 ]
 
 METADATA_FILES = ("mp16_places365.csv", "MP16_Pro_filtered.csv", "MP16_Pro_places365.csv")
@@ -59,50 +59,8 @@ Layout = Literal["auto", "geoestimation", "mp16pro", "folder", "msgpack", "tar",
 
 
 # --------------------------------------------------------------------------------------
-# CSV reading with one-line errors
+# Metadata CSV
 # --------------------------------------------------------------------------------------
-
-
-def _locate_csv_problem(path: Path) -> str:
-    """Find the first line of ``path`` that is not well-formed CSV (slow path: errors only)."""
-    with open(path, "rb") as fh:
-        for i, raw in enumerate(fh, 1):
-            try:
-                raw.decode("utf-8")
-            except UnicodeDecodeError as exc:
-                bad = raw[max(0, exc.start - 8): exc.end + 8]
-                return f"line {i}: bytes that are not UTF-8 ({bad!r}); re-save the file as UTF-8 (e.g. iconv -f latin1 -t utf-8)"
-    with open(path, newline="", encoding="utf-8") as fh:
-        reader = csv.reader(fh, strict=True)
-        width = None
-        line = 1
-        try:
-            for row in reader:
-                if width is None:
-                    width = len(row)
-                elif row and len(row) != width:
-                    return f"line {line}: {len(row)} fields where the header has {width}"
-                line = reader.line_num + 1
-        except csv.Error as exc:
-            return f"line {line}: {exc} (an unterminated or stray quote)"
-    return "malformed CSV"
-
-
-def read_csv_checked(path: Path, **kwargs: object) -> pl.DataFrame:
-    """``pl.read_csv`` whose failures are one-line errors naming the file and line.
-
-    An empty or header-only file is an error.
-    """
-    path = Path(path)
-    try:
-        df = pl.read_csv(path, **kwargs)  # type: ignore[arg-type]
-    except pl.exceptions.NoDataError:
-        raise SourceError(f"{path}: the file is empty (no header, no rows)") from None
-    except (pl.exceptions.ComputeError, pl.exceptions.PolarsError, UnicodeDecodeError):
-        raise SourceError(f"{path}: {_locate_csv_problem(path)}") from None
-    if kwargs.get("n_rows") != 0 and df.height == 0:
-        raise SourceError(f"{path}: header only, no rows (columns {df.columns})")
-    return df
 
 
 def _snake(name: str) -> str:
@@ -472,130 +430,12 @@ def _attach(ctx: StepContext, out: StepOutput, df: pl.DataFrame, img: Images, ro
 
 
 # --------------------------------------------------------------------------------------
-# Benchmark hygiene: rows that are IM2GPS3K / YFCC4K test photos
-# --------------------------------------------------------------------------------------
-
-
-def photo_id_expr(col: pl.Expr) -> pl.Expr:
-    """The Flickr photo id in an image id: the leading digits of its file name.
-
-    ``34/8d/9055806529.jpg``, ``34_8d_9055806529.jpg``, ``9055806529.jpg`` and
-    ``9055806529_e60e9cdfb4_1125_78841376@N00.jpg`` all give ``9055806529``.
-
-    Examples
-    --------
-    >>> ids = ["34/8d/9055806529.jpg", "34_8d_9055806529.jpg", "1000269685_e6_1125_7884@N00.jpg", "x.jpg"]
-    >>> pl.DataFrame({"i": ids}).select(photo_id_expr(pl.col("i")))["i"].to_list()
-    ['9055806529', '9055806529', '1000269685', None]
-    """
-    name = col.str.split("/").list.last()
-    # MP-16 names are <hh>_<hh>_<photo id>.jpg in MP16-Pro; IM2GPS names are <photo id>_<secret>_...
-    pro = name.str.extract(r"^[0-9a-f]{2}_[0-9a-f]{2}_(\d+)\.", 1)
-    return pl.coalesce(pro, name.str.extract(r"^(\d+)(?:[_.]|$)", 1))
-
-
-def _eval_files(path: Path) -> tuple[Path, Path | None]:
-    """(truth CSV, image folder or None) of a benchmark given as its CSV or its folder.
-
-    Both the G3 form (``im2gps3k/im2gps3k_places365.csv`` + ``im2gps3k/images/``) and the
-    GeoEstimation README's (``images/im2gps3k_places365.csv`` beside ``images/im2gps3k/``).
-    """
-    if path.is_file():
-        for d in (path.parent / "images", path.parent / path.stem.removesuffix("_places365")):
-            if d.is_dir():
-                return path, d
-        return path, None
-    if not path.is_dir():
-        raise SourceError(f"mp16: exclude_eval: {path} is neither a truth CSV nor a folder")
-    csvs = sorted(path.glob("*.csv")) or sorted((path / "metadata").glob("*.csv"))
-    if not csvs and (path.parent / f"{path.name}_places365.csv").is_file():
-        return path.parent / f"{path.name}_places365.csv", path
-    if len(csvs) != 1:
-        raise SourceError(
-            f"mp16: exclude_eval: {path} must hold exactly one truth CSV (found {[c.name for c in csvs] or 'none'}); "
-            "give the CSV's path"
-        )
-    imgs = path / "images"
-    return csvs[0], imgs if imgs.is_dir() else None
-
-
-def _sha256(data: bytes) -> str:
-    return hashlib.sha256(data).hexdigest()
-
-
-def _eval_hashes(folder: Path) -> pl.DataFrame:
-    def make() -> pl.DataFrame:
-        idx = index_folder(folder)
-        hashes = [_sha256(Path(r).read_bytes()) for r in idx["ref"].to_list()]
-        return idx.select("key", "size").with_columns(sha256=pl.Series(hashes, dtype=pl.String))
-
-    return cached_frame("eval-sha256", folder_dirs(folder), make, expand=False)
-
-
-def exclude_eval_overlap(
-    ctx: StepContext, out: StepOutput, df: pl.DataFrame, benchmarks: dict[str, str | None], *, images: bool = True
-) -> pl.DataFrame:
-    """Drop rows that are benchmark test photos: same Flickr photo id, or byte-identical image.
-
-    Counted as ``eval_overlap``; the overlap per benchmark is noted (``mp16.eval_overlap``).
-    ``df`` has ``id`` and, when images are compared, ``_ref`` / ``_size``.
-    """
-    given = {k: v for k, v in benchmarks.items() if v}
-    if not given:
-        out.note("mp16.eval_overlap", f"not checked: no truth given for {', '.join(sorted(benchmarks))} "
-                 f"(set {', '.join(k.upper() + '_ROOT' for k in sorted(benchmarks))})")
-        return df
-    pid = df.select(p=photo_id_expr(pl.col("id")))["p"]
-    drop = pl.Series(np.zeros(df.height, dtype=bool))
-    report = []
-    for name, where in sorted(given.items()):
-        truth, img_dir = _eval_files(Path(where).expanduser())
-        header = read_csv_checked(truth, n_rows=0).columns
-        idc = next((c for c in header if c.lower() in ("img_id", "id")), None)
-        if idc is None:
-            raise SourceError(f"mp16: exclude_eval: {truth}: no IMG_ID column (found {header})")
-        tids = read_csv_checked(truth, columns=[idc], infer_schema=False)[idc].drop_nulls()
-        tp = tids.to_frame("i").select(p=photo_id_expr(pl.col("i")))["p"].drop_nulls()
-        by_id = pid.is_in(tp.implode()).fill_null(False) | df["id"].is_in(tids.implode()).fill_null(False)
-        by_hash = pl.Series(np.zeros(df.height, dtype=bool))
-        n_hashed = 0
-        if images and img_dir is not None and "_ref" in df.columns:
-            eh = _eval_hashes(img_dir)
-            cand = df.select(pl.int_range(pl.len()).alias("i"), "_ref", "_size").filter(
-                pl.col("_size").is_in(eh["size"].implode()) & pl.col("_ref").is_not_null() & ~by_id
-            )
-            hits = []
-            for i, ref in zip(cand["i"].to_list(), cand["_ref"].to_list()):
-                try:
-                    hits.append((i, _sha256(read_ref(ref))))
-                except (OSError, ValueError):
-                    continue
-            n_hashed = len(hits)
-            hs = set(eh["sha256"].to_list())
-            bad = [i for i, h in hits if h in hs]
-            if bad:
-                mask = np.zeros(df.height, dtype=bool)
-                mask[bad] = True
-                by_hash = pl.Series(mask)
-        this = by_id | by_hash
-        report.append(
-            f"{name}: {int(this.sum())} rows ({int(by_id.sum())} by photo id, {int((by_hash & ~by_id).sum())} by identical image"
-            + (f", {n_hashed} same-size images hashed" if img_dir is not None and images else ", no images compared") + ")"
-        )
-        drop = drop | this
-    out.drop("eval_overlap", int(drop.sum()))
-    out.note("mp16.eval_overlap", "; ".join(report))
-    return df.filter(~drop)
-
-
-# --------------------------------------------------------------------------------------
 # The reader
 # --------------------------------------------------------------------------------------
 
 
 def fingerprint_files(
-    root: Path, metadata: str = "auto", images: Layout = "auto", exclude_eval: dict[str, str | None] | None = None,
-    validation: bool = False,
+    root: Path, metadata: str = "auto", images: Layout = "auto", validation: bool = False,
 ) -> list[Path]:
     """Files whose size and mtime decide whether an MP-16 build is up to date."""
     rel = detect(root, metadata, images)
@@ -609,12 +449,6 @@ def fingerprint_files(
             files += folder_dirs(img.where)  # directory mtimes change whenever an entry is added or removed
         else:
             files += [p for f in img.files for p in (f if isinstance(f, list) else [f])]
-    for where in (exclude_eval or {}).values():
-        if where:
-            truth, img_dir = _eval_files(Path(where).expanduser())
-            files.append(truth)
-            if img_dir is not None:
-                files += folder_dirs(img_dir)
     return files
 
 
@@ -626,7 +460,6 @@ def read_mp16(
     metadata: str = "auto",
     images: Layout = "auto",
     validation: bool = False,
-    exclude_eval: dict[str, str | None] = {},  # noqa: B006 - pydantic copies defaults
 ) -> StepOutput:
     """Read MP-16 metadata and index its images (GeoEstimation shards, MP16-Pro tars, folders).
 
@@ -635,8 +468,9 @@ def read_mp16(
     ``split`` column (``train``; GeoEstimation's yfcc25600 rows are ``validation`` when
     ``validation`` is true) and ``images``: a one-element list of image references, null
     when the image is missing, empty when ``images="none"`` (metadata-only build).
-    ``exclude_eval`` maps benchmark names to their truth CSV or root (IM2GPS3K, YFCC4K):
-    rows that are those test photos are dropped as ``eval_overlap``.
+    Provides the table ``image_sizes`` (``ref``, ``size``: the byte size of each matched
+    image, from the index) that the ``exclude_eval`` step takes as ``inputs: {sizes:
+    mp16.image_sizes}`` to compare images with a benchmark's without reading every one.
     """
     out = StepOutput()
     root = Path(root)
@@ -656,8 +490,8 @@ def read_mp16(
             vdf = _read_metadata(rel.validation[0]).with_columns(split=pl.lit("validation"))
             vdf = _attach(ctx, out, vdf, rel.validation[1], root, "validation.")
             df = pl.concat([df, vdf], how="diagonal_relaxed")
-    if exclude_eval:
-        df = exclude_eval_overlap(ctx, out, df, exclude_eval)
+    out.provide("image_sizes", df.select(ref="_ref", size="_size").filter(pl.col("ref").is_not_null())
+                .unique("ref", keep="first", maintain_order=True))
     if rel.images is None:
         df = df.with_columns(images=pl.lit([], dtype=pl.List(pl.String)))
     else:

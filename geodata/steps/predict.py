@@ -97,7 +97,8 @@ def model_predictions(
     text = f"{question} {THINK_ANSWER_SUFFIX}"
     requests = [ChatRequest(text=text, images=tuple(imgs or ()), system=system_prompt) for imgs in df["images"].to_list()]
     try:
-        results, stats = chat(requests, ep, label=ctx.name, max_pixels=ctx.limits.get("max_image_pixels"))
+        results, stats = chat(requests, ep, label=ctx.name, max_pixels=ctx.limits.get("max_image_pixels"),
+                              progress=ctx.progress)
     except BuildError as exc:
         raise BuildError(f"step '{ctx.name}': {exc}") from None
     skipped = pl.Series([r.skipped for r in results], dtype=pl.Boolean)

@@ -501,7 +501,7 @@ def teacher_rationale(
         for t, imgs, s in zip(texts.to_list(), df["images"].to_list(), seeds)
     ]
     try:
-        results, stats = chat(requests, ep, label=ctx.name)
+        results, stats = chat(requests, ep, label=ctx.name, progress=ctx.progress)
     except BuildError as exc:
         raise BuildError(f"step '{ctx.name}': {exc}") from None
     answers = [r.text.strip() if r.text is not None else None for r in results]

@@ -27,7 +27,9 @@ a line with 9 numbers — raises :class:`~geodata.errors.SourceError` naming ``f
 ``on_error: skip`` is skipped and counted (``dota: malformed line``). An unknown category is an
 error naming ``file:line``. A box outside the image and a degenerate box are counted skips
 (see :func:`~geodata.sources.eo.common.finish_objects`); a label file without its image is a
-counted skip (``dota: missing image``).
+counted skip (``dota: missing image``); an image whose header cannot be read is the same
+error, or with ``on_error: skip`` a counted skip of its objects (``dota: undecodable image``,
+up to three files in the note ``dota.undecodable_examples``).
 
 Raw images are cut into windows by the ``eo_tiles`` step (:mod:`geodata.steps.eo_tiles`).
 """
@@ -160,7 +162,14 @@ def read_dota(
                 out.drop("dota: missing image", 1)
                 continue
             n_windows += bool(WINDOW_RE.match(lf.stem))
-            w, h = image_size(img)
+            try:
+                w, h = image_size(img)
+            except SourceError:  # a broken header: with on_error: skip, its objects are a counted drop
+                if on_error == "raise":
+                    raise
+                out.drop("dota: undecodable image", len(objects))
+                out.note("dota.undecodable_examples", [*out.notes.get("dota.undecodable_examples", []), str(img)][:3])
+                continue
             for ln, q, cat, flag in objects:
                 if flag == 1 and not include_difficult:
                     out.drop("dota: difficult object", 1)
