@@ -199,7 +199,8 @@ def cached_frame(
 
 
 def ref_file(refs: pl.Expr) -> pl.Expr:
-    """The file behind an image reference: ``msgpack://F@o:l#NAME`` and ``tar://F@o:l#NAME`` give ``F``.
+    """The file behind an image reference: ``msgpack://F@o:l#NAME``, ``tar://F@o:l#NAME`` and
+    ``hfarrow://F::COL@r:k#NAME`` give ``F``.
 
     Examples
     --------
@@ -208,8 +209,11 @@ def ref_file(refs: pl.Expr) -> pl.Expr:
     'C:/x@y/a.tar'
     >>> pl.select(ref_file(pl.lit("/data/a/b.jpg"))).item()
     '/data/a/b.jpg'
+    >>> pl.select(ref_file(pl.lit("hfarrow:///s/data-00000-of-00001.arrow::jpg@7:0#x.png"))).item()
+    '/s/data-00000-of-00001.arrow'
     """
-    return refs.str.replace(r"^(?:msgpack|tar)://(.*)@\d+:\d+(?:#[^#@/]*)?$", "$1")
+    return (refs.str.replace(r"^hfarrow://(.*)::[^@]*@\d+:\d+(?:#[^#@/]*)?$", "$1")
+            .str.replace(r"^(?:msgpack|tar|deflate)://(.*)@\d+:\d+(?:#[^#@/]*)?$", "$1"))
 
 
 def _stat_chunk(paths: list[str]) -> tuple[list[int], list[int]]:

@@ -2,7 +2,7 @@
 names of the DOTA split tools (a tiled image's name says where the window sits).
 
 Readers (:mod:`geodata.sources`) and steps (:mod:`geodata.steps`) both import this module; it
-imports neither.
+imports neither (only :mod:`geodata.images`, to read an image reference).
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ import re
 from pathlib import Path
 
 from .errors import SourceError
-from .images import strict_pil
+from .images import read_ref, strict_pil
 
 __all__ = ["image_size", "WINDOW_RE"]
 
@@ -19,17 +19,24 @@ __all__ = ["image_size", "WINDOW_RE"]
 WINDOW_RE = re.compile(r"^(?P<orig>.+)__(?P<scale>\d+(?:\.\d+)?)__(?P<left>\d+)___(?P<up>\d+)$")
 
 
-def image_size(path: Path) -> tuple[int, int]:
+def image_size(path: Path | str) -> tuple[int, int]:
     """``(width, height)`` of an image from its header (PIL, no full decode).
 
-    Pillow's decompression-bomb guard is lifted for the call (:class:`geodata.images.strict_pil`,
-    safe across threads): only the header is read, and
-    DOTA-v2 images (about 20000×20000 px) would otherwise abort the build.
+    ``path`` may also be an image reference (``tar://``, ``deflate://``, ``hfarrow://`` …, see
+    :mod:`geodata.images`): its bytes are read first. Pillow's decompression-bomb guard is
+    lifted for the call (:class:`geodata.images.strict_pil`, safe across threads): only the
+    header is read, and DOTA-v2 images (about 20000×20000 px) would otherwise abort the build.
     """
+    import io
+
     from PIL import Image
 
     try:
-        with strict_pil(), Image.open(path) as im:
+        if isinstance(path, str) and "://" in path:
+            src: Path | str | io.BytesIO = io.BytesIO(read_ref(path))
+        else:
+            src = path
+        with strict_pil(), Image.open(src) as im:
             return int(im.width), int(im.height)
     except Exception as exc:  # noqa: BLE001 - any decoder failure is a bad file
         raise SourceError(f"{path}: cannot read image size ({type(exc).__name__})") from None

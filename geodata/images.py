@@ -6,8 +6,16 @@ A reference is a string:
 * ``msgpack://FILE@OFFSET:LENGTH#NAME``: one msgpack map ``{"image": bytes, "id": str}`` at
   that byte range of a GeoEstimation shard (keys may be bytes: shards are read ``raw``);
 * ``tar://FILE@OFFSET:LENGTH#NAME``: the data of one member of an uncompressed tar archive.
-  When ``FILE`` is one byte chunk of a split tar (``mp-16-images00``, ``mp-16-images01`` …),
-  a member that runs past its end continues in the next-numbered chunk.
+  When ``FILE`` is one byte chunk of a split archive (``mp-16-images00``, ``mp-16-images01`` …,
+  or ``split``'s ``images_partaa``, ``images_partab`` …), a member that runs past its end
+  continues in the next chunk.
+* ``deflate://FILE@OFFSET:LENGTH#NAME``: a deflate-compressed zip member's data at that byte
+  range (``tar://`` serves stored members: their bytes are the image), continuing into the next
+  chunk of a split file as ``tar://`` does.
+* ``hfarrow://FILE::COLUMN@ROW:K#NAME``: an image stored in a Hugging Face ``datasets`` Arrow
+  file (a ``save_to_disk`` shard, or the cache file ``datasets`` wrote for a Parquet / JSON
+  snapshot): row ``ROW`` of ``COLUMN``, item ``K`` when the column holds a list of images. The
+  cell is an Image struct ``{"bytes", "path"}`` (bytes win; else the path is read) or raw bytes.
 
 ``NAME`` (URL-quoted, optional) is the image's own file name, stored as the Image feature's
 ``path``. Index builders return polars frames ``(key, ref, size, problem)`` so that joining
@@ -22,6 +30,7 @@ import threading
 import os
 import re
 import tarfile
+import threading
 from pathlib import Path
 from typing import Iterable, Iterator, Sequence
 from urllib.parse import quote, unquote
@@ -40,6 +49,7 @@ __all__ = [
 INDEX_SCHEMA = {"key": pl.String, "ref": pl.String, "size": pl.Int64, "problem": pl.String}
 _REF = re.compile(r"(.*)@(\d+):(\d+)(?:#([^#@/]*))?", re.S)
 _NUMBERED = re.compile(r"^(.*?)(\d+)$")
+_SPLIT_PART = re.compile(r"^(.*part)([a-z]{2,})$")  # `split -b` chunk names: images_partaa, images_partab, ...
 
 
 def _split(ref: str, scheme: str) -> tuple[str, int, int]:
@@ -56,8 +66,30 @@ def _field(obj: dict, name: str) -> object:
     return obj.get(name.encode())
 
 
+def _next_letters(s: str) -> str | None:
+    """``split``'s next suffix: ``aa`` → ``ab``, ``az`` → ``ba`` (None after ``zz…``)."""
+    out = list(s)
+    for i in range(len(out) - 1, -1, -1):
+        if out[i] != "z":
+            out[i] = chr(ord(out[i]) + 1)
+            return "".join(out)
+        out[i] = "a"
+    return None
+
+
 def _next_chunk(path: str) -> str | None:
+    """The chunk after ``path`` of a split file (``x00`` → ``x01``; ``x_partaa`` → ``x_partab``).
+
+    Examples
+    --------
+    >>> _next_chunk("/d/mp-16-images09"), _next_chunk("/d/images_partaz"), _next_chunk("/d/a.tar")
+    ('/d/mp-16-images10', '/d/images_partba', None)
+    """
     d, _, name = path.rpartition("/")
+    sp = _SPLIT_PART.match(name)
+    if sp is not None:
+        nxt = _next_letters(sp.group(2))
+        return None if nxt is None else (f"{d}/{sp.group(1)}{nxt}" if d else f"{sp.group(1)}{nxt}")
     m = _NUMBERED.match(name)
     if m is None:
         return None
@@ -82,8 +114,64 @@ def _read_range(path: str, off: int, length: int) -> bytes:
     return b"".join(parts)
 
 
+_ARROW_TABLES: dict[str, object] = {}
+_ARROW_LOCK = threading.Lock()
+
+
+def _arrow_table(path: str):
+    """The (memory-mapped, zero-copy) Arrow table of a ``datasets`` Arrow file; the last 8 stay open."""
+    import pyarrow as pa
+
+    with _ARROW_LOCK:
+        tab = _ARROW_TABLES.get(path)
+        if tab is None:
+            src = pa.memory_map(path, "r")
+            try:
+                tab = pa.ipc.open_stream(src).read_all()
+            except pa.ArrowInvalid:
+                tab = pa.ipc.open_file(src).read_all()
+            if len(_ARROW_TABLES) >= 8:
+                _ARROW_TABLES.pop(next(iter(_ARROW_TABLES)))
+            _ARROW_TABLES[path] = tab
+        return tab
+
+
+def _read_hfarrow(ref: str) -> bytes:
+    m = _REF.fullmatch(ref[len("hfarrow://"):])
+    if m is None or "::" not in m.group(1):
+        raise ValueError(f"malformed image reference {ref!r}")
+    path, _, col = m.group(1).rpartition("::")
+    row, k = int(m.group(2)), int(m.group(3))
+    tab = _arrow_table(path)
+    if col not in tab.column_names or row >= tab.num_rows:
+        raise ValueError(f"{path}: no row {row} of column '{col}'")
+    cell = tab.column(col)[row].as_py()
+    if isinstance(cell, list):
+        cell = cell[k] if k < len(cell) else None
+    if isinstance(cell, dict):
+        if cell.get("bytes"):
+            return bytes(cell["bytes"])
+        cell = cell.get("path")
+    if isinstance(cell, (bytes, bytearray)):
+        return bytes(cell)
+    if isinstance(cell, str) and cell:
+        with open(cell, "rb") as fh:
+            return fh.read()
+    raise ValueError(f"{path}: row {row} of '{col}' holds no image")
+
+
 def read_ref(ref: str) -> bytes:
     """Return the encoded image bytes behind ``ref``."""
+    if ref.startswith("hfarrow://"):
+        return _read_hfarrow(ref)
+    if ref.startswith("deflate://"):
+        import zlib
+
+        path, off, length = _split(ref, "deflate://")
+        try:
+            return zlib.decompress(_read_range(path, off, length), -15)
+        except zlib.error as exc:
+            raise ValueError(f"{path}@{off}: the deflate stream does not decompress ({exc})") from None
     if ref.startswith("msgpack://"):
         path, off, length = _split(ref, "msgpack://")
         with open(path, "rb") as fh:
@@ -113,7 +201,7 @@ def ref_name(ref: str) -> str:
     >>> ref_name("/d/images/34/8d/9055806529.jpg")
     '9055806529.jpg'
     """
-    for scheme in ("msgpack://", "tar://"):
+    for scheme in ("msgpack://", "tar://", "deflate://", "hfarrow://"):
         if ref.startswith(scheme):
             m = _REF.fullmatch(ref[len(scheme):])
             if m is not None and m.group(4):
@@ -621,6 +709,56 @@ def index_tar(files: Iterable[Path | Sequence[Path]]) -> pl.DataFrame:
                 refs.append(f"tar://{os.path.abspath(parts[i])}@{local}:{m.size}#{_name(m.name)}")
                 sizes.append(m.size)
                 n += 1
+    n_ok = len(keys)
+    return _frame(keys + [None] * len(problems), refs + [None] * len(problems), sizes + [None] * len(problems),
+                  [None] * n_ok + problems)
+
+
+def archive_chunks(folder: Path, stem: str) -> list[Path]:
+    """The byte chunks ``<stem>aa``, ``<stem>ab`` … of a ``split`` archive under ``folder``, in order
+    (empty when there are none)."""
+    return sorted(p for p in Path(folder).glob(f"{stem}*") if _SPLIT_PART.match(p.name) and p.is_file())
+
+
+def index_zip(parts: Sequence[Path]) -> pl.DataFrame:
+    """Index the members of a zip archive (one file, or ``parts`` read in place as one file).
+
+    Stored members get ``tar://`` references (their bytes are the file), deflated ones
+    ``deflate://`` references; both point at the member's data in its chunk. A member with
+    another compression method is a ``problem`` row naming it.
+    """
+    import struct
+    import zipfile
+
+    parts = [Path(p) for p in parts]
+    raw = ChunkedFile(parts)
+    buf = io.BufferedReader(raw, 1 << 16)
+    try:
+        zf = zipfile.ZipFile(buf)  # type: ignore[arg-type]
+    except zipfile.BadZipFile as exc:
+        raise SourceError(f"{parts[0]}: not a readable zip archive ({exc})") from None
+    keys: list = []
+    refs: list = []
+    sizes: list = []
+    problems: list[str] = []
+    with zf:
+        for info in zf.infolist():
+            if info.is_dir():
+                continue
+            if info.compress_type not in (zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED):
+                problems.append(f"{parts[0].name}: member {info.filename} uses compression method {info.compress_type}")
+                continue
+            buf.seek(info.header_offset)
+            head = buf.read(30)
+            if len(head) < 30 or head[:4] != b"PK\x03\x04":
+                problems.append(f"{parts[0].name}: member {info.filename}: no local header at byte offset {info.header_offset}")
+                continue
+            n_name, n_extra = struct.unpack("<HH", head[26:30])
+            i, local = raw.locate(info.header_offset + 30 + n_name + n_extra)
+            scheme = "tar" if info.compress_type == zipfile.ZIP_STORED else "deflate"
+            keys.append(info.filename)
+            refs.append(f"{scheme}://{os.path.abspath(parts[i])}@{local}:{info.compress_size}#{_name(info.filename)}")
+            sizes.append(info.file_size)
     n_ok = len(keys)
     return _frame(keys + [None] * len(problems), refs + [None] * len(problems), sizes + [None] * len(problems),
                   [None] * n_ok + problems)

@@ -25,6 +25,11 @@ Task of a pair (documented rule):
 * no token: a question asking to *classify* the image into given classes → ``scene_cls``; an
   answer of at most four words → ``vqa``; anything longer → ``image_caption``.
 
+When no folder holds the images (``image_dir: auto``), the release's archive is read in place:
+the Hub's ``images_partaa``, ``images_partab``, ``images_partac`` chunks (or ``images.zip`` /
+``images.tar``), a zip or a plain tar recognised by its bytes; rows then carry ``tar://`` /
+``deflate://`` references (:mod:`geodata.images`) instead of paths.
+
 A record without ``image`` or ``conversations`` is an error naming its index; a missing image is
 a counted skip (``geochat: missing image``).
 """
@@ -110,14 +115,30 @@ def read_geochat(ctx: StepContext, *, root: Path, json_name: str = "GeoChat_Inst
     for i, rec in enumerate(data):
         if not isinstance(rec, dict) or "image" not in rec or not isinstance(rec.get("conversations"), list):
             raise SourceError(f"{path}: [{i}]: record lacks 'image' or 'conversations'")
-    img_root = _image_root(root, image_dir, [str(r["image"]) for r in data])
-    out.note("geochat_instruct.image_layout", str(img_root.relative_to(root)) if img_root != root else ".")
+    names = [str(r["image"]) for r in data]
+    archive = None
+    try:
+        img_root = _image_root(root, image_dir, names)
+        out.note("geochat_instruct.image_layout", str(img_root.relative_to(root)) if img_root != root else ".")
+    except SourceError:
+        archive = _archive_index(root) if image_dir == "auto" else None
+        if archive is None:
+            raise
+        what, archive = archive
+        out.note("geochat_instruct.image_layout", what)
     rows = []
     for i, rec in enumerate(data):
-        img = img_root / rec["image"]
-        if not img.exists():
-            out.drop("geochat: missing image", 1)
-            continue
+        if archive is not None:
+            ref = archive.get(str(rec["image"]).lstrip("/"))
+            if ref is None:
+                out.drop("geochat: missing image", 1)
+                continue
+        else:
+            img = img_root / rec["image"]
+            if not img.exists():
+                out.drop("geochat: missing image", 1)
+                continue
+            ref = str(img.resolve())
         conv = rec["conversations"]
         for t in range(0, len(conv) - 1, 2):
             h, g = conv[t], conv[t + 1]
@@ -133,9 +154,41 @@ def read_geochat(ctx: StepContext, *, root: Path, json_name: str = "GeoChat_Inst
                 out.drop("geochat: refer without box", 1)
                 continue
             rows.append({"eo_family": "geochat", "dataset": "geochat_instruct", "split": "train",
-                         "key": f"{rec.get('id', i)}-{t // 2}", "image": str(img.resolve()),
+                         "key": f"{rec.get('id', i)}-{t // 2}", "image": ref,
                          "question": q, "answer": a, "task": task, "tag": tag})
     return out.result(pl.DataFrame(rows, schema=GEOCHAT_SCHEMA))
+
+
+#: The images archive of the Hub release, as ``split`` chunks (``images_partaa`` …) or whole.
+ARCHIVE_STEM = "images_part"
+
+
+def _archive_index(root: Path) -> tuple[str, dict[str, str]] | None:
+    """``(layout note, image name → reference)`` of the release's images archive read in place —
+    the Hub's ``images_partaa``, ``images_partab`` … chunks or ``images.zip`` / ``images.tar`` —
+    or None when there is none. Zip (stored or deflated members) and plain tar are recognised by
+    their bytes; a member's name is its path after ``final_images_llava/`` (else its file name)."""
+    from ..._cache import cached_frame
+    from ...images import archive_chunks, index_tar, index_zip
+
+    parts = archive_chunks(root, ARCHIVE_STEM)
+    if not parts:
+        parts = next(([root / n] for n in ("images.zip", "images.tar") if (root / n).is_file()), [])
+    if not parts:
+        return None
+    with open(parts[0], "rb") as fh:
+        head = fh.read(512)
+    if head[:4] == b"PK\x03\x04":  # the index is cached by the chunks' size and mtime (one pass)
+        kind, idx = "zip", cached_frame("geochat-zip-v1", parts, lambda: index_zip(parts), expand=False)
+    elif head[257:262] == b"ustar":
+        kind, idx = "tar", cached_frame("geochat-tar-v1", parts, lambda: index_tar([parts]), expand=False)
+    else:
+        raise SourceError(f"{parts[0]}: neither a zip nor a plain tar archive (first bytes {head[:4]!r})")
+    idx = idx.filter(pl.col("key").is_not_null())
+    keys = [k.split("final_images_llava/", 1)[1] if "final_images_llava/" in k else k.rsplit("/", 1)[-1]
+            for k in idx["key"].to_list()]
+    label = parts[0].name if len(parts) == 1 else f"{parts[0].name}..{parts[-1].name}"
+    return f"{label} ({kind}, read in place)", dict(zip(keys, idx["ref"].to_list()))
 
 
 def _count_present(folder: Path, names: list[str]) -> int:
