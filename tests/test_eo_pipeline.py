@@ -11,7 +11,9 @@ import pytest
 
 from geodata.engine import build
 from geodata.registry import SOURCES, _load_all, get_reward, reward_for_task
-from geodata.sources.eo.common import EO_TASKS
+from geodata.steps.eo import ALL_TASKS  # the unified tasks and the image-sequence / land-cover ones
+
+EO_TASKS = tuple(t for t in ALL_TASKS if t != "landcover_cls")  # bigearthnet_s2 not wired
 
 _load_all()
 # every reader of the EO family folder, found by where it is defined (no list to edit per source)
@@ -92,11 +94,11 @@ def test_card_lists_the_mixture(built) -> None:
 
 
 def test_caps_and_total(sample_env, tmp_path) -> None:
-    res = build("eo-instruct", sets=["mix.caps.scene_cls=3", "mix.total=20"], out=tmp_path / "capped", force=True)
+    res = build("eo-instruct", sets=["mix.caps.scene_cls=3", "mix.total=25"], out=tmp_path / "capped", force=True)
     mix = res.notes["mixture"]
     assert mix["scene_cls"]["rows"] == 3 and mix["scene_cls"]["available"] == 25
     wsum = sum(m["weight"] for m in mix.values())
-    assert mix["vqa"]["rows"] == min(mix["vqa"]["available"], round(20 * 1.5 / wsum))
+    assert mix["vqa"]["rows"] == min(mix["vqa"]["available"], round(25 * 1.5 / wsum))
     # only train rows are mixed; validation / test rows pass through to their own HF splits
     held = sum(n for per in res.notes["held_out"].values() for n in per.values())
     assert held > 0 and res.notes["split_guard"]["dropped"] == 0
