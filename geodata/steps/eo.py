@@ -139,8 +139,7 @@ def _objects(df: pl.DataFrame, tasks: set[str], ctx: StepContext, out: StepOutpu
                 if len(cb) > p["max_boxes"]:
                     out.drop("detection: more boxes than max_boxes", 1)
                 else:
-                    text = (f"Detect every {cat} in this image. Answer with one box per instance, separated "
-                            f"by spaces. {hint}")
+                    text = f"Detect every {cat} in this image. Answer with one box per instance. {hint}"
                     ans, sb = form.answer(cb, cat)
                     rows.append(_row(f"{base}-detection-{cat}", src, "detection", [image], text, ans,
                                      {**form.solution(sb), "category": cat}, split, category=cat))
