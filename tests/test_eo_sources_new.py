@@ -162,6 +162,12 @@ def _band(path: Path, value: int) -> None:
     Image.fromarray(np.full((6, 6), value, np.uint16)).save(path, format="TIFF")
 
 
+def _band_arr(path: Path, value: np.ndarray) -> None:
+    from PIL import Image
+
+    Image.fromarray(value.astype(np.uint16)).save(path, format="TIFF")
+
+
 _BANDS = ("B01", "B02", "B03", "B04", "B05", "B06", "B07", "B08", "B8A", "B09", "B11", "B12")
 
 
@@ -222,6 +228,44 @@ def test_bigearthnet_v2_parquet(tmp_path: Path) -> None:
     pl.DataFrame({"patch_id": ["x_1_2"], "labels": [["Farmland"]], "split": ["train"]}).write_parquet(tmp_path / "metadata.parquet")
     with pytest.raises(SourceError, match=r"unknown 19-class label\(s\) \['Farmland'\]"):
         _read("bigearthnet_s2", tmp_path)
+
+
+def test_bigearthnet_composite_same_bytes_from_two_folders(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The same release in two folders (one a later copy: other paths and mtimes) gives the same composite
+    name and bytes, and landcover_cls rows embed identical images; an edited band gets a fresh composite."""
+    import os
+    import shutil
+
+    from geodata.context import StepOutput
+    from geodata.dataset.writer import embed_images
+    from geodata.steps.eo_series import build_landcover
+
+    monkeypatch.setenv("GEODATA_CACHE", str(tmp_path / "cache"))
+    a = _ben_v1(tmp_path / "a" / "ben")
+    rng = np.random.default_rng(3)  # varied pixels, so the PNG encoder's output is exercised
+    for f in sorted(a.rglob("*_B0[234].tif")):
+        _band_arr(f, rng.integers(0, 4000, (6, 6)))
+    b = tmp_path / "elsewhere" / "b" / "ben"
+    shutil.copytree(a, b, copy_function=shutil.copyfile)  # fresh mtimes
+    ra, rb = (_read("bigearthnet_s2", r).rows.sort("key") for r in (a, b))
+    assert ra["image"].to_list() != rb["image"].to_list()  # two cache entries (keyed by location) ...
+    assert [Path(p).name for p in ra["image"]] == [Path(p).name for p in rb["image"]] == [
+        f"{k}.png" for k in ra["key"]]  # ... named by the patch id alone
+    assert [Path(p).read_bytes() for p in ra["image"]] == [Path(p).read_bytes() for p in rb["image"]]
+
+    def embedded(df: pl.DataFrame) -> list:
+        rows = build_landcover(df, {"landcover_cls"}, StepContext(), StepOutput(), {})
+        items, why = embed_images([r["images"] for r in rows], check=True)
+        assert why == [None] * len(rows) and len(rows) == 2
+        return items
+
+    assert embedded(ra) == embedded(rb)
+    old = Path(rb["image"][0]).read_bytes()
+    band = b / "BigEarthNet-v1.0" / rb["key"][0] / f"{rb['key'][0]}_B04.tif"
+    _band_arr(band, np.zeros((6, 6)))
+    os.utime(band, ns=(1, 1))
+    again = _read("bigearthnet_s2", b).rows.sort("key")
+    assert again["image"][0] != rb["image"][0] and Path(again["image"][0]).read_bytes() != old
 
 
 def test_bigearthnet_nothing_found(tmp_path: Path) -> None:

@@ -26,7 +26,9 @@ intertidal flats) are left out. A patch left without a label is a counted skip
 
 Image: the RGB bands B04 / B03 / B02 (10 m, 120×120) composed into an 8-bit PNG — reflectance
 scaled by ``255 / rgb_max`` and clipped — written once into geodata's cache
-(``$GEODATA_CACHE/bigearthnet_rgb/``; keyed by the band files' path, size and mtime). A patch lacking
+(``$GEODATA_CACHE/bigearthnet_rgb/<h>/<patch>.png``: the folder ``<h>`` keys the entry by the band
+files' path, size and mtime, the file name is the patch id and the PNG encoder settings are fixed, so the
+same release in two folders gives byte-identical images and shards). A patch lacking
 one of the three bands is a counted skip (``bigearthnet_s2: missing band``); v2 rows whose patch
 folder is absent likewise.
 
@@ -40,6 +42,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import threading
 from pathlib import Path
 
 import numpy as np
@@ -95,6 +98,8 @@ MULTILABEL_SCHEMA = {
     "labels_43": pl.List(pl.String),
 }
 _RGB = ("B04", "B03", "B02")
+#: bumped when the composite's pixels or encoding change (a new cache folder)
+_COMPOSITE_VERSION = 2
 
 
 def _read_band(path: Path) -> np.ndarray:
@@ -120,18 +125,30 @@ def compose_rgb(bands: list[Path], rgb_max: float = 3000.0) -> "Image.Image":  #
 
 
 def _rgb_png(bands: list[Path], key: str, rgb_max: float) -> str:
-    """The cached RGB PNG of ``bands`` (written when absent)."""
-    h = hashlib.sha256(f"{rgb_max}".encode())
+    """The cached RGB PNG of ``bands`` (written when absent): ``<cache>/bigearthnet_rgb/<h>/<patch>.png``.
+
+    The folder ``<h>`` keys the cache entry by the band files' resolved path, size and mtime (a moved or
+    edited release gets a fresh composite); the file name is only the patch id, so the image ``path`` a
+    shard stores — and, with the fixed PNG settings of :func:`write_png`, its bytes — do not depend on where
+    the release sits.
+    """
+    h = hashlib.sha256(f"{_COMPOSITE_VERSION}\0{rgb_max}".encode())
     for b in bands:
         st = b.stat()
         h.update(f"{b.resolve()}\0{st.st_size}\0{st.st_mtime_ns}\n".encode())
-    out = cache_dir() / "bigearthnet_rgb" / f"{key}_{h.hexdigest()[:16]}.png"
+    out = cache_dir() / "bigearthnet_rgb" / h.hexdigest()[:16] / f"{key}.png"
     if not out.is_file():
         out.parent.mkdir(parents=True, exist_ok=True)
-        tmp = out.with_name(f".{out.name}.tmp-{os.getpid()}")
-        compose_rgb(bands, rgb_max).save(tmp, format="PNG")
+        tmp = out.with_name(f".{out.name}.tmp-{os.getpid()}-{threading.get_ident()}")
+        write_png(compose_rgb(bands, rgb_max), tmp)
         os.replace(tmp, out)
     return str(out)
+
+
+def write_png(img: "Image.Image", path: Path) -> None:  # noqa: F821
+    """``img`` as a PNG with fixed encoder settings (zlib level 6, no optimisation, no metadata chunks),
+    so the same pixels give the same bytes."""
+    img.save(path, format="PNG", optimize=False, compress_level=6)
 
 
 def _layout(root: Path) -> str | None:
