@@ -11,9 +11,7 @@ import pytest
 
 from geodata.engine import build
 from geodata.registry import SOURCES, _load_all, get_reward, reward_for_task
-from geodata.steps.eo import ALL_TASKS  # the unified tasks and the image-sequence / land-cover ones
-
-EO_TASKS = tuple(t for t in ALL_TASKS if t != "landcover_cls")  # bigearthnet_s2 not wired
+from geodata.steps.eo import ALL_TASKS as EO_TASKS  # the unified tasks and the image-sequence / land-cover ones
 
 _load_all()
 # every reader of the EO family folder, found by where it is defined (no list to edit per source)
