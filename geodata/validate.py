@@ -377,8 +377,9 @@ def _check_schema(
 def _decode_image(data: bytes | None) -> str | None:
     """None when ``data`` decodes, else why not.
 
-    Checked like the writer checks (:func:`geodata.images.image_problem`): JPEGs decode at 1/8
-    scale (every byte is read), a very large image is never decoded at full size, and Pillow's
+    Checked like the writer checks (:func:`geodata.images.image_problem`): decoded in full up to
+    :data:`geodata.images.FULL_DECODE_PIXELS` (larger JPEGs at 1/8 scale, every byte read; every
+    PNG's pixel stream checked to its last row), a very large image is never decoded at full size, and Pillow's
     decompression-bomb guard does not call a big tile broken.
     """
     if not data:
@@ -597,7 +598,7 @@ def validate_dataset(
     name_or_path
         A dataset name under ``datasets_dir`` or the path of a built folder.
     images
-        Decode every image (the slow part: about 1 ms per JPEG, decoded at 1/8 scale).
+        Decode every image in full (the slow part; see :data:`geodata.images.FULL_DECODE_PIXELS`).
     rewards
         Run the reward self-check: every gold completion must score its task's ``max_score``.
     hashes
